@@ -1,0 +1,223 @@
+// Package herald is the domain of the Herald notification service: notifications, feeds and
+// their cursors, the errors every layer speaks, and the Store the adapters implement.
+//
+// It imports no adapter. HTTP lives in internal/httpapi, storage in internal/store/*, local
+// fan-out in internal/hub, and internal/app wires them together.
+package herald
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// BroadcastStream is the stream key of broadcasts. User ids are never empty, so it cannot collide
+// with a user's stream.
+const BroadcastStream = ""
+
+// DefaultType is the event type of a notification published without one.
+const DefaultType = "notification"
+
+// ControlPrefix starts every event type Herald itself emits on a stream (such as herald.missed).
+// Publishers may not use it, so clients can tell control events from notifications.
+const ControlPrefix = "herald."
+
+// Limits on identifiers, checked wherever they enter the system.
+const (
+	MaxUserLen = 256
+	MaxKeyLen  = 255
+	MaxTypeLen = 64
+)
+
+// Notification is one durable message in a feed: addressed to one user, or broadcast to all.
+type Notification struct {
+	// ID identifies the notification store-wide and orders the inbox (newest first).
+	ID int64
+	// User is the recipient; BroadcastStream ("") for a broadcast.
+	User string
+	// Seq is the position in its stream (the user's, or the broadcast stream): 1, 2, 3, … with no
+	// gap, assigned in the transaction that stores the notification.
+	Seq       uint64
+	Type      string
+	Data      json.RawMessage
+	CreatedAt time.Time
+	// ReadAt is when the reading user marked it read; zero when unread. Only inbox reads fill it,
+	// because a broadcast's read state is per user.
+	ReadAt time.Time
+}
+
+// Broadcast reports whether n was sent to everyone.
+func (n *Notification) Broadcast() bool { return n.User == BroadcastStream }
+
+// Draft is a notification as a publisher asks for it, before the store gives it identity.
+type Draft struct {
+	// To lists the recipients; empty when Broadcast is set.
+	To        []string
+	Broadcast bool
+	Type      string
+	Data      json.RawMessage
+	// Key is the idempotency key: a retried draft with the same key (within the same scope)
+	// returns the first result and stores nothing.
+	Key string
+}
+
+// Receipt is the result of appending one Draft.
+type Receipt struct {
+	// Notifications are those the draft created, one per recipient in the draft's order (one for a
+	// broadcast). For a replayed key only ID and User are set.
+	Notifications []Notification
+	// Replayed is true when the draft's key had been used before and nothing was created.
+	Replayed bool
+}
+
+// FeedPage is a consistent read of a user's feed after a cursor.
+type FeedPage struct {
+	// User and Broadcast hold each stream's notifications after the cursor, in sequence order, at
+	// most the requested limit of each.
+	User      []Notification
+	Broadcast []Notification
+	// Heads are the last sequence numbers of both streams at the moment of the read.
+	Heads Cursor
+}
+
+// InboxQuery selects a page of a user's inbox, newest first.
+type InboxQuery struct {
+	Limit int
+	// Before, when non-zero, returns only notifications with a smaller ID (the next page).
+	Before     int64
+	UnreadOnly bool
+	Types      []string
+}
+
+// InboxPage is one page of an inbox.
+type InboxPage struct {
+	Notifications []Notification
+	// NextBefore is the Before of the next page, or 0 when this is the last one.
+	NextBefore int64
+}
+
+// Retention says how much history the store keeps.
+type Retention struct {
+	// MaxAge removes notifications older than this; 0 keeps them regardless of age.
+	MaxAge time.Duration
+	// MaxPerStream keeps at most this many of the newest notifications of each user and of the
+	// broadcast stream; 0 keeps any number.
+	MaxPerStream int
+	// IdempotencyTTL is how long an idempotency key is remembered.
+	IdempotencyTTL time.Duration
+}
+
+// Store keeps notifications durably and answers every read the API needs. Every method that
+// names a user only ever sees that user's notifications and broadcasts.
+type Store interface {
+	// Append stores all drafts in one durable commit and returns a receipt per draft, in order.
+	// scope namespaces idempotency keys (one publisher's keys never collide with another's).
+	// It returns only after the commit is durable.
+	Append(ctx context.Context, scope string, drafts []Draft) ([]Receipt, error)
+	// Feed reads user's feed after cursor: at most limit notifications of each stream.
+	Feed(ctx context.Context, user string, after Cursor, limit int) (FeedPage, error)
+	// Stream reads one stream (a user id, or BroadcastStream) after seq, at most limit.
+	Stream(ctx context.Context, stream string, after uint64, limit int) ([]Notification, error)
+	// Heads returns the last sequence numbers of user's stream and of the broadcast stream.
+	Heads(ctx context.Context, user string) (Cursor, error)
+
+	Inbox(ctx context.Context, user string, q InboxQuery) (InboxPage, error)
+	// Get returns one notification of user's inbox, or a not_found error.
+	Get(ctx context.Context, user string, id int64) (Notification, error)
+	// SetRead marks one notification read (or unread) for user; not_found if it is not theirs.
+	SetRead(ctx context.Context, user string, id int64, read bool) error
+	// ReadAll marks every notification in user's inbox read and returns how many changed.
+	ReadAll(ctx context.Context, user string) (int64, error)
+	UnreadCount(ctx context.Context, user string) (int64, error)
+
+	// Prune removes what retention no longer keeps and returns the number of notifications removed.
+	Prune(ctx context.Context, r Retention) (int64, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+var typePattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+
+// ValidateType checks an event type a publisher or subscriber names.
+func ValidateType(t string) error {
+	if !typePattern.MatchString(t) {
+		return Errorf(EINVALID, "type %q must be 1-%d characters of A-Z a-z 0-9 _ . : -", truncate(t, 80), MaxTypeLen)
+	}
+	if strings.HasPrefix(t, ControlPrefix) {
+		return Errorf(EINVALID, "type %q: the prefix %q is reserved for Herald's own events", t, ControlPrefix)
+	}
+	return nil
+}
+
+// ValidateUser checks a user id: non-empty, valid UTF-8, no control characters, bounded.
+func ValidateUser(u string) error {
+	if u == "" {
+		return Errorf(EINVALID, "user id must not be empty")
+	}
+	if len(u) > MaxUserLen {
+		return Errorf(EINVALID, "user id is longer than %d bytes", MaxUserLen)
+	}
+	if !printable(u) {
+		return Errorf(EINVALID, "user id must be UTF-8 without control characters")
+	}
+	return nil
+}
+
+// ValidateKey checks an idempotency key.
+func ValidateKey(k string) error {
+	if len(k) == 0 || len(k) > MaxKeyLen {
+		return Errorf(EINVALID, "idempotency key must be 1-%d bytes", MaxKeyLen)
+	}
+	if !printable(k) {
+		return Errorf(EINVALID, "idempotency key must be UTF-8 without control characters")
+	}
+	return nil
+}
+
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return false
+		}
+	}
+	return true
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// Fingerprint identifies what a draft asks for, so a retried key can be told apart from a key
+// reused for a different request.
+func (d *Draft) Fingerprint() []byte {
+	h := sha256.New()
+	// Length-prefixed fields: no two different drafts encode to the same bytes.
+	field := func(b []byte) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	if d.Broadcast {
+		field([]byte{1})
+	} else {
+		field([]byte{0})
+	}
+	for _, u := range d.To {
+		field([]byte(u))
+	}
+	field([]byte(d.Type))
+	field(d.Data)
+	return h.Sum(nil)
+}

@@ -1,0 +1,279 @@
+// Package httpapi serves Herald's public API v1: publishing, the SSE stream, and the inbox.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/hub"
+)
+
+// Identity tells who is calling. Issue-specific authenticators (JWT, API keys) implement it;
+// DevIdentity is the no-auth development mode.
+type Identity interface {
+	// Subscriber returns the user whose feed the request may read.
+	Subscriber(r *http.Request) (user string, err error)
+	// Publisher returns the scope of the publisher's idempotency keys.
+	Publisher(r *http.Request) (scope string, err error)
+}
+
+// DevIdentity trusts the ?user= query parameter and lets anyone publish. It is only for a server
+// bound to loopback.
+type DevIdentity struct{}
+
+// Subscriber returns the ?user= parameter.
+func (DevIdentity) Subscriber(r *http.Request) (string, error) {
+	u := r.URL.Query().Get("user")
+	if u == "" {
+		return "", herald.Errorf(herald.EUNAUTHORIZED, "dev mode: name the user with ?user=<id>")
+	}
+	if err := herald.ValidateUser(u); err != nil {
+		return "", err
+	}
+	return u, nil
+}
+
+// Publisher lets anyone publish, all in one idempotency scope.
+func (DevIdentity) Publisher(*http.Request) (string, error) { return "", nil }
+
+// Options configure the API. Zero limits take the defaults in Defaults.
+type Options struct {
+	Store    herald.Store
+	Hub      *hub.Hub
+	Identity Identity
+	Logger   *slog.Logger
+
+	Heartbeat    time.Duration // comment sent on an idle stream
+	WriteTimeout time.Duration // deadline of each write to a stream
+	Retry        time.Duration // reconnection delay hinted to clients
+	ReplayPage   int           // notifications read from the store per replay step
+
+	MaxBody       int64 // bytes of a publish request
+	MaxBatchBody  int64 // bytes of a batch request
+	MaxPayload    int64 // bytes of one notification's data
+	MaxRecipients int   // users in one notification's "to"
+	MaxBatch      int   // notifications in one batch
+	MaxTypes      int   // types in one ?types= filter
+}
+
+// Defaults are the limits used where Options leave zero.
+var Defaults = Options{
+	Heartbeat:     15 * time.Second,
+	WriteTimeout:  10 * time.Second,
+	Retry:         2 * time.Second,
+	ReplayPage:    256,
+	MaxBody:       1 << 20,
+	MaxBatchBody:  16 << 20,
+	MaxPayload:    64 << 10,
+	MaxRecipients: 1000,
+	MaxBatch:      1000,
+	MaxTypes:      32,
+}
+
+// API holds the handlers' dependencies.
+type API struct {
+	opts Options
+	log  *slog.Logger
+
+	slowDisconnects atomic.Int64
+}
+
+// New returns the API. Store and Hub are required.
+func New(opts Options) *API {
+	d := Defaults
+	setDefault(&opts.Heartbeat, d.Heartbeat)
+	setDefault(&opts.WriteTimeout, d.WriteTimeout)
+	setDefault(&opts.Retry, d.Retry)
+	setDefault(&opts.ReplayPage, d.ReplayPage)
+	setDefault(&opts.MaxBody, d.MaxBody)
+	setDefault(&opts.MaxBatchBody, d.MaxBatchBody)
+	setDefault(&opts.MaxPayload, d.MaxPayload)
+	setDefault(&opts.MaxRecipients, d.MaxRecipients)
+	setDefault(&opts.MaxBatch, d.MaxBatch)
+	setDefault(&opts.MaxTypes, d.MaxTypes)
+	if opts.Identity == nil {
+		opts.Identity = DevIdentity{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &API{opts: opts, log: opts.Logger}
+}
+
+func setDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}
+
+// SlowDisconnects counts streams closed because their client did not keep up.
+func (a *API) SlowDisconnects() int64 { return a.slowDisconnects.Load() }
+
+// Routes lists every route the API serves, as "METHOD /pattern". The OpenAPI test checks the
+// documentation against it.
+func (a *API) Routes() []string {
+	var rs []string
+	for _, r := range a.routes() {
+		rs = append(rs, r.pattern)
+	}
+	return rs
+}
+
+type route struct {
+	pattern string
+	handler http.HandlerFunc
+}
+
+func (a *API) routes() []route {
+	return []route{
+		{"POST /v1/notifications", a.publish},
+		{"POST /v1/notifications/batch", a.publishBatch},
+		{"GET /v1/stream", a.stream},
+		{"GET /v1/notifications", a.inbox},
+		{"GET /v1/notifications/unread-count", a.unreadCount},
+		{"POST /v1/notifications/read-all", a.readAll},
+		{"GET /v1/notifications/{id}", a.get},
+		{"POST /v1/notifications/{id}/read", a.markRead},
+		{"DELETE /v1/notifications/{id}/read", a.markUnread},
+		{"GET /healthz", a.healthz},
+		{"GET /readyz", a.readyz},
+	}
+}
+
+// Handler returns the API's http.Handler. Anything no route matches gets a JSON 404 or 405.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, r := range a.routes() {
+		mux.HandleFunc(r.pattern, r.handler)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			// A bug in one handler must not take the process down or show a stack to a client.
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				a.log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", v)
+				a.writeError(w, r, herald.Internal(nil, "panic"))
+			}
+		}()
+		if _, pattern := mux.Handler(r); pattern == "" {
+			a.unrouted(mux, w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// unrouted answers what the mux would answer (404, or 405 with Allow) but in JSON.
+func (a *API) unrouted(mux *http.ServeMux, w http.ResponseWriter, r *http.Request) {
+	rec := &statusRecorder{header: http.Header{}}
+	mux.ServeHTTP(rec, r)
+	if rec.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", rec.header.Get("Allow"))
+		writeJSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "method "+r.Method+" is not allowed here")
+		return
+	}
+	writeJSONError(w, http.StatusNotFound, herald.ENOTFOUND, "no such endpoint")
+}
+
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (s *statusRecorder) Header() http.Header         { return s.header }
+func (s *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (s *statusRecorder) WriteHeader(code int)        { s.status = code }
+
+// statusOf is the one mapping of error codes to HTTP statuses.
+func statusOf(code string) int {
+	switch code {
+	case herald.EINVALID:
+		return http.StatusBadRequest
+	case herald.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case herald.EFORBIDDEN:
+		return http.StatusForbidden
+	case herald.ENOTFOUND:
+		return http.StatusNotFound
+	case herald.ECONFLICT:
+		return http.StatusConflict
+	case herald.ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
+	case herald.EUNSUPPORTED:
+		return http.StatusUnsupportedMediaType
+	case herald.ERATELIMITED:
+		return http.StatusTooManyRequests
+	case herald.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// writeError answers with err's status and JSON body. Only errors the client cannot be blamed
+// for are logged; their detail never reaches the client.
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := herald.ErrorCode(err)
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the client left; nobody to answer
+	}
+	status := statusOf(code)
+	if status >= 500 {
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSONError(w, status, code, herald.ErrorMessage(err))
+}
+
+func writeJSONError(w http.ResponseWriter, status int, code, message string) {
+	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": message}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := a.opts.Store.Ping(ctx); err != nil {
+		a.log.Warn("not ready", "err", err)
+		writeJSONError(w, http.StatusServiceUnavailable, herald.EUNAVAILABLE, "store unreachable")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// splitList splits a comma-separated query value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

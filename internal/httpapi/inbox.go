@@ -1,0 +1,185 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/heraldhq/herald"
+)
+
+// inboxItem is a notification as the inbox shows it: the stream envelope plus read state.
+type inboxItem struct {
+	ID        string     `json:"id"`
+	Type      string     `json:"type"`
+	Data      rawJSON    `json:"data"`
+	CreatedAt time.Time  `json:"created_at"`
+	Broadcast bool       `json:"broadcast"`
+	Read      bool       `json:"read"`
+	ReadAt    *time.Time `json:"read_at"`
+}
+
+// rawJSON is stored, already-compact JSON, written as is.
+type rawJSON []byte
+
+func (r rawJSON) MarshalJSON() ([]byte, error) { return r, nil }
+
+func toItem(n *herald.Notification) inboxItem {
+	it := inboxItem{
+		ID:        strconv.FormatInt(n.ID, 10),
+		Type:      n.Type,
+		Data:      rawJSON(n.Data),
+		CreatedAt: n.CreatedAt,
+		Broadcast: n.Broadcast(),
+	}
+	if !n.ReadAt.IsZero() {
+		t := n.ReadAt
+		it.Read, it.ReadAt = true, &t
+	}
+	return it
+}
+
+const (
+	defaultInboxLimit = 20
+	maxInboxLimit     = 100
+)
+
+func (a *API) inbox(w http.ResponseWriter, r *http.Request) {
+	user, err := a.opts.Identity.Subscriber(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	iq := herald.InboxQuery{Limit: defaultInboxLimit}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxInboxLimit {
+			a.writeError(w, r, herald.Errorf(herald.EINVALID, "limit must be a number from 1 to %d", maxInboxLimit))
+			return
+		}
+		iq.Limit = n
+	}
+	if v := q.Get("before"); v != "" {
+		if iq.Before, err = parseID(v); err != nil {
+			a.writeError(w, r, herald.Errorf(herald.EINVALID, "before must be a notification id"))
+			return
+		}
+	}
+	if v := q.Get("unread"); v != "" {
+		if iq.UnreadOnly, err = strconv.ParseBool(v); err != nil {
+			a.writeError(w, r, herald.Errorf(herald.EINVALID, "unread must be true or false"))
+			return
+		}
+	}
+	filter, err := a.parseTypes(q["types"])
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	for t := range filter {
+		iq.Types = append(iq.Types, t)
+	}
+	page, err := a.opts.Store.Inbox(r.Context(), user, iq)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	resp := struct {
+		Notifications []inboxItem `json:"notifications"`
+		NextBefore    *string     `json:"next_before"`
+	}{Notifications: make([]inboxItem, 0, len(page.Notifications))}
+	for i := range page.Notifications {
+		resp.Notifications = append(resp.Notifications, toItem(&page.Notifications[i]))
+	}
+	if page.NextBefore != 0 {
+		s := strconv.FormatInt(page.NextBefore, 10)
+		resp.NextBefore = &s
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (a *API) get(w http.ResponseWriter, r *http.Request) {
+	user, id, ok := a.userAndID(w, r)
+	if !ok {
+		return
+	}
+	n, err := a.opts.Store.Get(r.Context(), user, id)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toItem(&n))
+}
+
+func (a *API) markRead(w http.ResponseWriter, r *http.Request)   { a.setRead(w, r, true) }
+func (a *API) markUnread(w http.ResponseWriter, r *http.Request) { a.setRead(w, r, false) }
+
+func (a *API) setRead(w http.ResponseWriter, r *http.Request, read bool) {
+	user, id, ok := a.userAndID(w, r)
+	if !ok {
+		return
+	}
+	if err := a.opts.Store.SetRead(r.Context(), user, id, read); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) readAll(w http.ResponseWriter, r *http.Request) {
+	user, err := a.opts.Identity.Subscriber(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	n, err := a.opts.Store.ReadAll(r.Context(), user)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int64{"updated": n})
+}
+
+func (a *API) unreadCount(w http.ResponseWriter, r *http.Request) {
+	user, err := a.opts.Identity.Subscriber(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	n, err := a.opts.Store.UnreadCount(r.Context(), user)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int64{"unread": n})
+}
+
+func (a *API) userAndID(w http.ResponseWriter, r *http.Request) (string, int64, bool) {
+	user, err := a.opts.Identity.Subscriber(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return "", 0, false
+	}
+	id, err := parseID(r.PathValue("id"))
+	if err != nil {
+		a.writeError(w, r, herald.Errorf(herald.EINVALID, "%q is not a notification id", truncateText(r.PathValue("id"), 40)))
+		return "", 0, false
+	}
+	return user, id, true
+}
+
+// parseID parses a notification id: a positive decimal int64.
+func parseID(s string) (int64, error) {
+	if len(s) == 0 || len(s) > 19 || s[0] == '0' || s[0] == '+' || s[0] == '-' {
+		return 0, strconv.ErrSyntax
+	}
+	return strconv.ParseInt(s, 10, 64)
+}
+
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

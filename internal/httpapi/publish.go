@@ -1,0 +1,265 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/heraldhq/herald"
+)
+
+// publishRequest is the JSON body of one notification. Pointers tell "absent" from "zero".
+type publishRequest struct {
+	To        []string        `json:"to"`
+	Broadcast *bool           `json:"broadcast"`
+	Type      *string         `json:"type"`
+	Data      json.RawMessage `json:"data"`
+	Key       *string         `json:"key"`
+}
+
+type batchRequest struct {
+	Notifications []json.RawMessage `json:"notifications"`
+}
+
+type publishedItem struct {
+	ID   string `json:"id"`
+	User string `json:"user,omitempty"`
+}
+
+type publishResponse struct {
+	Notifications []publishedItem `json:"notifications"`
+}
+
+func (a *API) publish(w http.ResponseWriter, r *http.Request) {
+	scope, err := a.opts.Identity.Publisher(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	body, err := readJSONBody(w, r, a.opts.MaxBody)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	d, err := a.parseDraft(body, "")
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if err := mergeKeyHeader(&d, r.Header.Get("Idempotency-Key")); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	a.commit(w, r, scope, []herald.Draft{d})
+}
+
+func (a *API) publishBatch(w http.ResponseWriter, r *http.Request) {
+	scope, err := a.opts.Identity.Publisher(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if r.Header.Get("Idempotency-Key") != "" {
+		a.writeError(w, r, herald.Errorf(herald.EINVALID, "a batch takes a \"key\" per notification, not an Idempotency-Key header"))
+		return
+	}
+	body, err := readJSONBody(w, r, a.opts.MaxBatchBody)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	var req batchRequest
+	if err := decodeStrict(body, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	switch {
+	case req.Notifications == nil:
+		a.writeError(w, r, herald.Errorf(herald.EINVALID, "\"notifications\" is required"))
+		return
+	case len(req.Notifications) == 0:
+		a.writeError(w, r, herald.Errorf(herald.EINVALID, "\"notifications\" must not be empty"))
+		return
+	case len(req.Notifications) > a.opts.MaxBatch:
+		a.writeError(w, r, herald.Errorf(herald.ETOOLARGE, "a batch holds at most %d notifications, not %d", a.opts.MaxBatch, len(req.Notifications)))
+		return
+	}
+	drafts := make([]herald.Draft, len(req.Notifications))
+	for i, raw := range req.Notifications {
+		if drafts[i], err = a.parseDraft(raw, fmt.Sprintf("notifications[%d]: ", i)); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+	}
+	a.commit(w, r, scope, drafts)
+}
+
+// commit stores the drafts, fans the new notifications out, and answers 201 with their ids.
+func (a *API) commit(w http.ResponseWriter, r *http.Request, scope string, drafts []herald.Draft) {
+	receipts, err := a.opts.Store.Append(r.Context(), scope, drafts)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	resp := publishResponse{Notifications: []publishedItem{}}
+	replayed := true
+	for _, rc := range receipts {
+		if !rc.Replayed {
+			replayed = false
+			a.opts.Hub.Publish(rc.Notifications)
+		}
+		for _, n := range rc.Notifications {
+			resp.Notifications = append(resp.Notifications, publishedItem{ID: strconv.FormatInt(n.ID, 10), User: n.User})
+		}
+	}
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, http.StatusCreated, resp)
+}
+
+func mergeKeyHeader(d *herald.Draft, header string) error {
+	if header == "" {
+		return nil
+	}
+	if err := herald.ValidateKey(header); err != nil {
+		return err
+	}
+	if d.Key != "" && d.Key != header {
+		return herald.Errorf(herald.EINVALID, "the Idempotency-Key header and the body's \"key\" differ")
+	}
+	d.Key = header
+	return nil
+}
+
+// parseDraft validates one notification. prefix locates it in a batch for error messages.
+func (a *API) parseDraft(raw []byte, prefix string) (herald.Draft, error) {
+	var d herald.Draft
+	var req publishRequest
+	if err := decodeStrict(raw, &req); err != nil {
+		return d, prefixed(prefix, err)
+	}
+	bad := func(format string, args ...any) (herald.Draft, error) {
+		return d, herald.Errorf(herald.EINVALID, prefix+format, args...)
+	}
+	broadcast := req.Broadcast != nil && *req.Broadcast
+	switch {
+	case broadcast && req.To != nil:
+		return bad("give either \"to\" or \"broadcast\": true, not both")
+	case req.Broadcast != nil && !broadcast:
+		return bad("\"broadcast\" may only be true; leave it out to address users with \"to\"")
+	case !broadcast && req.To == nil:
+		return bad("\"to\" (a list of user ids) or \"broadcast\": true is required")
+	case !broadcast && len(req.To) == 0:
+		return bad("\"to\" must name at least one user")
+	case len(req.To) > a.opts.MaxRecipients:
+		return d, herald.Errorf(herald.ETOOLARGE, prefix+"\"to\" holds at most %d users, not %d", a.opts.MaxRecipients, len(req.To))
+	}
+	d.Broadcast = broadcast
+	// Each user gets one notification, however often they are named.
+	seen := make(map[string]bool, len(req.To))
+	for i, u := range req.To {
+		if err := herald.ValidateUser(u); err != nil {
+			return d, prefixed(fmt.Sprintf("%sto[%d]: ", prefix, i), err)
+		}
+		if !seen[u] {
+			seen[u] = true
+			d.To = append(d.To, u)
+		}
+	}
+	d.Type = herald.DefaultType
+	if req.Type != nil {
+		if err := herald.ValidateType(*req.Type); err != nil {
+			return d, prefixed(prefix, err)
+		}
+		d.Type = *req.Type
+	}
+	d.Data = json.RawMessage("null")
+	if req.Data != nil {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, req.Data); err != nil {
+			return bad("\"data\" is not valid JSON")
+		}
+		if int64(buf.Len()) > a.opts.MaxPayload {
+			return d, herald.Errorf(herald.ETOOLARGE, prefix+"\"data\" is %d bytes; the limit is %d", buf.Len(), a.opts.MaxPayload)
+		}
+		d.Data = buf.Bytes()
+	}
+	if req.Key != nil {
+		if err := herald.ValidateKey(*req.Key); err != nil {
+			return d, prefixed(prefix, err)
+		}
+		d.Key = *req.Key
+	}
+	return d, nil
+}
+
+func prefixed(prefix string, err error) error {
+	var e *herald.Error
+	if prefix == "" || !errors.As(err, &e) {
+		return err
+	}
+	return &herald.Error{Code: e.Code, Message: prefix + e.Message, Err: e.Err}
+}
+
+// readJSONBody checks the content type and reads at most limit bytes of body.
+func readJSONBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return nil, herald.Errorf(herald.EUNSUPPORTED, "send the body as Content-Type: application/json")
+	}
+	if r.ContentLength > limit {
+		return nil, herald.Errorf(herald.ETOOLARGE, "the body is %d bytes; the limit is %d", r.ContentLength, limit)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, herald.Errorf(herald.ETOOLARGE, "the body is larger than %d bytes", limit)
+	case err != nil:
+		return nil, herald.Errorf(herald.EINVALID, "could not read the body")
+	}
+	return body, nil
+}
+
+// decodeStrict decodes one JSON value, refusing unknown fields and trailing data.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return herald.Errorf(herald.EINVALID, "malformed JSON: %s", jsonProblem(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return herald.Errorf(herald.EINVALID, "malformed JSON: unexpected data after the object")
+	}
+	return nil
+}
+
+// jsonProblem describes a decoding error without echoing large chunks of the input.
+func jsonProblem(err error) string {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return "empty body"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "unexpected end of input"
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("syntax error at byte %d", syntax.Offset)
+	case errors.As(err, &typ):
+		if typ.Field != "" {
+			return fmt.Sprintf("%q must be %s, not %s", typ.Field, typ.Type.String(), typ.Value)
+		}
+		return fmt.Sprintf("expected %s, not %s", typ.Type.String(), typ.Value)
+	}
+	msg := err.Error()
+	if len(msg) > 120 {
+		msg = msg[:120]
+	}
+	return msg
+}

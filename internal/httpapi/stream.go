@@ -1,0 +1,354 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/sse"
+)
+
+// MissedType is the control event a stream sends when notifications between the client's cursor
+// and what the store still holds are gone (retention), or when the cursor is unknown to the
+// store. Its id moves the client's cursor past the hole, so the event is sent once.
+const MissedType = herald.ControlPrefix + "missed"
+
+// stream serves GET /v1/stream.
+//
+// The subscription is registered before anything is read from the store, so nothing committed
+// in between is missed; each stream's position (the cursor) then decides what is new: events at
+// or below it were already sent, the next one is sent, and one beyond the next means a gap that
+// is read from the store. Replay after a reconnect is the same gap, from the client's cursor.
+func (a *API) stream(w http.ResponseWriter, r *http.Request) {
+	user, err := a.opts.Identity.Subscriber(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	raw := r.Header.Get("Last-Event-ID")
+	if raw == "" {
+		raw = q.Get("last_event_id")
+	}
+	var cursor herald.Cursor
+	if raw != "" {
+		if cursor, err = herald.ParseCursor(raw); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+	}
+	filter, err := a.parseTypes(q["types"])
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+
+	sub, err := a.opts.Hub.Subscribe(user)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	defer sub.Close()
+
+	c := &conn{
+		api:    a,
+		user:   user,
+		filter: filter,
+		sub:    sub,
+		w:      w,
+		rc:     http.NewResponseController(w),
+		pos:    cursor,
+	}
+	var hello bool
+	if raw == "" {
+		// A new client starts at the present. Telling it the present as an id right away means a
+		// reconnect before its first notification still resumes from here.
+		if c.pos, err = a.opts.Store.Heads(r.Context(), user); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		hello = true
+	}
+
+	// The server's ReadTimeout would end a long stream; this request has no body left to read.
+	_ = c.rc.SetReadDeadline(time.Time{})
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer this response
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+
+	c.buf = sse.AppendComment(c.buf, "herald stream")
+	c.buf = sse.AppendRetry(c.buf, a.opts.Retry.Milliseconds())
+	if hello {
+		c.buf = sse.AppendID(c.buf, c.pos.String())
+		c.buf, _ = sse.AppendEvent(c.buf, "", herald.ControlPrefix+"connected", []byte(`{"cursor":"`+c.pos.String()+`"}`))
+		c.sent = c.pos
+	}
+	if err := c.flush(); err != nil {
+		return
+	}
+	err = c.run(r.Context(), raw != "")
+	switch {
+	case errors.Is(err, errSlow):
+		a.slowDisconnects.Add(1)
+		a.log.Info("stream closed: client too slow", "reason", "slow_consumer", "queue", a.opts.Hub.Stats())
+	case err != nil && r.Context().Err() == nil:
+		a.log.Debug("stream closed", "err", err)
+	}
+}
+
+var errSlow = errors.New("client too slow: queue overflowed")
+
+// conn is the writer side of one stream.
+type conn struct {
+	api    *API
+	user   string
+	filter map[string]bool // nil: every type
+	sub    *hub.Subscription
+	w      http.ResponseWriter
+	rc     *http.ResponseController
+
+	pos  herald.Cursor // everything up to here has been handled (sent or filtered out)
+	sent herald.Cursor // the id the client last received
+	buf  []byte
+}
+
+func (c *conn) run(ctx context.Context, catchUp bool) error {
+	heartbeat := time.NewTicker(c.api.opts.Heartbeat)
+	defer heartbeat.Stop()
+	var events []*hub.Event
+	// caughtUp says the last thing done was reading the store. A queue that overflowed meanwhile
+	// filled up because the replay took time, not because the client is slow.
+	caughtUp := false
+	for {
+		if catchUp {
+			if err := c.catchUp(ctx); err != nil {
+				return err
+			}
+			catchUp, caughtUp = false, true
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.sub.Done():
+			return nil
+		case <-heartbeat.C:
+			c.buf = sse.AppendComment(c.buf, "")
+			if err := c.flush(); err != nil {
+				return err
+			}
+		case <-c.sub.Ready():
+			var overflowed bool
+			events, overflowed = c.sub.Take(events)
+			if overflowed {
+				if !caughtUp {
+					return errSlow
+				}
+				catchUp = true
+				continue
+			}
+			caughtUp = false
+			if catchUp = c.deliver(events); !catchUp {
+				if err := c.flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// deliver encodes the live events that follow the cursor and reports whether one left a gap.
+func (c *conn) deliver(events []*hub.Event) (gap bool) {
+	for _, ev := range events {
+		have := c.pos.Of(ev.User)
+		switch {
+		case ev.Seq <= have:
+			continue
+		case ev.Seq > have+1:
+			return true
+		}
+		c.pos = c.pos.With(ev.User, ev.Seq)
+		if c.wanted(ev.Type) {
+			c.buf = c.appendEvent(c.buf, ev.Frame(encodeNotification))
+		}
+	}
+	return false
+}
+
+func (c *conn) wanted(typ string) bool { return c.filter == nil || c.filter[typ] }
+
+func (c *conn) appendEvent(dst, frame []byte) []byte {
+	dst = append(dst, "id: "...)
+	dst = c.pos.Append(dst)
+	dst = append(dst, '\n')
+	c.sent = c.pos
+	return append(dst, frame...)
+}
+
+// catchUp sends everything the store holds after the cursor, a page at a time.
+func (c *conn) catchUp(ctx context.Context) error {
+	page := c.api.opts.ReplayPage
+	for {
+		fp, err := c.api.opts.Store.Feed(ctx, c.user, c.pos, page)
+		if err != nil {
+			return err
+		}
+		c.checkHoles(&fp)
+		// Merge the streams in commit order, but only as far as both are known: past the last
+		// event of a full page, the other stream could overtake what the next page holds.
+		limit := int64(1<<63 - 1)
+		if len(fp.User) == page {
+			limit = fp.User[page-1].ID
+		}
+		if len(fp.Broadcast) == page {
+			limit = min(limit, fp.Broadcast[page-1].ID)
+		}
+		u, b := fp.User, fp.Broadcast
+		for {
+			var n *herald.Notification
+			switch {
+			case len(u) > 0 && (len(b) == 0 || u[0].ID < b[0].ID):
+				n, u = &u[0], u[1:]
+			case len(b) > 0:
+				n, b = &b[0], b[1:]
+			}
+			if n == nil || n.ID > limit {
+				break
+			}
+			c.pos = c.pos.With(n.User, n.Seq)
+			if c.wanted(n.Type) {
+				c.buf = c.appendEvent(c.buf, encodeNotification(n))
+			}
+			if len(c.buf) >= 32<<10 {
+				if err := c.flush(); err != nil {
+					return err
+				}
+			}
+		}
+		more := limit != 1<<63-1
+		if !more && c.sent != c.pos {
+			// Filtered-out notifications still move the cursor; an id-only frame lets the next
+			// reconnect start past them.
+			c.buf = sse.AppendID(c.buf, c.pos.String())
+			c.buf = append(c.buf, '\n')
+			c.sent = c.pos
+		}
+		if err := c.flush(); err != nil {
+			return err
+		}
+		if !more {
+			return nil
+		}
+	}
+}
+
+// checkHoles finds the parts of each stream between the cursor and the first notification kept
+// that are no longer in the store, moves the cursor past them, and tells the client.
+func (c *conn) checkHoles(fp *herald.FeedPage) {
+	reason := ""
+	lost := func() {
+		if reason == "" {
+			reason = "retention"
+		}
+	}
+	check := func(stream string, ns []herald.Notification, head uint64) {
+		have := c.pos.Of(stream)
+		switch {
+		case have > head:
+			// A cursor from the future: another server's, or a store restored from a backup.
+			reason = "unknown_cursor"
+			c.pos = c.pos.With(stream, head)
+		case len(ns) > 0 && ns[0].Seq > have+1:
+			lost()
+			c.pos = c.pos.With(stream, ns[0].Seq-1)
+		case len(ns) == 0 && head > have:
+			lost()
+			c.pos = c.pos.With(stream, head)
+		}
+	}
+	check(c.user, fp.User, fp.Heads.User)
+	check(herald.BroadcastStream, fp.Broadcast, fp.Heads.Broadcast)
+	if reason == "" {
+		return
+	}
+	data := []byte(`{"reason":"`)
+	data = append(data, reason...)
+	data = append(data, `","message":"some notifications after your cursor are no longer available; refresh from the inbox","cursor":"`...)
+	data = c.pos.Append(data)
+	data = append(data, `"}`...)
+	c.buf = sse.AppendID(c.buf, c.pos.String())
+	c.buf, _ = sse.AppendEvent(c.buf, "", MissedType, data)
+	c.sent = c.pos
+}
+
+// flush writes what is buffered, bounded by the write deadline: a peer that stopped reading
+// cannot hold this goroutine longer than WriteTimeout.
+func (c *conn) flush() error {
+	if len(c.buf) == 0 {
+		return nil
+	}
+	if err := c.rc.SetWriteDeadline(time.Now().Add(c.api.opts.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	_, err := c.w.Write(c.buf)
+	if err == nil {
+		err = c.rc.Flush()
+	}
+	c.buf = c.buf[:0]
+	if cap(c.buf) > 64<<10 {
+		c.buf = nil // a large replay page must not stay pinned to an idle connection
+	}
+	return err
+}
+
+func (a *API) parseTypes(values []string) (map[string]bool, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	filter := map[string]bool{}
+	for _, v := range values {
+		for _, t := range splitList(v) {
+			if err := herald.ValidateType(t); err != nil {
+				return nil, err
+			}
+			filter[t] = true
+		}
+	}
+	if len(filter) == 0 {
+		return nil, herald.Errorf(herald.EINVALID, "types must name at least one type")
+	}
+	if len(filter) > a.opts.MaxTypes {
+		return nil, herald.Errorf(herald.EINVALID, "types names at most %d types", a.opts.MaxTypes)
+	}
+	return filter, nil
+}
+
+// encodeNotification is the event every subscriber of n receives, less its id line: the type as
+// the SSE event name and the JSON envelope as data.
+func encodeNotification(n *herald.Notification) []byte {
+	b := make([]byte, 0, 96+len(n.Type)*2+len(n.Data))
+	b, _ = sse.AppendEvent(b, "", n.Type, appendEnvelope(nil, n))
+	return b
+}
+
+// appendEnvelope appends {"id","type","data","created_at","broadcast"}. Types are validated to a
+// JSON-safe alphabet and data is compact JSON, so no escaping is needed beyond the id.
+func appendEnvelope(b []byte, n *herald.Notification) []byte {
+	b = append(b, `{"id":"`...)
+	b = strconv.AppendInt(b, n.ID, 10)
+	b = append(b, `","type":"`...)
+	b = append(b, n.Type...)
+	b = append(b, `","data":`...)
+	b = append(b, n.Data...)
+	b = append(b, `,"created_at":"`...)
+	b = n.CreatedAt.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","broadcast":`...)
+	b = strconv.AppendBool(b, n.Broadcast())
+	return append(b, '}')
+}

@@ -1,0 +1,413 @@
+// Package hub fans committed notifications out to the subscriptions open on this node.
+//
+// Each stream (a user's, and the broadcast stream) is delivered in sequence order: an event that
+// arrives ahead of its predecessors (two publishers committing back to back, or a bus delivering
+// out of order) waits briefly for them, and if they do not come the hub reads them from the
+// store. A subscription never blocks the hub: its queue is bounded, and when it overflows the
+// subscription is marked and left to its owner, which catches up from the store or disconnects.
+package hub
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heraldhq/herald"
+)
+
+// Source is where the hub repairs a gap in a stream: the store.
+type Source interface {
+	Stream(ctx context.Context, stream string, after uint64, limit int) ([]herald.Notification, error)
+}
+
+// Options configure a Hub.
+type Options struct {
+	// QueueSize bounds the events waiting for one subscription; 256 when zero.
+	QueueSize int
+	// MaxPerUser bounds one user's open subscriptions on this node; 0 for no bound.
+	MaxPerUser int
+	// GapTimeout is how long an out-of-order event waits for its predecessors before the hub
+	// reads them from Source; 200ms when zero.
+	GapTimeout time.Duration
+	Source     Source
+	Logger     *slog.Logger
+}
+
+// maxPending bounds the out-of-order events one stream holds; beyond it the hub repairs at once.
+const maxPending = 1024
+
+// Hub is the local fan-out. The zero value is not usable; call New.
+type Hub struct {
+	opts Options
+	log  *slog.Logger
+
+	mu        sync.Mutex
+	closed    bool
+	streams   map[string]*stream // user id → stream; BroadcastStream is always present
+	broadcast *stream
+
+	ctx    context.Context // cancelled by Close; parent of gap repairs
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	subscriptions atomic.Int64
+	overflows     atomic.Int64
+	repairs       atomic.Int64
+}
+
+type stream struct {
+	key string
+	// next is the sequence number to emit next; 0 until the first event sets the baseline.
+	next      uint64
+	pending   []*Event // sorted, all > next
+	timer     *time.Timer
+	repairing bool
+	subs      map[*Subscription]struct{}
+}
+
+// Event is a committed notification as the hub hands it to subscriptions. One Event is shared by
+// every subscription it reaches, so its wire encoding is computed once.
+type Event struct {
+	herald.Notification
+	once  sync.Once
+	frame []byte
+}
+
+// Frame returns the event's encoding, computing it with encode on first use.
+func (e *Event) Frame(encode func(*herald.Notification) []byte) []byte {
+	e.once.Do(func() { e.frame = encode(&e.Notification) })
+	return e.frame
+}
+
+// New returns a running hub. Close stops it.
+func New(opts Options) *Hub {
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 256
+	}
+	if opts.GapTimeout <= 0 {
+		opts.GapTimeout = 200 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &stream{key: herald.BroadcastStream, subs: map[*Subscription]struct{}{}}
+	return &Hub{
+		opts:      opts,
+		log:       opts.Logger,
+		streams:   map[string]*stream{herald.BroadcastStream: b},
+		broadcast: b,
+		ctx:       ctx,
+		cancel:    cancel,
+	}
+}
+
+// Stats are the hub's counters since it started.
+type Stats struct {
+	Subscriptions int64 // open now
+	Overflows     int64 // subscriptions whose queue overflowed
+	Repairs       int64 // gaps read back from the store
+}
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() Stats {
+	return Stats{Subscriptions: h.subscriptions.Load(), Overflows: h.overflows.Load(), Repairs: h.repairs.Load()}
+}
+
+// Subscribe opens a subscription to user's stream and the broadcast stream. Events committed from
+// now on are queued on it; the caller replays what came before from the store.
+func (h *Hub) Subscribe(user string) (*Subscription, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, herald.Errorf(herald.EUNAVAILABLE, "server is shutting down")
+	}
+	st := h.streams[user]
+	if st == nil {
+		st = &stream{key: user, subs: map[*Subscription]struct{}{}}
+		h.streams[user] = st
+	}
+	if h.opts.MaxPerUser > 0 && len(st.subs) >= h.opts.MaxPerUser {
+		if len(st.subs) == 0 {
+			delete(h.streams, user)
+		}
+		return nil, herald.Errorf(herald.ERATELIMITED, "too many open streams for this user (limit %d)", h.opts.MaxPerUser)
+	}
+	s := &Subscription{
+		hub:   h,
+		User:  user,
+		queue: make([]*Event, 0, 8),
+		ready: make(chan struct{}, 1),
+		done:  make(chan struct{}),
+	}
+	st.subs[s] = struct{}{}
+	h.broadcast.subs[s] = struct{}{}
+	h.subscriptions.Add(1)
+	return s, nil
+}
+
+func (h *Hub) unsubscribe(s *Subscription) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := h.streams[s.User]
+	if st == nil {
+		return
+	}
+	if _, ok := st.subs[s]; !ok {
+		return
+	}
+	delete(st.subs, s)
+	delete(h.broadcast.subs, s)
+	h.subscriptions.Add(-1)
+	if len(st.subs) == 0 {
+		// Nobody here listens to this user: forget the stream, and with it any wait for a gap.
+		if st.timer != nil {
+			st.timer.Stop()
+		}
+		delete(h.streams, s.User)
+	}
+}
+
+// Publish hands committed notifications to the hub. Notifications of users with no subscription
+// here are dropped at once; the store has them.
+func (h *Hub) Publish(ns []herald.Notification) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	for i := range ns {
+		st := h.streams[ns[i].User]
+		if st == nil {
+			continue
+		}
+		h.sequence(st, &Event{Notification: ns[i]})
+	}
+}
+
+// sequence emits ev in order within its stream, holding it if its predecessors have not come.
+// h.mu is held.
+func (h *Hub) sequence(st *stream, ev *Event) {
+	seq := ev.Seq
+	switch {
+	case st.next == 0 || seq == st.next:
+		h.emit(st, ev)
+		st.next = seq + 1
+		h.flush(st)
+	case seq < st.next:
+		// Already emitted (a duplicate from the bus, or a late arrival a repair delivered).
+	default:
+		i, found := slices.BinarySearchFunc(st.pending, seq, func(e *Event, s uint64) int {
+			return cmpSeq(e.Seq, s)
+		})
+		if found {
+			return
+		}
+		st.pending = slices.Insert(st.pending, i, ev)
+		if len(st.pending) > maxPending {
+			h.startRepair(st)
+			return
+		}
+		if len(st.pending) == 1 {
+			h.arm(st)
+		}
+	}
+}
+
+// arm starts the wait for the predecessors of the oldest pending event. h.mu is held.
+func (h *Hub) arm(st *stream) {
+	if st.timer == nil {
+		st.timer = time.AfterFunc(h.opts.GapTimeout, func() { h.gapExpired(st) })
+		return
+	}
+	st.timer.Reset(h.opts.GapTimeout)
+}
+
+func cmpSeq(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// flush emits the pending events that have become next in line. h.mu is held.
+func (h *Hub) flush(st *stream) {
+	n := 0
+	for n < len(st.pending) && st.pending[n].Seq <= st.next {
+		if ev := st.pending[n]; ev.Seq == st.next {
+			h.emit(st, ev)
+			st.next++
+		}
+		n++
+	}
+	if n > 0 {
+		clear(st.pending[:n])
+		st.pending = st.pending[n:]
+	}
+	if len(st.pending) == 0 && st.timer != nil {
+		st.timer.Stop()
+	}
+}
+
+// emit queues ev on every subscription of the stream. h.mu is held.
+func (h *Hub) emit(st *stream, ev *Event) {
+	for s := range st.subs {
+		s.push(ev)
+	}
+}
+
+func (h *Hub) gapExpired(st *stream) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || h.streams[st.key] != st || len(st.pending) == 0 {
+		return
+	}
+	h.startRepair(st)
+}
+
+// startRepair reads the missing part of the stream from the store. h.mu is held.
+func (h *Hub) startRepair(st *stream) {
+	if st.repairing || h.closed {
+		return
+	}
+	st.repairing = true
+	h.repairs.Add(1)
+	after, upto := st.next-1, st.pending[0].Seq-1
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		var ns []herald.Notification
+		var err error
+		if h.opts.Source != nil {
+			ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
+			ns, err = h.opts.Source.Stream(ctx, st.key, after, int(upto-after))
+			cancel()
+		}
+		if err != nil && h.ctx.Err() == nil {
+			h.log.Warn("hub: gap repair failed; subscribers will catch up themselves", "err", err)
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		st.repairing = false
+		if h.closed || h.streams[st.key] != st {
+			return
+		}
+		for i := range ns {
+			if ns[i].Seq <= upto {
+				h.sequence(st, &Event{Notification: ns[i]})
+			}
+		}
+		// Whatever is still missing is gone from the store (retention) or unreadable now; move
+		// on. Each subscription sees the jump and asks the store itself, which tells the client.
+		if len(st.pending) > 0 && st.pending[0].Seq > st.next {
+			st.next = st.pending[0].Seq
+			h.flush(st)
+		}
+		if len(st.pending) > 0 {
+			h.arm(st)
+		}
+	}()
+}
+
+// Close ends every subscription, refuses new ones and stops the gap repairs.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.closed = true
+	for _, st := range h.streams {
+		if st.timer != nil {
+			st.timer.Stop()
+		}
+	}
+	for s := range h.broadcast.subs {
+		s.end(ReasonShutdown)
+	}
+	h.mu.Unlock()
+	h.cancel()
+	h.wg.Wait()
+}
+
+// Reasons a subscription ends from the hub's side.
+const (
+	ReasonShutdown = "shutdown"
+)
+
+// Subscription is one open stream's view of the hub: a bounded queue of events of its user's
+// stream and the broadcast stream, in each stream's order.
+type Subscription struct {
+	hub  *Hub
+	User string
+
+	mu         sync.Mutex
+	queue      []*Event
+	overflowed bool
+	reason     string
+
+	ready chan struct{} // has a value when the queue may be non-empty
+	done  chan struct{} // closed when the hub ends the subscription
+	once  sync.Once
+}
+
+func (s *Subscription) push(ev *Event) {
+	s.mu.Lock()
+	switch {
+	case len(s.queue) < s.hub.opts.QueueSize:
+		s.queue = append(s.queue, ev)
+	case !s.overflowed:
+		s.overflowed = true
+		s.hub.overflows.Add(1)
+	}
+	s.mu.Unlock()
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+// Ready is signalled when events may be waiting.
+func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+// Done is closed when the hub ends the subscription; Reason says why.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Reason says why Done was closed.
+func (s *Subscription) Reason() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reason
+}
+
+// Take returns the queued events and whether any were dropped since the last Take because the
+// queue was full. buf, the slice a previous Take returned, is reused.
+func (s *Subscription) Take(buf []*Event) (events []*Event, overflowed bool) {
+	clear(buf)
+	s.mu.Lock()
+	events, s.queue = s.queue, buf[:0]
+	overflowed, s.overflowed = s.overflowed, false
+	s.mu.Unlock()
+	return events, overflowed
+}
+
+func (s *Subscription) end(reason string) {
+	s.once.Do(func() {
+		s.mu.Lock()
+		s.reason = reason
+		s.mu.Unlock()
+		close(s.done)
+	})
+}
+
+// Close removes the subscription from the hub. It is safe to call more than once.
+func (s *Subscription) Close() {
+	s.hub.unsubscribe(s)
+	s.end("closed")
+}

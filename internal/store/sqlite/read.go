@@ -1,0 +1,264 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/heraldhq/herald"
+)
+
+const notificationCols = `id, stream, seq, type, data, created_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanNotification(row scanner, withRead bool) (herald.Notification, error) {
+	var n herald.Notification
+	var created int64
+	var data []byte
+	var readAt sql.NullInt64
+	dest := []any{&n.ID, &n.User, &n.Seq, &n.Type, &data, &created}
+	if withRead {
+		dest = append(dest, &readAt)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return n, err
+	}
+	n.Data = data
+	n.CreatedAt = fromMicros(created)
+	if readAt.Valid {
+		n.ReadAt = fromMicros(readAt.Int64)
+	}
+	return n, nil
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func streamAfter(ctx context.Context, q querier, stream string, after uint64, limit int) ([]herald.Notification, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+notificationCols+` FROM notifications
+		WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?`, stream, after, limit)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer rows.Close()
+	var ns []herald.Notification
+	for rows.Next() {
+		n, err := scanNotification(rows, false)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		ns = append(ns, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable(err)
+	}
+	return ns, nil
+}
+
+func heads(ctx context.Context, q querier, user string) (herald.Cursor, error) {
+	var c herald.Cursor
+	rows, err := q.QueryContext(ctx, `SELECT stream, seq FROM streams WHERE stream IN (?, '')`, user)
+	if err != nil {
+		return c, unavailable(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var stream string
+		var seq uint64
+		if err := rows.Scan(&stream, &seq); err != nil {
+			return c, unavailable(err)
+		}
+		c = c.With(stream, seq)
+	}
+	if err := rows.Err(); err != nil {
+		return c, unavailable(err)
+	}
+	return c, nil
+}
+
+// Stream reads one stream after seq.
+func (s *Store) Stream(ctx context.Context, stream string, after uint64, limit int) ([]herald.Notification, error) {
+	return streamAfter(ctx, s.reader, stream, after, limit)
+}
+
+// Heads returns the heads of user's stream and the broadcast stream.
+func (s *Store) Heads(ctx context.Context, user string) (herald.Cursor, error) {
+	return heads(ctx, s.reader, user)
+}
+
+// Feed reads both of user's streams after the cursor in one snapshot, so Heads agrees with what
+// was returned.
+func (s *Store) Feed(ctx context.Context, user string, after herald.Cursor, limit int) (herald.FeedPage, error) {
+	var page herald.FeedPage
+	tx, err := s.reader.BeginTx(ctx, nil)
+	if err != nil {
+		return page, unavailable(err)
+	}
+	defer tx.Rollback()
+	if page.User, err = streamAfter(ctx, tx, user, after.User, limit); err != nil {
+		return page, err
+	}
+	if page.Broadcast, err = streamAfter(ctx, tx, herald.BroadcastStream, after.Broadcast, limit); err != nil {
+		return page, err
+	}
+	if page.Heads, err = heads(ctx, tx, user); err != nil {
+		return page, err
+	}
+	return page, nil
+}
+
+// Inbox returns a page of user's notifications and broadcasts, newest first, with user's read
+// state. Each stream is read through its own index and the two are merged, since one ORDER BY
+// over an OR of both would scan.
+func (s *Store) Inbox(ctx context.Context, user string, q herald.InboxQuery) (herald.InboxPage, error) {
+	var page herald.InboxPage
+	before := q.Before
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	var typeFilter string
+	var typeArgs []any
+	if len(q.Types) > 0 {
+		typeFilter = ` AND n.type IN (?` + strings.Repeat(`, ?`, len(q.Types)-1) + `)`
+		for _, t := range q.Types {
+			typeArgs = append(typeArgs, t)
+		}
+	}
+	unicastUnread, broadcastUnread := "", ""
+	if q.UnreadOnly {
+		unicastUnread, broadcastUnread = ` AND n.read_at IS NULL`, ` AND r.read_at IS NULL`
+	}
+	query := `SELECT * FROM (
+		SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.read_at FROM notifications n
+		WHERE n.stream = ? AND n.id < ?` + unicastUnread + typeFilter + ` ORDER BY n.id DESC LIMIT ?)
+	UNION ALL SELECT * FROM (
+		SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, r.read_at FROM notifications n
+		LEFT JOIN broadcast_reads r ON r.user_id = ? AND r.notification_id = n.id
+		WHERE n.stream = '' AND n.id < ?` + broadcastUnread + typeFilter + ` ORDER BY n.id DESC LIMIT ?)
+	ORDER BY 1 DESC LIMIT ?`
+	args := []any{user, before}
+	args = append(args, typeArgs...)
+	args = append(args, q.Limit+1, user, before)
+	args = append(args, typeArgs...)
+	args = append(args, q.Limit+1, q.Limit+1)
+
+	rows, err := s.reader.QueryContext(ctx, query, args...)
+	if err != nil {
+		return page, unavailable(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		n, err := scanNotification(rows, true)
+		if err != nil {
+			return page, unavailable(err)
+		}
+		page.Notifications = append(page.Notifications, n)
+	}
+	if err := rows.Err(); err != nil {
+		return page, unavailable(err)
+	}
+	if len(page.Notifications) > q.Limit {
+		page.Notifications = page.Notifications[:q.Limit]
+		page.NextBefore = page.Notifications[q.Limit-1].ID
+	}
+	return page, nil
+}
+
+// Get returns one of user's notifications or broadcasts with user's read state.
+func (s *Store) Get(ctx context.Context, user string, id int64) (herald.Notification, error) {
+	row := s.reader.QueryRowContext(ctx, `SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at,
+		CASE WHEN n.stream = '' THEN r.read_at ELSE n.read_at END
+		FROM notifications n LEFT JOIN broadcast_reads r ON n.stream = '' AND r.user_id = ? AND r.notification_id = n.id
+		WHERE n.id = ? AND n.stream IN (?, '')`, user, id, user)
+	n, err := scanNotification(row, true)
+	if errors.Is(err, sql.ErrNoRows) {
+		return n, notFound(id)
+	}
+	if err != nil {
+		return n, unavailable(err)
+	}
+	return n, nil
+}
+
+func notFound(id int64) error {
+	return herald.Errorf(herald.ENOTFOUND, "notification %d not found", id)
+}
+
+// SetRead marks a notification read or unread for user. Marking read twice keeps the first time.
+func (s *Store) SetRead(ctx context.Context, user string, id int64, read bool) error {
+	now := micros(time.Now())
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return unavailable(err)
+	}
+	defer tx.Rollback()
+	var stream string
+	err = tx.QueryRowContext(ctx, `SELECT stream FROM notifications WHERE id = ? AND stream IN (?, '')`, id, user).Scan(&stream)
+	if errors.Is(err, sql.ErrNoRows) {
+		return notFound(id)
+	}
+	if err != nil {
+		return unavailable(err)
+	}
+	switch {
+	case stream != herald.BroadcastStream && read:
+		_, err = tx.ExecContext(ctx, `UPDATE notifications SET read_at = COALESCE(read_at, ?) WHERE id = ?`, now, id)
+	case stream != herald.BroadcastStream:
+		_, err = tx.ExecContext(ctx, `UPDATE notifications SET read_at = NULL WHERE id = ?`, id)
+	case read:
+		_, err = tx.ExecContext(ctx, `INSERT INTO broadcast_reads (user_id, notification_id, read_at) VALUES (?, ?, ?)
+			ON CONFLICT DO NOTHING`, user, id, now)
+	default:
+		_, err = tx.ExecContext(ctx, `DELETE FROM broadcast_reads WHERE user_id = ? AND notification_id = ?`, user, id)
+	}
+	if err != nil {
+		return unavailable(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// ReadAll marks all of user's notifications and broadcasts read.
+func (s *Store) ReadAll(ctx context.Context, user string) (int64, error) {
+	now := micros(time.Now())
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE notifications SET read_at = ? WHERE stream = ? AND read_at IS NULL`, now, user)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	unicast, _ := res.RowsAffected()
+	res, err = tx.ExecContext(ctx, `INSERT INTO broadcast_reads (user_id, notification_id, read_at)
+		SELECT ?, id, ? FROM notifications WHERE stream = '' ON CONFLICT DO NOTHING`, user, now)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	broadcast, _ := res.RowsAffected()
+	if err := tx.Commit(); err != nil {
+		return 0, unavailable(err)
+	}
+	return unicast + broadcast, nil
+}
+
+// UnreadCount counts user's unread notifications and broadcasts.
+func (s *Store) UnreadCount(ctx context.Context, user string) (int64, error) {
+	var n int64
+	err := s.reader.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM notifications WHERE stream = ? AND read_at IS NULL) +
+		(SELECT count(*) FROM notifications n WHERE n.stream = '' AND NOT EXISTS (
+			SELECT 1 FROM broadcast_reads r WHERE r.user_id = ? AND r.notification_id = n.id))`, user, user).Scan(&n)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	return n, nil
+}

@@ -1,0 +1,192 @@
+// Package sqlite is Herald's embedded store: one file, no server, durable on commit.
+//
+// SQLite allows one writer at a time, so the store owns exactly one writer connection and feeds
+// it through a group-commit loop: publishes that arrive while a commit is being made to disk are
+// committed together by the next one, which is what lets many concurrent publishers share each
+// fsync. Reads use a separate pool of read-only connections, which WAL lets run beside the writer.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/heraldhq/herald"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+var _ herald.Store = (*Store)(nil)
+
+//go:embed schema.sql
+var schema string
+
+// schemaVersion is stored in PRAGMA user_version; a database from a newer Herald is refused.
+const schemaVersion = 1
+
+// Sync is SQLite's synchronous setting for the WAL.
+type Sync string
+
+const (
+	// SyncFull fsyncs the WAL on every commit: an acknowledged publish survives power loss.
+	SyncFull Sync = "full"
+	// SyncNormal fsyncs only at checkpoints: an acknowledged publish survives a crash of Herald
+	// (kill -9) but the last commits may be lost if the machine loses power.
+	SyncNormal Sync = "normal"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Sync is the durability of a commit; SyncFull when empty.
+	Sync Sync
+	// MaxGroup bounds the notifications one group commit writes; 4096 when zero.
+	MaxGroup int
+	// Readers is the size of the read pool; at least 4 when zero.
+	Readers int
+}
+
+// Store is a herald.Store on a SQLite file.
+type Store struct {
+	writer *sql.DB // exactly one connection
+	reader *sql.DB
+	opts   Options
+
+	appends chan *appendReq
+	// mu guards closed; inflight counts Append calls that passed the closed check, so Close can
+	// let them finish before stopping the writer loop.
+	mu       sync.RWMutex
+	closed   bool
+	inflight sync.WaitGroup
+	stop     chan struct{}
+	stopped  chan struct{}
+}
+
+// Open opens (creating if needed) the database at path and starts its writer loop.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if path == "" {
+		return nil, herald.Errorf(herald.EINVALID, "sqlite: empty database path")
+	}
+	if opts.Sync == "" {
+		opts.Sync = SyncFull
+	}
+	if opts.Sync != SyncFull && opts.Sync != SyncNormal {
+		return nil, herald.Errorf(herald.EINVALID, "sqlite: sync must be %q or %q, not %q", SyncFull, SyncNormal, opts.Sync)
+	}
+	if opts.MaxGroup <= 0 {
+		opts.MaxGroup = 4096
+	}
+	if opts.Readers <= 0 {
+		opts.Readers = max(4, runtime.GOMAXPROCS(0))
+	}
+
+	// Pragmas go in the DSN so that every connection the pool opens gets them.
+	pragmas := []string{"busy_timeout(10000)", "foreign_keys(OFF)", "journal_mode(WAL)", "synchronous(" + string(opts.Sync) + ")"}
+	dsn := func(extra ...string) string {
+		q := url.Values{}
+		for _, p := range append(pragmas, extra...) {
+			q.Add("_pragma", p)
+		}
+		return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+	}
+	// _txlock=immediate takes the write lock at BEGIN, so a transaction never fails half way for
+	// lack of it; with a single writer connection there is no one to wait for but checkpoints.
+	writer, err := sql.Open("sqlite", dsn()+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+	writer.SetConnMaxIdleTime(0)
+
+	if err := migrate(ctx, writer); err != nil {
+		writer.Close()
+		return nil, err
+	}
+
+	reader, err := sql.Open("sqlite", dsn("query_only(1)"))
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	reader.SetMaxOpenConns(opts.Readers)
+	reader.SetMaxIdleConns(opts.Readers)
+
+	s := &Store{
+		writer:  writer,
+		reader:  reader,
+		opts:    opts,
+		appends: make(chan *appendReq, 1024),
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	go s.writeLoop()
+	return s, nil
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	var version int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("sqlite: read schema version: %w", err)
+	}
+	switch {
+	case version == schemaVersion:
+		return nil
+	case version > schemaVersion:
+		return herald.Errorf(herald.EINVALID, "sqlite: database schema version %d is newer than this Herald understands (%d)", version, schemaVersion)
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	defer tx.Rollback()
+	for _, stmt := range strings.Split(schema, ";\n") {
+		if strings.TrimSpace(stmt) == "" {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("sqlite: migrate: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	return tx.Commit()
+}
+
+// Ping checks that both pools can reach the database.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.reader.PingContext(ctx); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// Close waits for in-flight appends, stops the writer loop and closes the database.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.inflight.Wait()
+	close(s.stop)
+	<-s.stopped
+	return errors.Join(s.reader.Close(), s.writer.Close())
+}
+
+func unavailable(err error) error {
+	return &herald.Error{Code: herald.EUNAVAILABLE, Message: "store unavailable", Err: err}
+}
+
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
