@@ -112,6 +112,11 @@ type Retention struct {
 	IdempotencyTTL time.Duration
 }
 
+// CommitFunc receives the notifications of each commit, after the commit is durable. A store
+// calls it from one goroutine at a time, in commit order, before Append returns to the
+// publishers whose drafts the commit held: an acknowledged notification has reached it.
+type CommitFunc func([]Notification)
+
 // Store keeps notifications durably and answers every read the API needs. Every method that
 // names a user only ever sees that user's notifications and broadcasts.
 type Store interface {
@@ -194,6 +199,10 @@ func printable(s string) bool {
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	// Cut at a rune boundary, so a message quoting a long value does not end in half a rune.
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

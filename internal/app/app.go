@@ -49,12 +49,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// The hub reads gaps from the store, and the store reports commits to the hub; nothing is
+	// committed before the server runs, so the hub can be set after the store opens.
+	var h *hub.Hub
 	path, _ := cfg.SQLitePath()
-	store, err := sqlite.Open(ctx, path, sqlite.Options{Sync: sqlite.Sync(cfg.SQLiteSync)})
+	store, err := sqlite.Open(ctx, path, sqlite.Options{
+		Sync:     sqlite.Sync(cfg.SQLiteSync),
+		OnCommit: func(ns []herald.Notification) { h.Publish(ns) },
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	h := hub.New(hub.Options{
+	h = hub.New(hub.Options{
 		QueueSize:  cfg.QueueSize,
 		MaxPerUser: cfg.MaxConnectionsPerUser,
 		Source:     store,
@@ -68,6 +74,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Heartbeat:     cfg.Heartbeat,
 		WriteTimeout:  cfg.WriteTimeout,
 		Retry:         cfg.Retry,
+		ReplayPage:    cfg.ReplayPage,
 		MaxBody:       cfg.MaxBody,
 		MaxBatchBody:  cfg.MaxBatchBody,
 		MaxPayload:    cfg.MaxPayload,

@@ -28,6 +28,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	Retry           time.Duration
 	QueueSize       int
+	// ReplayPage is how many notifications a replay reads per store query; not a flag, since only
+	// tests have reason to change it (0: the API's default).
+	ReplayPage int
 
 	RetentionAge   time.Duration
 	RetentionMax   int

@@ -99,7 +99,8 @@ func (a *API) publishBatch(w http.ResponseWriter, r *http.Request) {
 	a.commit(w, r, scope, drafts)
 }
 
-// commit stores the drafts, fans the new notifications out, and answers 201 with their ids.
+// commit stores the drafts and answers 201 with their ids. The store hands what it committed to
+// the hub itself, in commit order, so a live stream sees the same order a replay does.
 func (a *API) commit(w http.ResponseWriter, r *http.Request, scope string, drafts []herald.Draft) {
 	receipts, err := a.opts.Store.Append(r.Context(), scope, drafts)
 	if err != nil {
@@ -111,7 +112,6 @@ func (a *API) commit(w http.ResponseWriter, r *http.Request, scope string, draft
 	for _, rc := range receipts {
 		if !rc.Replayed {
 			replayed = false
-			a.opts.Hub.Publish(rc.Notifications)
 		}
 		for _, n := range rc.Notifications {
 			resp.Notifications = append(resp.Notifications, publishedItem{ID: strconv.FormatInt(n.ID, 10), User: n.User})

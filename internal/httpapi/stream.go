@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/heraldhq/herald"
@@ -62,7 +63,9 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		w:      w,
 		rc:     http.NewResponseController(w),
 		pos:    cursor,
+		sent:   cursor,
 	}
+	sub.OnOverflow(c.overflowed)
 	var hello bool
 	if raw == "" {
 		// A new client starts at the present. Telling it the present as an id right away means a
@@ -105,6 +108,25 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 
 var errSlow = errors.New("client too slow: queue overflowed")
 
+// slowWriteGrace is how long a write may stay blocked while events for the stream are being
+// dropped before the client counts as slow. A blocked write means the socket's buffers, often
+// megabytes, are full: such a client is far behind, not briefly busy.
+const slowWriteGrace = 250 * time.Millisecond
+
+// overflowed runs on the publisher's goroutine for each event dropped from this stream's full
+// queue. A queue overflows whenever one commit holds more events than it does, and a client that
+// keeps up then just catches up from the store. But if the writer is stuck on a client that
+// stopped reading, moving the write deadline to now ends that write, and the stream, at once.
+func (c *conn) overflowed() {
+	start := c.writing.Load()
+	if start == 0 || time.Since(time.Unix(0, start)) < slowWriteGrace {
+		return
+	}
+	if c.kicked.CompareAndSwap(false, true) {
+		_ = c.rc.SetWriteDeadline(time.Now())
+	}
+}
+
 // conn is the writer side of one stream.
 type conn struct {
 	api    *API
@@ -113,6 +135,11 @@ type conn struct {
 	sub    *hub.Subscription
 	w      http.ResponseWriter
 	rc     *http.ResponseController
+
+	// writing is when the write in progress began (unix ns), 0 between writes. kicked is set
+	// when the stream is ended as too slow.
+	writing atomic.Int64
+	kicked  atomic.Bool
 
 	pos  herald.Cursor // everything up to here has been handled (sent or filtered out)
 	sent herald.Cursor // the id the client last received
@@ -123,15 +150,12 @@ func (c *conn) run(ctx context.Context, catchUp bool) error {
 	heartbeat := time.NewTicker(c.api.opts.Heartbeat)
 	defer heartbeat.Stop()
 	var events []*hub.Event
-	// caughtUp says the last thing done was reading the store. A queue that overflowed meanwhile
-	// filled up because the replay took time, not because the client is slow.
-	caughtUp := false
 	for {
 		if catchUp {
 			if err := c.catchUp(ctx); err != nil {
 				return err
 			}
-			catchUp, caughtUp = false, true
+			catchUp = false
 		}
 		select {
 		case <-ctx.Done():
@@ -146,15 +170,8 @@ func (c *conn) run(ctx context.Context, catchUp bool) error {
 		case <-c.sub.Ready():
 			var overflowed bool
 			events, overflowed = c.sub.Take(events)
-			if overflowed {
-				if !caughtUp {
-					return errSlow
-				}
-				catchUp = true
-				continue
-			}
-			caughtUp = false
-			if catchUp = c.deliver(events); !catchUp {
+			// After an overflow the queue misses events; the store has them all.
+			if catchUp = overflowed || c.deliver(events); !catchUp {
 				if err := c.flush(); err != nil {
 					return err
 				}
@@ -296,9 +313,18 @@ func (c *conn) flush() error {
 	if err := c.rc.SetWriteDeadline(time.Now().Add(c.api.opts.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}
+	// Checked after setting the deadline: an overflow after this point moves it back to now.
+	if c.kicked.Load() {
+		return errSlow
+	}
+	c.writing.Store(time.Now().UnixNano())
 	_, err := c.w.Write(c.buf)
 	if err == nil {
 		err = c.rc.Flush()
+	}
+	c.writing.Store(0)
+	if err != nil && c.kicked.Load() {
+		err = errSlow
 	}
 	c.buf = c.buf[:0]
 	if cap(c.buf) > 64<<10 {

@@ -351,6 +351,7 @@ type Subscription struct {
 	queue      []*Event
 	overflowed bool
 	reason     string
+	onOverflow func()
 
 	ready chan struct{} // has a value when the queue may be non-empty
 	done  chan struct{} // closed when the hub ends the subscription
@@ -358,19 +359,34 @@ type Subscription struct {
 }
 
 func (s *Subscription) push(ev *Event) {
+	var overflow func()
 	s.mu.Lock()
-	switch {
-	case len(s.queue) < s.hub.opts.QueueSize:
+	if len(s.queue) < s.hub.opts.QueueSize {
 		s.queue = append(s.queue, ev)
-	case !s.overflowed:
-		s.overflowed = true
-		s.hub.overflows.Add(1)
+	} else {
+		if !s.overflowed {
+			s.overflowed = true
+			s.hub.overflows.Add(1)
+		}
+		overflow = s.onOverflow
 	}
 	s.mu.Unlock()
+	if overflow != nil {
+		overflow()
+	}
 	select {
 	case s.ready <- struct{}{}:
 	default:
 	}
+}
+
+// OnOverflow sets a function called (from the publishing goroutine, so it must not block) for
+// every event dropped because the queue is full. If the owner is blocked writing to a client that
+// stopped reading, this is its chance to unblock that write.
+func (s *Subscription) OnOverflow(f func()) {
+	s.mu.Lock()
+	s.onOverflow = f
+	s.mu.Unlock()
 }
 
 // Ready is signalled when events may be waiting.

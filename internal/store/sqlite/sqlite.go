@@ -49,6 +49,9 @@ type Options struct {
 	MaxGroup int
 	// Readers is the size of the read pool; at least 4 when zero.
 	Readers int
+	// OnCommit, when set, is called by the writer loop after each durable commit with the new
+	// notifications in commit (= id) order. It runs before the commit's publishers are answered.
+	OnCommit herald.CommitFunc
 }
 
 // Store is a herald.Store on a SQLite file.
