@@ -77,9 +77,31 @@ func (s *Store) writeLoop() {
 			}
 		}
 		s.commitGroup(group)
+		s.reportCommit(group)
 		for _, req := range group {
 			close(req.done)
 		}
+	}
+}
+
+// reportCommit hands the group's new notifications to OnCommit in commit order.
+func (s *Store) reportCommit(group []*appendReq) {
+	if s.opts.OnCommit == nil {
+		return
+	}
+	var ns []herald.Notification
+	for _, req := range group {
+		if req.err != nil {
+			continue
+		}
+		for _, rc := range req.receipts {
+			if !rc.Replayed {
+				ns = append(ns, rc.Notifications...)
+			}
+		}
+	}
+	if len(ns) > 0 {
+		s.opts.OnCommit(ns)
 	}
 }
 
