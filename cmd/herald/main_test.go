@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	sse "github.com/tmaxmax/go-sse"
+)
+
+// TestMain lets the test binary act as the herald binary, so subprocess tests run the real
+// main without a separate build.
+func TestMain(m *testing.M) {
+	if os.Getenv("HERALD_TEST_BECOME_SERVER") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+type proc struct {
+	cmd  *exec.Cmd
+	url  string
+	logs *strings.Builder
+	mu   *sync.Mutex
+	done chan struct{}
+}
+
+// startProc runs herald serve as a subprocess and waits for it to listen.
+func startProc(t *testing.T, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"serve", "-addr", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), "HERALD_TEST_BECOME_SERVER=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, logs: &strings.Builder{}, mu: &sync.Mutex{}, done: make(chan struct{})}
+	urls := make(chan string, 1)
+	go func() {
+		defer close(p.done)
+		re := regexp.MustCompile(`url=(http://\S+)`)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.logs.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case urls <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	select {
+	case p.url = <-urls:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("server did not start; logs:\n%s", p.logs)
+	}
+	return p
+}
+
+// TestDurableAck proves invariant 1: a 201 is sent only after the notification is durable, so
+// SIGKILL in the middle of a stream of publishes loses none that were acknowledged.
+func TestDurableAck(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts subprocesses")
+	}
+	dir := t.TempDir()
+	store := "sqlite:" + filepath.Join(dir, "herald.db")
+	p := startProc(t, "-store", store)
+
+	users := []string{"alice", "bob", "carol"}
+	var mu sync.Mutex
+	acked := map[string]string{} // id → user ("" for broadcast)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: 5 * time.Second}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				body := fmt.Sprintf(`{"to":[%q],"data":{"g":%d,"i":%d}}`, users[(g+i)%len(users)], g, i)
+				if i%7 == 0 {
+					body = fmt.Sprintf(`{"broadcast":true,"data":{"g":%d,"i":%d}}`, g, i)
+				}
+				resp, err := client.Post(p.url+"/v1/notifications", "application/json", strings.NewReader(body))
+				if err != nil {
+					return // killed
+				}
+				var r struct {
+					Notifications []struct{ ID, User string }
+				}
+				err = json.NewDecoder(resp.Body).Decode(&r)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusCreated || err != nil {
+					continue
+				}
+				mu.Lock()
+				for _, n := range r.Notifications {
+					acked[n.ID] = n.User
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	// Kill while publishes are in flight.
+	for {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 500 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	p.cmd.Wait()
+	<-p.done
+
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d notifications acknowledged before SIGKILL", len(acked))
+
+	// Restart on the same file: every acknowledged notification is replayed to its users, in a
+	// gap-free sequence.
+	p2 := startProc(t, "-store", store)
+	for _, user := range users {
+		got := replayAll(t, p2.url, user)
+		for id, to := range acked {
+			if (to == user || to == "") && !got[id] {
+				t.Errorf("%s: acknowledged notification %s lost", user, id)
+			}
+		}
+	}
+	// And the sequences go on from where they were.
+	resp, err := http.Post(p2.url+"/v1/notifications", "application/json", strings.NewReader(`{"to":["alice"]}`))
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("publish after restart: %v %v", err, resp)
+	}
+	resp.Body.Close()
+}
+
+// replayAll reads user's whole feed from cursor 0.0 and checks each stream's sequence has no
+// gap. It returns the notification ids seen.
+func replayAll(t *testing.T, base, user string) map[string]bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/stream?user="+user, nil)
+	req.Header.Set("Last-Event-ID", "0.0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// The replay is written before any heartbeat; stop reading once it has gone quiet.
+	ids := map[string]bool{}
+	events := make(chan sse.Event)
+	go func() {
+		defer close(events)
+		for ev, err := range sse.Read(resp.Body, nil) {
+			if err != nil {
+				return
+			}
+			select {
+			case events <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var prevU, prevB uint64
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return ids
+			}
+			if ev.Type == "" && ev.Data == "" {
+				continue
+			}
+			if strings.HasPrefix(ev.Type, "herald.") {
+				t.Errorf("%s: unexpected %s %s", user, ev.Type, ev.Data)
+				continue
+			}
+			var env struct {
+				ID        string `json:"id"`
+				Broadcast bool   `json:"broadcast"`
+			}
+			if err := json.Unmarshal([]byte(ev.Data), &env); err != nil {
+				t.Fatalf("%s: %v", user, err)
+			}
+			ids[env.ID] = true
+			var u, b uint64
+			fmt.Sscanf(ev.LastEventID, "%d.%d", &u, &b)
+			if (env.Broadcast && (b != prevB+1 || u != prevU)) || (!env.Broadcast && (u != prevU+1 || b != prevB)) {
+				t.Errorf("%s: cursor %s after %d.%d is not the next step", user, ev.LastEventID, prevU, prevB)
+			}
+			prevU, prevB = u, b
+		case <-time.After(500 * time.Millisecond):
+			cancel()
+			for range events {
+			}
+			return ids
+		}
+	}
+}
+
+// TestStartupRefusesNonLoopbackInDevMode: without auth the server will not listen on a public
+// address unless told --insecure, and says why.
+func TestStartupRefusesNonLoopbackInDevMode(t *testing.T) {
+	var stderr strings.Builder
+	err := run(context.Background(), []string{"serve", "-addr", "0.0.0.0:0", "-store", "sqlite:" + filepath.Join(t.TempDir(), "h.db")}, io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "loopback") || !strings.Contains(err.Error(), "--insecure") {
+		t.Fatalf("err = %v; want a refusal that names loopback and --insecure", err)
+	}
+}
+
+// TestGracefulStopExitsZero: SIGTERM ends the process with status 0 within a bounded time.
+func TestGracefulStopExitsZero(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts subprocesses")
+	}
+	p := startProc(t, "-store", "sqlite:"+filepath.Join(t.TempDir(), "h.db"))
+	// An open stream must not hold shutdown up.
+	req, _ := http.NewRequest("GET", p.url+"/v1/stream?user=alice", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { exited <- p.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit: %v; logs:\n%s", err, p.logs)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("did not exit within 15s of SIGTERM")
+	}
+	io.Copy(io.Discard, resp.Body) // the stream ends
+}
