@@ -1,6 +1,6 @@
 module github.com/heraldhq/herald
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/peterbourgon/ff/v3 v3.4.0
