@@ -2,6 +2,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -241,15 +242,18 @@ func writeJSONError(w http.ResponseWriter, status int, code, message string) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // an API, not HTML: "<id>" stays readable
+	if err := enc.Encode(v); err != nil {
 		status = http.StatusInternalServerError
-		b = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+		buf.Reset()
+		buf.WriteString(`{"error":{"code":"internal","message":"internal error"}}` + "\n")
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(buf.Bytes())
 }
 
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
@@ -261,7 +265,7 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := a.opts.Store.Ping(ctx); err != nil {
 		a.log.Warn("not ready", "err", err)
-		writeJSONError(w, http.StatusServiceUnavailable, herald.EUNAVAILABLE, "store unreachable")
+		a.writeError(w, r, herald.Errorf(herald.EUNAVAILABLE, "store unreachable"))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

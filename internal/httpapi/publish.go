@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/heraldhq/herald"
 )
@@ -257,7 +258,7 @@ func jsonProblem(err error) string {
 		}
 		return fmt.Sprintf("expected %s, not %s", typ.Type.String(), typ.Value)
 	}
-	msg := err.Error()
+	msg := strings.TrimPrefix(err.Error(), "json: ")
 	if len(msg) > 120 {
 		msg = msg[:120]
 	}

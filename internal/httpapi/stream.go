@@ -25,6 +25,12 @@ const MissedType = herald.ControlPrefix + "missed"
 // or below it were already sent, the next one is sent, and one beyond the next means a gap that
 // is read from the store. Replay after a reconnect is the same gap, from the client's cursor.
 func (a *API) stream(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodHead {
+		// The mux routes HEAD to GET handlers; a stream without a body would only hold a slot.
+		w.Header().Set("Allow", "GET")
+		writeJSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "open the stream with GET")
+		return
+	}
 	user, err := a.opts.Identity.Subscriber(r)
 	if err != nil {
 		a.writeError(w, r, err)
@@ -294,9 +300,15 @@ func (c *conn) checkHoles(fp *herald.FeedPage) {
 	if reason == "" {
 		return
 	}
+	message := "some notifications after your cursor are no longer kept; refresh from the inbox"
+	if reason == "unknown_cursor" {
+		message = "your cursor is ahead of what this server has stored; refresh from the inbox"
+	}
 	data := []byte(`{"reason":"`)
 	data = append(data, reason...)
-	data = append(data, `","message":"some notifications after your cursor are no longer available; refresh from the inbox","cursor":"`...)
+	data = append(data, `","message":"`...)
+	data = append(data, message...)
+	data = append(data, `","cursor":"`...)
 	data = c.pos.Append(data)
 	data = append(data, `"}`...)
 	c.buf = sse.AppendID(c.buf, c.pos.String())
