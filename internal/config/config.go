@@ -205,13 +205,14 @@ func (c *Config) Validate() error {
 // SQLitePath returns the file of a sqlite: store.
 func (c *Config) SQLitePath() (string, error) {
 	path, ok := strings.CutPrefix(c.Store, "sqlite:")
+	path = strings.TrimPrefix(path, "//")
 	switch {
 	case !ok:
 		return "", fmt.Errorf("store %q: only sqlite:PATH is supported by this build", c.Store)
 	case path == "":
 		return "", fmt.Errorf("store %q: name a file, as in sqlite:herald.db", c.Store)
 	}
-	return strings.TrimPrefix(path, "//"), nil
+	return path, nil
 }
 
 // Loopback reports whether addr's host only accepts local connections.

@@ -125,6 +125,11 @@ func (h *Hub) Subscribe(user string) (*Subscription, error) {
 	if h.closed {
 		return nil, herald.Errorf(herald.EUNAVAILABLE, "server is shutting down")
 	}
+	if user == herald.BroadcastStream {
+		// The broadcast stream's key: subscribing it as a user would let its last Close delete
+		// the broadcast stream, after which no broadcast reached anyone.
+		return nil, herald.Errorf(herald.EINVALID, "user id must not be empty")
+	}
 	st := h.streams[user]
 	if st == nil {
 		st = &stream{key: user, subs: map[*Subscription]struct{}{}}
@@ -303,10 +308,13 @@ func (h *Hub) startRepair(st *stream) {
 				h.sequence(st, &Event{Notification: ns[i]})
 			}
 		}
-		// Whatever is still missing is gone from the store (retention) or unreadable now; move
-		// on. Each subscription sees the jump and asks the store itself, which tells the client.
-		if len(st.pending) > 0 && st.pending[0].Seq > st.next {
-			st.next = st.pending[0].Seq
+		// Whatever is still missing up to upto is gone from the store (retention) or unreadable
+		// now; move past it, emitting what is pending in that range. Each subscription sees the
+		// jump and asks the store itself, which tells the client. Only this repair's range may be
+		// skipped: a further hole among the pending events gets its own wait, or its events,
+		// possibly still on their way, would be dropped as late.
+		for len(st.pending) > 0 && st.next <= upto {
+			st.next = min(st.pending[0].Seq, upto+1)
 			h.flush(st)
 		}
 		if len(st.pending) > 0 {

@@ -1,0 +1,353 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// cleanEnv hides any HERALD_* variable of the environment the tests run in.
+func cleanEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "HERALD_") {
+			t.Setenv(k, "") // ff ignores empty variables
+		}
+	}
+}
+
+func TestDefaultValidates(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v", err)
+	}
+	if !Loopback(c.Addr) {
+		t.Fatalf("default addr %q is not loopback", c.Addr)
+	}
+	if c.Insecure {
+		t.Fatal("default is insecure")
+	}
+	path, err := c.SQLitePath()
+	if err != nil || path != "herald.db" {
+		t.Fatalf("SQLitePath() = %q, %v", path, err)
+	}
+}
+
+func TestParseNoArgsIsDefault(t *testing.T) {
+	cleanEnv(t)
+	c, err := Parse("herald", nil, &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if c != Default() {
+		t.Fatalf("Parse(nil) = %+v, want Default() %+v", c, Default())
+	}
+}
+
+func TestAddrLoopback(t *testing.T) {
+	tests := []struct {
+		addr     string
+		insecure bool
+		ok       bool
+	}{
+		{"127.0.0.1:8080", false, true},
+		{"127.0.0.1:0", false, true},
+		{"127.1.2.3:80", false, true},
+		{"[::1]:8080", false, true},
+		{"localhost:8080", false, true},
+		{"0.0.0.0:8080", false, false},
+		{":8080", false, false},
+		{"192.168.1.5:80", false, false},
+		{"[::]:8080", false, false},
+		{"10.0.0.1:443", false, false},
+		{"example.com:80", false, false},
+		{"0.0.0.0:8080", true, true},
+		{":8080", true, true},
+		{"192.168.1.5:80", true, true},
+		{"127.0.0.1", false, false}, // no port
+		{"127.0.0.1", true, false},  // no port, even when insecure
+		{"", true, false},
+	}
+	for _, tt := range tests {
+		name := tt.addr
+		if tt.insecure {
+			name += " insecure"
+		}
+		t.Run(name, func(t *testing.T) {
+			c := Default()
+			c.Addr, c.Insecure = tt.addr, tt.insecure
+			err := c.Validate()
+			if tt.ok != (err == nil) {
+				t.Fatalf("Validate() = %v, want ok=%v", err, tt.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "addr") {
+				t.Fatalf("error %q does not name the setting", err)
+			}
+		})
+	}
+}
+
+func TestLoopback(t *testing.T) {
+	tests := []struct {
+		addr string
+		want bool
+	}{
+		{"127.0.0.1:1", true},
+		{"[::1]:1", true},
+		{"localhost:1", true},
+		{"[::ffff:127.0.0.1]:1", true},
+		{"0.0.0.0:1", false},
+		{":1", false},
+		{"[::]:1", false},
+		{"localhost.example.com:1", false},
+		{"127.0.0.1", false},
+		{"garbage", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.addr, func(t *testing.T) {
+			if got := Loopback(tt.addr); got != tt.want {
+				t.Fatalf("Loopback(%q) = %v, want %v", tt.addr, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseSources(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		file  string // contents of a config file passed with -config, when set
+		check func(t *testing.T, c Config)
+	}{
+		{
+			name: "flags",
+			args: []string{"-addr", "127.0.0.1:9000", "-max-payload", "2048", "-heartbeat", "3s", "-log-level", "debug", "-queue-size", "8"},
+			check: func(t *testing.T, c Config) {
+				want := Default()
+				want.Addr, want.MaxPayload, want.Heartbeat, want.LogLevel, want.QueueSize = "127.0.0.1:9000", 2048, 3*time.Second, "debug", 8
+				if c != want {
+					t.Fatalf("got %+v\nwant %+v", c, want)
+				}
+			},
+		},
+		{
+			name: "double-dash flags",
+			args: []string{"--addr=0.0.0.0:9000", "--insecure"},
+			check: func(t *testing.T, c Config) {
+				if c.Addr != "0.0.0.0:9000" || !c.Insecure {
+					t.Fatalf("Addr %q Insecure %v", c.Addr, c.Insecure)
+				}
+			},
+		},
+		{
+			name: "env",
+			env:  map[string]string{"HERALD_MAX_PAYLOAD": "4096", "HERALD_ADDR": "[::1]:7000", "HERALD_SQLITE_SYNC": "normal", "HERALD_MAX_CONNECTIONS_PER_USER": "3"},
+			check: func(t *testing.T, c Config) {
+				if c.MaxPayload != 4096 || c.Addr != "[::1]:7000" || c.SQLiteSync != "normal" || c.MaxConnectionsPerUser != 3 {
+					t.Fatalf("got %+v", c)
+				}
+			},
+		},
+		{
+			name: "flags win over env",
+			args: []string{"-max-payload", "1000", "-addr", "127.0.0.1:1111"},
+			env:  map[string]string{"HERALD_MAX_PAYLOAD": "4096", "HERALD_ADDR": "127.0.0.1:2222", "HERALD_LOG_FORMAT": "json"},
+			check: func(t *testing.T, c Config) {
+				if c.MaxPayload != 1000 || c.Addr != "127.0.0.1:1111" {
+					t.Fatalf("flags lost: MaxPayload %d Addr %q", c.MaxPayload, c.Addr)
+				}
+				if c.LogFormat != "json" {
+					t.Fatalf("env not applied where no flag was given: LogFormat %q", c.LogFormat)
+				}
+			},
+		},
+		{
+			name: "config file",
+			file: "# comment\naddr 127.0.0.1:3333\nmax-payload 5000\nretention 48h\nstore sqlite:/var/lib/herald/h.db\n\nlog-format json\n",
+			check: func(t *testing.T, c Config) {
+				if c.Addr != "127.0.0.1:3333" || c.MaxPayload != 5000 || c.RetentionAge != 48*time.Hour ||
+					c.Store != "sqlite:/var/lib/herald/h.db" || c.LogFormat != "json" {
+					t.Fatalf("got %+v", c)
+				}
+				if p, _ := c.SQLitePath(); p != "/var/lib/herald/h.db" {
+					t.Fatalf("SQLitePath = %q", p)
+				}
+			},
+		},
+		{
+			name: "flags and env win over config file",
+			args: []string{"-addr", "127.0.0.1:4444"},
+			env:  map[string]string{"HERALD_MAX_PAYLOAD": "6000"},
+			file: "addr 127.0.0.1:3333\nmax-payload 5000\nlog-level warn\n",
+			check: func(t *testing.T, c Config) {
+				if c.Addr != "127.0.0.1:4444" || c.MaxPayload != 6000 || c.LogLevel != "warn" {
+					t.Fatalf("Addr %q MaxPayload %d LogLevel %q", c.Addr, c.MaxPayload, c.LogLevel)
+				}
+			},
+		},
+		{
+			name: "config file from env",
+			env:  map[string]string{"HERALD_CONFIG": "FILE"},
+			file: "queue-size 17\n",
+			check: func(t *testing.T, c Config) {
+				if c.QueueSize != 17 {
+					t.Fatalf("QueueSize %d", c.QueueSize)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cleanEnv(t)
+			args := tt.args
+			var path string
+			if tt.file != "" {
+				path = filepath.Join(t.TempDir(), "herald.conf")
+				if err := os.WriteFile(path, []byte(tt.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if tt.env["HERALD_CONFIG"] == "" {
+					args = append([]string{"-config", path}, args...)
+				}
+			}
+			for k, v := range tt.env {
+				if v == "FILE" {
+					v = path
+				}
+				t.Setenv(k, v)
+			}
+			var stderr bytes.Buffer
+			c, err := Parse("herald", args, &stderr)
+			if err != nil {
+				t.Fatalf("Parse: %v (stderr %q)", err, stderr.String())
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestParseInvalid(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		file string
+		want []string // substrings of the error: the setting it names
+	}{
+		{name: "negative heartbeat", args: []string{"-heartbeat", "-1s"}, want: []string{"heartbeat"}},
+		{name: "zero write-timeout", args: []string{"-write-timeout", "0s"}, want: []string{"write-timeout"}},
+		{name: "negative retry", args: []string{"-retry", "-5ms"}, want: []string{"retry"}},
+		{name: "negative shutdown-timeout", args: []string{"-shutdown-timeout", "-1m"}, want: []string{"shutdown-timeout"}},
+		{name: "negative retention", args: []string{"-retention", "-1h"}, want: []string{"retention"}},
+		{name: "negative retention-max", args: []string{"-retention-max", "-1"}, want: []string{"retention-max"}},
+		{name: "zero prune-interval", args: []string{"-prune-interval", "0"}, want: []string{"prune-interval"}},
+		{name: "zero idempotency-ttl", args: []string{"-idempotency-ttl", "0s"}, want: []string{"idempotency-ttl"}},
+		{name: "negative idle-timeout", args: []string{"-idle-timeout", "-1s"}, want: []string{"idle-timeout"}},
+		{name: "zero queue size", args: []string{"-queue-size", "0"}, want: []string{"queue-size"}},
+		{name: "negative max-connections-per-user", args: []string{"-max-connections-per-user", "-1"}, want: []string{"max-connections-per-user"}},
+		{name: "tiny max-body", args: []string{"-max-body", "10", "-max-payload", "4"}, want: []string{"max-body"}},
+		{name: "tiny max-payload", args: []string{"-max-payload", "3"}, want: []string{"max-payload"}},
+		{name: "max-payload above max-body", args: []string{"-max-payload", "2000000", "-max-body", "1048576"}, want: []string{"max-payload", "max-body"}},
+		{name: "zero max-recipients", args: []string{"-max-recipients", "0"}, want: []string{"max-recipients"}},
+		{name: "zero max-batch", args: []string{"-max-batch", "0"}, want: []string{"max-batch"}},
+		{name: "small max-header-bytes", args: []string{"-max-header-bytes", "100"}, want: []string{"max-header-bytes"}},
+		{name: "unknown log level", args: []string{"-log-level", "verbose"}, want: []string{"log-level", "verbose"}},
+		{name: "unknown log format", args: []string{"-log-format", "xml"}, want: []string{"log-format"}},
+		{name: "store not sqlite", args: []string{"-store", "postgres://db/herald"}, want: []string{"store", "postgres"}},
+		{name: "store without path", args: []string{"-store", "sqlite:"}, want: []string{"store"}},
+		{name: "store with empty URL path", args: []string{"-store", "sqlite://"}, want: []string{"store"}},
+		{name: "bus not memory", args: []string{"-bus", "nats://localhost"}, want: []string{"bus", "nats"}},
+		{name: "bogus sqlite-sync", args: []string{"-sqlite-sync", "bogus"}, want: []string{"sqlite-sync", "bogus"}},
+		{name: "addr without port", args: []string{"-addr", "127.0.0.1"}, want: []string{"addr"}},
+		{name: "public addr", args: []string{"-addr", "0.0.0.0:8080"}, want: []string{"addr", "loopback"}},
+		{name: "malformed duration", args: []string{"-heartbeat", "soon"}, want: []string{"heartbeat"}},
+		{name: "malformed number", args: []string{"-queue-size", "many"}, want: []string{"queue-size"}},
+		{name: "unknown flag", args: []string{"-no-such-flag"}, want: []string{"no-such-flag"}},
+		{name: "positional args", args: []string{"serve", "now"}, want: []string{"unexpected arguments", "serve now"}},
+		{name: "positional after flags", args: []string{"-addr", "127.0.0.1:1", "extra"}, want: []string{"unexpected arguments", "extra"}},
+		{name: "bad env value", env: map[string]string{"HERALD_QUEUE_SIZE": "-3"}, want: []string{"queue-size"}},
+		{name: "malformed env value", env: map[string]string{"HERALD_HEARTBEAT": "fast"}, want: []string{"heartbeat", "HERALD_HEARTBEAT"}},
+		{name: "unknown name in config file", file: "no-such-setting 1\n", want: []string{"no-such-setting"}},
+		{name: "bad value in config file", file: "bus redis\n", want: []string{"bus", "redis"}},
+		{name: "missing config file", args: []string{"-config", "/nonexistent/herald.conf"}, want: []string{"herald.conf"}},
+		{
+			name: "several at once",
+			args: []string{"-queue-size", "0", "-log-level", "loud", "-bus", "kafka"},
+			want: []string{"queue-size", "log-level", "bus"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cleanEnv(t)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			args := tt.args
+			if tt.file != "" {
+				path := filepath.Join(t.TempDir(), "herald.conf")
+				if err := os.WriteFile(path, []byte(tt.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				args = append([]string{"-config", path}, args...)
+			}
+			_, err := Parse("herald", args, &bytes.Buffer{})
+			if err == nil {
+				t.Fatalf("Parse(%q) succeeded", args)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseHelp(t *testing.T) {
+	cleanEnv(t)
+	var stderr bytes.Buffer
+	_, err := Parse("herald", []string{"-h"}, &stderr)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("err = %v, want flag.ErrHelp", err)
+	}
+	for _, name := range []string{"-addr", "-insecure", "-store", "-config", "-max-payload"} {
+		if !strings.Contains(stderr.String(), name) {
+			t.Errorf("usage does not mention %s", name)
+		}
+	}
+}
+
+func TestSQLitePath(t *testing.T) {
+	tests := []struct {
+		store string
+		want  string
+		ok    bool
+	}{
+		{"sqlite:herald.db", "herald.db", true},
+		{"sqlite:/abs/path.db", "/abs/path.db", true},
+		{"sqlite:///abs/path.db", "/abs/path.db", true},
+		{"sqlite:", "", false},
+		{"sqlite://", "", false},
+		{"sqlite3:x.db", "", false},
+		{"herald.db", "", false},
+		{"", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.store, func(t *testing.T) {
+			c := Config{Store: tt.store}
+			got, err := c.SQLitePath()
+			if tt.ok != (err == nil) || got != tt.want {
+				t.Fatalf("SQLitePath() = %q, %v; want %q ok=%v", got, err, tt.want, tt.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "store") {
+				t.Fatalf("error %q does not name the setting", err)
+			}
+		})
+	}
+}
