@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/heraldhq/herald"
@@ -123,97 +124,257 @@ func (s *Store) commitGroup(group []*appendReq) {
 		return
 	}
 	defer tx.Rollback()
-	w := newTxWriter(ctx, tx, time.Now())
+	w, err := newTxWriter(ctx, tx, time.Now(), group)
+	if err != nil {
+		fail(err)
+		return
+	}
 	defer w.close()
 	for _, req := range group {
-		// A savepoint per request: one request's idempotency conflict must not undo the others.
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT req"); err != nil {
-			fail(unavailable(err))
+		// Each request is checked before anything of it is written, so a request refused for an
+		// idempotency conflict leaves nothing to undo and the others commit without it. Any other
+		// failure fails the whole group: the transaction is not committed.
+		p, err := w.check(req.scope, req.drafts)
+		if err != nil {
+			if herald.ErrorCode(err) == herald.ECONFLICT {
+				req.err = err
+				continue
+			}
+			fail(err)
 			return
 		}
-		req.receipts, req.err = w.append(req.scope, req.drafts)
-		if req.err != nil {
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO req"); err != nil {
-				fail(unavailable(err))
-				return
-			}
-			if herald.ErrorCode(req.err) == herald.EINTERNAL {
-				fail(req.err)
-				return
-			}
-		}
-		if _, err := tx.ExecContext(ctx, "RELEASE req"); err != nil {
-			fail(unavailable(err))
+		if req.receipts, err = w.write(p); err != nil {
+			fail(err)
 			return
 		}
+	}
+	if err := w.flushSeqs(); err != nil {
+		fail(err)
+		return
 	}
 	if err := tx.Commit(); err != nil {
 		fail(unavailable(err))
 	}
 }
 
-// txWriter holds the statements of one group transaction.
+// seqChunk bounds the streams one statement reads or writes (SQLite limits bound parameters).
+const seqChunk = 250
+
+// txWriter holds the statements and stream heads of one group transaction. The heads of every
+// stream the group writes are read once at its start and written back once before the commit,
+// instead of an upsert per notification; the writer loop is the only writer of streams.
 type txWriter struct {
-	ctx                          context.Context
-	now                          time.Time
-	nextSeq, insert, getKey, key *sql.Stmt
+	ctx                 context.Context
+	tx                  *sql.Tx
+	now                 time.Time
+	insert, getKey, key *sql.Stmt
+	seqs                map[string]uint64   // stream → last seq, as of this transaction
+	dirty               map[string]struct{} // streams whose seq this transaction advanced
 }
 
-func newTxWriter(ctx context.Context, tx *sql.Tx, now time.Time) *txWriter {
-	prep := func(q string) *sql.Stmt {
-		st, err := tx.PrepareContext(ctx, q)
+func newTxWriter(ctx context.Context, tx *sql.Tx, now time.Time, group []*appendReq) (*txWriter, error) {
+	w := &txWriter{
+		// The statements run without a Done channel, which spares the driver a goroutine per
+		// statement to watch for cancellation; the transaction as a whole stays bounded by ctx,
+		// since database/sql rolls it back when ctx ends.
+		ctx: context.WithoutCancel(ctx),
+		tx:  tx,
+		// Stored with microsecond precision: the receipt must carry exactly what a read returns.
+		now:   now.UTC().Truncate(time.Microsecond),
+		seqs:  make(map[string]uint64),
+		dirty: make(map[string]struct{}),
+	}
+	for _, p := range []struct {
+		st **sql.Stmt
+		q  string
+	}{
+		{&w.insert, `INSERT INTO notifications (stream, seq, type, data, created_at) VALUES (?, ?, ?, ?, ?)`},
+		{&w.getKey, `SELECT hash, result FROM idempotency WHERE scope = ? AND key = ?`},
+		{&w.key, `INSERT INTO idempotency (scope, key, hash, result, created_at) VALUES (?, ?, ?, ?, ?)`},
+	} {
+		st, err := tx.PrepareContext(ctx, p.q)
 		if err != nil {
-			// Preparing fixed SQL fails only if the connection is broken; the first Exec reports it.
-			return nil
+			w.close()
+			return nil, unavailable(err)
 		}
-		return st
+		*p.st = st
 	}
-	return &txWriter{
-		ctx: ctx,
-		now: now.UTC(),
-		nextSeq: prep(`INSERT INTO streams (stream, seq) VALUES (?, 1)
-			ON CONFLICT (stream) DO UPDATE SET seq = seq + 1 RETURNING seq`),
-		insert: prep(`INSERT INTO notifications (stream, seq, type, data, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`),
-		getKey: prep(`SELECT hash, result FROM idempotency WHERE scope = ? AND key = ?`),
-		key:    prep(`INSERT INTO idempotency (scope, key, hash, result, created_at) VALUES (?, ?, ?, ?, ?)`),
+	var streams []string
+	seen := make(map[string]bool)
+	for _, req := range group {
+		for i := range req.drafts {
+			d := &req.drafts[i]
+			to := d.To
+			if d.Broadcast {
+				to = []string{herald.BroadcastStream}
+			}
+			for _, st := range to {
+				if !seen[st] {
+					seen[st] = true
+					streams = append(streams, st)
+				}
+			}
+		}
 	}
+	if err := w.loadSeqs(streams); err != nil {
+		w.close()
+		return nil, err
+	}
+	return w, nil
 }
 
 func (w *txWriter) close() {
-	for _, st := range []*sql.Stmt{w.nextSeq, w.insert, w.getKey, w.key} {
+	for _, st := range []*sql.Stmt{w.insert, w.getKey, w.key} {
 		if st != nil {
 			st.Close()
 		}
 	}
 }
 
-func (w *txWriter) append(scope string, drafts []herald.Draft) ([]herald.Receipt, error) {
-	if w.nextSeq == nil || w.insert == nil || w.getKey == nil || w.key == nil {
-		return nil, unavailable(errors.New("prepare statements"))
-	}
-	receipts := make([]herald.Receipt, len(drafts))
-	for i := range drafts {
-		d := &drafts[i]
-		var fp []byte
-		if d.Key != "" {
-			fp = d.Fingerprint()
-			var hash []byte
-			var result string
-			err := w.getKey.QueryRowContext(w.ctx, scope, d.Key).Scan(&hash, &result)
-			switch {
-			case err == nil:
-				if !bytes.Equal(hash, fp) {
-					return nil, herald.Errorf(herald.ECONFLICT, "idempotency key %q was already used for a different notification", d.Key)
-				}
-				ns, err := decodeResult(result)
-				if err != nil {
-					return nil, herald.Internal(err, "decode idempotency result")
-				}
-				receipts[i] = herald.Receipt{Notifications: ns, Replayed: true}
-				continue
-			case !errors.Is(err, sql.ErrNoRows):
-				return nil, unavailable(err)
+// loadSeqs reads the heads of streams; a stream without a row has seq 0.
+func (w *txWriter) loadSeqs(streams []string) error {
+	for len(streams) > 0 {
+		n := min(len(streams), seqChunk)
+		args := make([]any, n)
+		for i, st := range streams[:n] {
+			args[i] = st
+		}
+		rows, err := w.tx.QueryContext(w.ctx, `SELECT stream, seq FROM streams WHERE stream IN (?`+strings.Repeat(`, ?`, n-1)+`)`, args...)
+		if err != nil {
+			return unavailable(err)
+		}
+		for rows.Next() {
+			var st string
+			var seq uint64
+			if err := rows.Scan(&st, &seq); err != nil {
+				rows.Close()
+				return unavailable(err)
 			}
+			w.seqs[st] = seq
+		}
+		if err := rows.Close(); err != nil {
+			return unavailable(err)
+		}
+		if err := rows.Err(); err != nil {
+			return unavailable(err)
+		}
+		streams = streams[n:]
+	}
+	return nil
+}
+
+// nextSeq takes the next sequence number of stream. The heads of all the group's streams were
+// loaded, so a stream missing from seqs has none yet.
+func (w *txWriter) nextSeq(stream string) uint64 {
+	seq := w.seqs[stream] + 1
+	w.seqs[stream] = seq
+	w.dirty[stream] = struct{}{}
+	return seq
+}
+
+// flushSeqs writes back the heads the transaction advanced.
+func (w *txWriter) flushSeqs() error {
+	dirty := make([]string, 0, len(w.dirty))
+	for st := range w.dirty {
+		dirty = append(dirty, st)
+	}
+	for len(dirty) > 0 {
+		n := min(len(dirty), seqChunk)
+		args := make([]any, 0, 2*n)
+		for _, st := range dirty[:n] {
+			args = append(args, st, w.seqs[st])
+		}
+		q := `INSERT INTO streams (stream, seq) VALUES (?, ?)` + strings.Repeat(`, (?, ?)`, n-1) +
+			` ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq`
+		if _, err := w.tx.ExecContext(w.ctx, q, args...); err != nil {
+			return unavailable(err)
+		}
+		dirty = dirty[n:]
+	}
+	return nil
+}
+
+// plan is a request that passed its idempotency check: what to write and what to replay.
+type plan struct {
+	scope    string
+	drafts   []herald.Draft
+	receipts []herald.Receipt
+	fps      [][]byte // fingerprint of each keyed draft
+	replayed []bool   // the key was stored before: receipts holds the stored result
+	dupOf    []int    // ≥ 0: the key is that of an earlier draft of the same request
+}
+
+// check resolves the request's idempotency keys without writing anything: a key stored before
+// replays (or conflicts), and a key used twice within the request replays its first use.
+func (w *txWriter) check(scope string, drafts []herald.Draft) (*plan, error) {
+	p := &plan{
+		scope:    scope,
+		drafts:   drafts,
+		receipts: make([]herald.Receipt, len(drafts)),
+		fps:      make([][]byte, len(drafts)),
+		replayed: make([]bool, len(drafts)),
+		dupOf:    make([]int, len(drafts)),
+	}
+	var first map[string]int // key → first draft using it
+	for i := range drafts {
+		p.dupOf[i] = -1
+		d := &drafts[i]
+		if d.Key == "" {
+			continue
+		}
+		fp := d.Fingerprint()
+		if j, ok := first[d.Key]; ok {
+			if !bytes.Equal(fp, p.fps[j]) {
+				return nil, conflict(d.Key)
+			}
+			p.dupOf[i] = j
+			continue
+		}
+		var hash []byte
+		var result string
+		err := w.getKey.QueryRowContext(w.ctx, scope, d.Key).Scan(&hash, &result)
+		switch {
+		case err == nil:
+			if !bytes.Equal(hash, fp) {
+				return nil, conflict(d.Key)
+			}
+			ns, err := decodeResult(result)
+			if err != nil {
+				return nil, herald.Internal(err, "decode idempotency result")
+			}
+			p.receipts[i] = herald.Receipt{Notifications: ns, Replayed: true}
+			p.replayed[i] = true
+		case !errors.Is(err, sql.ErrNoRows):
+			return nil, unavailable(err)
+		}
+		if first == nil {
+			first = make(map[string]int)
+		}
+		first[d.Key] = i
+		p.fps[i] = fp
+	}
+	return p, nil
+}
+
+func conflict(key string) error {
+	return herald.Errorf(herald.ECONFLICT, "idempotency key %q was already used for a different notification", key)
+}
+
+// write stores the plan's new notifications and keys and returns the request's receipts.
+func (w *txWriter) write(p *plan) ([]herald.Receipt, error) {
+	for i := range p.drafts {
+		d := &p.drafts[i]
+		if p.replayed[i] {
+			continue
+		}
+		if j := p.dupOf[i]; j >= 0 {
+			src := p.receipts[j].Notifications
+			ns := make([]herald.Notification, len(src))
+			for k := range src {
+				ns[k] = herald.Notification{ID: src[k].ID, User: src[k].User}
+			}
+			p.receipts[i] = herald.Receipt{Notifications: ns, Replayed: true}
+			continue
 		}
 		streams := d.To
 		if d.Broadcast {
@@ -222,22 +383,23 @@ func (w *txWriter) append(scope string, drafts []herald.Draft) ([]herald.Receipt
 		ns := make([]herald.Notification, len(streams))
 		for j, stream := range streams {
 			n := &ns[j]
-			n.User, n.Type, n.Data, n.CreatedAt = stream, d.Type, d.Data, w.now
-			if err := w.nextSeq.QueryRowContext(w.ctx, stream).Scan(&n.Seq); err != nil {
+			n.User, n.Seq, n.Type, n.Data, n.CreatedAt = stream, w.nextSeq(stream), d.Type, d.Data, w.now
+			res, err := w.insert.ExecContext(w.ctx, stream, n.Seq, n.Type, []byte(n.Data), micros(w.now))
+			if err != nil {
 				return nil, unavailable(err)
 			}
-			if err := w.insert.QueryRowContext(w.ctx, stream, n.Seq, n.Type, []byte(n.Data), micros(w.now)).Scan(&n.ID); err != nil {
+			if n.ID, err = res.LastInsertId(); err != nil {
 				return nil, unavailable(err)
 			}
 		}
 		if d.Key != "" {
-			if _, err := w.key.ExecContext(w.ctx, scope, d.Key, fp, encodeResult(ns), micros(w.now)); err != nil {
+			if _, err := w.key.ExecContext(w.ctx, p.scope, d.Key, p.fps[i], encodeResult(ns), micros(w.now)); err != nil {
 				return nil, unavailable(err)
 			}
 		}
-		receipts[i] = herald.Receipt{Notifications: ns}
+		p.receipts[i] = herald.Receipt{Notifications: ns}
 	}
-	return receipts, nil
+	return p.receipts, nil
 }
 
 // encodeResult stores what a replayed key must return: the ids and recipients, in order.

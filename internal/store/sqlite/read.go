@@ -117,6 +117,9 @@ func (s *Store) Feed(ctx context.Context, user string, after herald.Cursor, limi
 // over an OR of both would scan.
 func (s *Store) Inbox(ctx context.Context, user string, q herald.InboxQuery) (herald.InboxPage, error) {
 	var page herald.InboxPage
+	if q.Limit <= 0 {
+		return page, herald.Errorf(herald.EINVALID, "inbox limit must be positive, not %d", q.Limit)
+	}
 	before := q.Before
 	if before <= 0 {
 		before = 1<<63 - 1

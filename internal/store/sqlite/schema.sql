@@ -6,7 +6,7 @@ CREATE TABLE streams (
 ) WITHOUT ROWID;
 
 CREATE TABLE notifications (
-    id         INTEGER PRIMARY KEY,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused, even once the newest are pruned
     stream     TEXT    NOT NULL,   -- recipient, '' for a broadcast
     seq        INTEGER NOT NULL,
     type       TEXT    NOT NULL,
