@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -24,7 +25,7 @@ type publishRequest struct {
 }
 
 type batchRequest struct {
-	Notifications []json.RawMessage `json:"notifications"`
+	Notifications []publishRequest `json:"notifications"`
 }
 
 type publishedItem struct {
@@ -47,7 +48,12 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	d, err := a.parseDraft(body, "")
+	var req publishRequest
+	if err := decodeStrict(body, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	d, err := a.draft(&req, "")
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -91,8 +97,8 @@ func (a *API) publishBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	drafts := make([]herald.Draft, len(req.Notifications))
-	for i, raw := range req.Notifications {
-		if drafts[i], err = a.parseDraft(raw, fmt.Sprintf("notifications[%d]: ", i)); err != nil {
+	for i := range req.Notifications {
+		if drafts[i], err = a.draft(&req.Notifications[i], fmt.Sprintf("notifications[%d]: ", i)); err != nil {
 			a.writeError(w, r, err)
 			return
 		}
@@ -138,13 +144,9 @@ func mergeKeyHeader(d *herald.Draft, header string) error {
 	return nil
 }
 
-// parseDraft validates one notification. prefix locates it in a batch for error messages.
-func (a *API) parseDraft(raw []byte, prefix string) (herald.Draft, error) {
+// draft validates one decoded notification. prefix locates it in a batch for error messages.
+func (a *API) draft(req *publishRequest, prefix string) (herald.Draft, error) {
 	var d herald.Draft
-	var req publishRequest
-	if err := decodeStrict(raw, &req); err != nil {
-		return d, prefixed(prefix, err)
-	}
 	bad := func(format string, args ...any) (herald.Draft, error) {
 		return d, herald.Errorf(herald.EINVALID, prefix+format, args...)
 	}
@@ -241,6 +243,30 @@ func decodeStrict(b []byte, v any) error {
 	return nil
 }
 
+// jsonKind names a Go type the way a JSON client thinks of it.
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int64, reflect.Uint64, reflect.Float64:
+		return "a number"
+	case reflect.Slice:
+		k := jsonKind(t.Elem())
+		if k == "an object" {
+			return "a list of objects"
+		}
+		return "a list of " + strings.TrimPrefix(k, "a ") + "s"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return t.String()
+}
+
 // jsonProblem describes a decoding error without echoing large chunks of the input.
 func jsonProblem(err error) string {
 	var syntax *json.SyntaxError
@@ -254,9 +280,9 @@ func jsonProblem(err error) string {
 		return fmt.Sprintf("syntax error at byte %d", syntax.Offset)
 	case errors.As(err, &typ):
 		if typ.Field != "" {
-			return fmt.Sprintf("%q must be %s, not %s", typ.Field, typ.Type.String(), typ.Value)
+			return fmt.Sprintf("%q must be %s, not %s", typ.Field, jsonKind(typ.Type), typ.Value)
 		}
-		return fmt.Sprintf("expected %s, not %s", typ.Type.String(), typ.Value)
+		return fmt.Sprintf("expected %s, not %s", jsonKind(typ.Type), typ.Value)
 	}
 	msg := strings.TrimPrefix(err.Error(), "json: ")
 	if len(msg) > 120 {
