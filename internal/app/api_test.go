@@ -78,6 +78,8 @@ func TestBadInput(t *testing.T) {
 		{"unread unknown id", "DELETE", "/v1/notifications/999999/read?user=a", "", "", nil, 404, "not_found"},
 		{"unknown path", "GET", "/v2/whatever", "", "", nil, 404, "not_found"},
 		{"wrong method", "PUT", "/v1/notifications", "", "", nil, 405, "method_not_allowed"},
+		{"GET on batch", "GET", "/v1/notifications/batch?user=a", "", "", nil, 405, "method_not_allowed"},
+		{"DELETE on read-all", "DELETE", "/v1/notifications/read-all/read?user=a", "", "", nil, 405, "method_not_allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -161,6 +161,12 @@ func (a *API) userAndID(w http.ResponseWriter, r *http.Request) (string, int64, 
 		a.writeError(w, r, err)
 		return "", 0, false
 	}
+	if seg := r.PathValue("id"); seg == "batch" || seg == "read-all" {
+		// The {id} pattern also matches these POST-only endpoints.
+		w.Header().Set("Allow", "POST")
+		writeJSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "method "+r.Method+" is not allowed here")
+		return "", 0, false
+	}
 	id, err := parseID(r.PathValue("id"))
 	if err != nil {
 		a.writeError(w, r, herald.Errorf(herald.EINVALID, "%q is not a notification id", truncateText(r.PathValue("id"), 40)))
