@@ -1,6 +1,7 @@
 package herald
 
 import (
+	"math"
 	"strconv"
 	"strings"
 )
@@ -52,7 +53,7 @@ func (c Cursor) With(stream string, seq uint64) Cursor {
 // ParseCursor parses the wire form "<user>.<broadcast>" of two decimal numbers.
 func ParseCursor(s string) (Cursor, error) {
 	u, b, ok := strings.Cut(s, ".")
-	if !ok || len(s) > 41 {
+	if !ok || len(s) > 39 {
 		return Cursor{}, Errorf(EINVALID, "cursor %q is not of the form <number>.<number>", truncate(s, 48))
 	}
 	uu, err1 := parseSeq(u)
@@ -63,10 +64,13 @@ func ParseCursor(s string) (Cursor, error) {
 	return Cursor{User: uu, Broadcast: bb}, nil
 }
 
-// parseSeq accepts only plain decimal digits: no sign, no spaces, no leading zeros, so every
-// cursor has exactly one spelling.
+// MaxSeq is the largest sequence number: stores keep them as signed 64-bit integers.
+const MaxSeq = math.MaxInt64
+
+// parseSeq accepts only plain decimal digits up to MaxSeq: no sign, no spaces, no leading zeros,
+// so every cursor has exactly one spelling, and every parsed cursor can be queried.
 func parseSeq(s string) (uint64, error) {
-	if s == "" || len(s) > 20 || (len(s) > 1 && s[0] == '0') {
+	if s == "" || len(s) > 19 || (len(s) > 1 && s[0] == '0') {
 		return 0, strconv.ErrSyntax
 	}
 	for i := 0; i < len(s); i++ {
@@ -74,5 +78,6 @@ func parseSeq(s string) (uint64, error) {
 			return 0, strconv.ErrSyntax
 		}
 	}
-	return strconv.ParseUint(s, 10, 64)
+	n, err := strconv.ParseInt(s, 10, 64)
+	return uint64(n), err
 }

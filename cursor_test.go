@@ -16,9 +16,9 @@ func TestParseCursorAccepts(t *testing.T) {
 		{"12.7", Cursor{User: 12, Broadcast: 7}},
 		{"0.9", Cursor{Broadcast: 9}},
 		{"10.0", Cursor{User: 10}},
-		{"18446744073709551615.0", Cursor{User: math.MaxUint64}},
-		{"0.18446744073709551615", Cursor{Broadcast: math.MaxUint64}},
-		{"18446744073709551615.18446744073709551615", Cursor{User: math.MaxUint64, Broadcast: math.MaxUint64}},
+		{"9223372036854775807.0", Cursor{User: MaxSeq}},
+		{"0.9223372036854775807", Cursor{Broadcast: MaxSeq}},
+		{"9223372036854775807.9223372036854775807", Cursor{User: MaxSeq, Broadcast: MaxSeq}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -67,6 +67,8 @@ func TestParseCursorRejects(t *testing.T) {
 		{"fullwidth digits", "１.２"},
 		{"NUL", "1\x00.2"},
 		{"user overflow", "18446744073709551616.0"},
+		{"user beyond int64", "9223372036854775808.0"},
+		{"broadcast beyond int64", "0.9223372036854775808"},
 		{"broadcast overflow", "0.18446744073709551616"},
 		{"21 digits", "100000000000000000000.0"},
 		{"long user", strings.Repeat("1", 1000) + ".1"},
@@ -104,7 +106,7 @@ func TestCursorStringAppend(t *testing.T) {
 		{Cursor{User: 1}, "1.0"},
 		{Cursor{Broadcast: 1}, "0.1"},
 		{Cursor{User: 42, Broadcast: 1000}, "42.1000"},
-		{Cursor{User: math.MaxUint64, Broadcast: math.MaxUint64}, "18446744073709551615.18446744073709551615"},
+		{Cursor{User: MaxSeq, Broadcast: MaxSeq}, "9223372036854775807.9223372036854775807"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
@@ -159,7 +161,8 @@ func TestCursorOfWith(t *testing.T) {
 
 func FuzzParseCursor(f *testing.F) {
 	for _, s := range []string{
-		"0.0", "12.7", "18446744073709551615.18446744073709551615", "18446744073709551616.0",
+		"0.0", "12.7", "9223372036854775807.9223372036854775807", "9223372036854775808.0",
+		"18446744073709551615.0",
 		"", ".", "1.", ".1", "01.2", "+1.2", "-1.2", "1.2.3", " 1.2", "1 .2", "1.2 ", "0x1.2", "１.２",
 	} {
 		f.Add(s)
@@ -184,6 +187,7 @@ func FuzzCursorRoundTrip(f *testing.F) {
 	f.Add(uint64(1), uint64(math.MaxUint64))
 	f.Add(uint64(math.MaxUint64), uint64(10))
 	f.Fuzz(func(t *testing.T, u, b uint64) {
+		u, b = u&MaxSeq, b&MaxSeq
 		c := Cursor{User: u, Broadcast: b}
 		s := c.String()
 		if want := strconv.FormatUint(u, 10) + "." + strconv.FormatUint(b, 10); s != want {

@@ -65,6 +65,7 @@ func TestBadInput(t *testing.T) {
 		{"stream without user", "GET", "/v1/stream", "", "", nil, 401, "unauthorized"},
 		{"stream bad cursor", "GET", "/v1/stream?user=a", "", "", map[string]string{"Last-Event-ID": "abc"}, 400, "invalid"},
 		{"stream bad query cursor", "GET", "/v1/stream?user=a&last_event_id=1.2.3", "", "", nil, 400, "invalid"},
+		{"stream cursor beyond int64", "GET", "/v1/stream?user=a&last_event_id=9223372036854775808.0", "", "", nil, 400, "invalid"},
 		{"stream negative cursor", "GET", "/v1/stream?user=a&last_event_id=-1.0", "", "", nil, 400, "invalid"},
 		{"stream bad type filter", "GET", "/v1/stream?user=a&types=ok,not%20ok", "", "", nil, 400, "invalid"},
 		{"stream empty type filter", "GET", "/v1/stream?user=a&types=,", "", "", nil, 400, "invalid"},

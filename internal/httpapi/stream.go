@@ -177,7 +177,14 @@ func (c *conn) run(ctx context.Context, catchUp bool) error {
 			var overflowed bool
 			events, overflowed = c.sub.Take(events)
 			// After an overflow the queue misses events; the store has them all.
-			if catchUp = overflowed || c.deliver(events); !catchUp {
+			if catchUp = overflowed; catchUp {
+				continue
+			}
+			var err error
+			if catchUp, err = c.deliver(events); err != nil {
+				return err
+			}
+			if !catchUp {
 				if err := c.flush(); err != nil {
 					return err
 				}
@@ -186,22 +193,37 @@ func (c *conn) run(ctx context.Context, catchUp bool) error {
 	}
 }
 
-// deliver encodes the live events that follow the cursor and reports whether one left a gap.
-func (c *conn) deliver(events []*hub.Event) (gap bool) {
+// deliver writes the live events that follow the cursor and reports whether one left a gap.
+// It writes whenever flushSize is buffered, so a queue of large events never piles up in memory.
+func (c *conn) deliver(events []*hub.Event) (gap bool, err error) {
 	for _, ev := range events {
 		have := c.pos.Of(ev.User)
 		switch {
 		case ev.Seq <= have:
 			continue
 		case ev.Seq > have+1:
-			return true
+			return true, nil
 		}
 		c.pos = c.pos.With(ev.User, ev.Seq)
 		if c.wanted(ev.Type) {
 			c.buf = c.appendEvent(c.buf, ev.Frame(encodeNotification))
+			if err := c.flushAt(flushSize); err != nil {
+				return false, err
+			}
 		}
 	}
-	return false
+	return false, nil
+}
+
+// flushSize is how much a stream buffers before writing, during replay or a burst.
+const flushSize = 32 << 10
+
+// flushAt flushes once at least n bytes are buffered.
+func (c *conn) flushAt(n int) error {
+	if len(c.buf) < n {
+		return nil
+	}
+	return c.flush()
 }
 
 func (c *conn) wanted(typ string) bool { return c.filter == nil || c.filter[typ] }
@@ -248,10 +270,8 @@ func (c *conn) catchUp(ctx context.Context) error {
 			if c.wanted(n.Type) {
 				c.buf = c.appendEvent(c.buf, encodeNotification(n))
 			}
-			if len(c.buf) >= 32<<10 {
-				if err := c.flush(); err != nil {
-					return err
-				}
+			if err := c.flushAt(flushSize); err != nil {
+				return err
 			}
 		}
 		more := limit != 1<<63-1

@@ -111,11 +111,11 @@ func (s *Store) commitGroup(group []*appendReq) {
 	// from holding every publisher forever.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// On failure every request fails, conflicts too: a conflict may have been decided against a
+	// key another request of this group wrote, which is now rolled back.
 	fail := func(err error) {
 		for _, req := range group {
-			if req.err == nil {
-				req.receipts, req.err = nil, err
-			}
+			req.receipts, req.err = nil, err
 		}
 	}
 	tx, err := s.writer.BeginTx(ctx, nil)
