@@ -9,11 +9,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	_ "embed"
+	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,11 +26,66 @@ import (
 
 var _ herald.Store = (*Store)(nil)
 
-//go:embed schema.sql
-var schema string
+// migrations/NNNN_name.sql are applied in order; PRAGMA user_version holds the number of the
+// last one applied, so a database is upgraded in place and one from a newer Herald is refused.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
 
-// schemaVersion is stored in PRAGMA user_version; a database from a newer Herald is refused.
-const schemaVersion = 1
+// schemaVersion is the number of the newest migration.
+var schemaVersion = len(mustMigrations())
+
+type migration struct {
+	version int
+	name    string
+	stmts   []string
+}
+
+func mustMigrations() []migration {
+	ms, err := loadMigrations()
+	if err != nil {
+		panic(err) // the files are embedded: a bad one fails every test
+	}
+	return ms
+}
+
+func loadMigrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for i, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v != i+1 {
+			return nil, fmt.Errorf("sqlite: migration %s: want the number %04d", e.Name(), i+1)
+		}
+		b, err := fs.ReadFile(migrationFiles, "migrations/"+e.Name())
+		if err != nil {
+			return nil, err
+		}
+		m := migration{version: v, name: e.Name()}
+		for _, stmt := range strings.Split(string(b), ";\n") {
+			if strings.TrimSpace(stripComments(stmt)) != "" {
+				m.stmts = append(m.stmts, stmt)
+			}
+		}
+		ms = append(ms, m)
+	}
+	return ms, nil
+}
+
+func stripComments(sql string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(sql, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "--") {
+			b.WriteString(line)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
 
 // Sync is SQLite's synchronous setting for the WAL.
 type Sync string
@@ -137,32 +194,37 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// migrate applies the migrations the database has not seen, each in its own transaction with
+// the version it reaches, so an interrupted upgrade resumes where it stopped.
 func migrate(ctx context.Context, db *sql.DB) error {
 	var version int
 	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 		return fmt.Errorf("sqlite: read schema version: %w", err)
 	}
-	switch {
-	case version == schemaVersion:
-		return nil
-	case version > schemaVersion:
+	if version > schemaVersion {
 		return herald.Errorf(herald.EINVALID, "sqlite: database schema version %d is newer than this Herald understands (%d)", version, schemaVersion)
 	}
+	for _, m := range mustMigrations()[version:] {
+		if err := apply(ctx, db, m); err != nil {
+			return fmt.Errorf("sqlite: migration %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+func apply(ctx context.Context, db *sql.DB, m migration) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+		return err
 	}
 	defer tx.Rollback()
-	for _, stmt := range strings.Split(schema, ";\n") {
-		if strings.TrimSpace(stmt) == "" {
-			continue
-		}
+	for _, stmt := range m.stmts {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
-			return fmt.Errorf("sqlite: migrate: %w", err)
+			return err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.version)); err != nil {
+		return err
 	}
 	return tx.Commit()
 }
