@@ -3,10 +3,12 @@ package app
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"fmt"
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -318,5 +320,45 @@ func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) 
 			t.Fatalf("timed out after %s waiting for %s", within, what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestHoleInsideKeptHistory: retention only removes the oldest of a stream, but if notifications
+// vanish from the middle (a clock stepped back, an operator's DELETE), replay still says so with
+// herald.missed at the hole instead of skipping it silently.
+func TestHoleInsideKeptHistory(t *testing.T) {
+	s := startServer(t, nil)
+	for i := 1; i <= 5; i++ {
+		s.mustPublish(t, map[string]any{"to": []string{"alice"}, "data": i})
+	}
+	path, _ := s.cfg.SQLitePath()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DELETE FROM notifications WHERE stream = 'alice' AND seq = 3`); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, ch, err := s.openStream(ctx, "user=alice", "0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for ev := range ch {
+		item := ev.Cursor + " " + ev.Type
+		if ev.Type == "notification" {
+			item += " " + string(ev.Env.Data)
+		}
+		got = append(got, item)
+		if ev.Cursor == "5.0" {
+			break
+		}
+	}
+	want := []string{"1.0 notification 1", "2.0 notification 2", "3.0 herald.missed", "4.0 notification 4", "5.0 notification 5"}
+	if !slices.Equal(got, want) {
+		t.Errorf("replay over a hole:\n got  %q\n want %q", got, want)
 	}
 }

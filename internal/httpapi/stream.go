@@ -266,6 +266,12 @@ func (c *conn) catchUp(ctx context.Context) error {
 			if n == nil || n.ID > limit {
 				break
 			}
+			if n.Seq > c.pos.Of(n.User)+1 {
+				// Retention removes the oldest of a stream, but a clock step could make it remove
+				// from the middle: a hole is a hole wherever it is, and the client is told.
+				c.pos = c.pos.With(n.User, n.Seq-1)
+				c.appendMissed("retention")
+			}
 			c.pos = c.pos.With(n.User, n.Seq)
 			if c.wanted(n.Type) {
 				c.buf = c.appendEvent(c.buf, encodeNotification(n))
@@ -320,6 +326,12 @@ func (c *conn) checkHoles(fp *herald.FeedPage) {
 	if reason == "" {
 		return
 	}
+	c.appendMissed(reason)
+}
+
+// appendMissed tells the client that notifications between its cursor and c.pos are gone, with
+// c.pos as the event's id so its next reconnect starts past the hole.
+func (c *conn) appendMissed(reason string) {
 	message := "some notifications after your cursor are no longer kept; refresh from the inbox"
 	if reason == "unknown_cursor" {
 		message = "your cursor is ahead of what this server has stored; refresh from the inbox"
