@@ -124,7 +124,7 @@ func (s *Store) commitGroup(group []*appendReq) {
 		return
 	}
 	defer tx.Rollback()
-	w, err := newTxWriter(ctx, tx, time.Now(), group)
+	w, err := newTxWriter(ctx, tx, &s.stmts, time.Now(), group)
 	if err != nil {
 		fail(err)
 		return
@@ -160,6 +160,44 @@ func (s *Store) commitGroup(group []*appendReq) {
 // seqChunk bounds the streams one statement reads or writes (SQLite limits bound parameters).
 const seqChunk = 250
 
+// smallGroup is the most streams whose heads are read and written one prepared statement each;
+// beyond it one statement handles up to seqChunk, at the cost of preparing it for the group.
+const smallGroup = 8
+
+// writerStmts are prepared once on the writer connection and reused by every group.
+type writerStmts struct {
+	insert, getKey, key, getSeq, putSeq *sql.Stmt
+}
+
+func (ws *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
+	for _, p := range []struct {
+		st **sql.Stmt
+		q  string
+	}{
+		{&ws.insert, `INSERT INTO notifications (stream, seq, type, data, created_at) VALUES (?, ?, ?, ?, ?)`},
+		{&ws.getKey, `SELECT hash, result FROM idempotency WHERE scope = ? AND key = ?`},
+		{&ws.key, `INSERT INTO idempotency (scope, key, hash, result, created_at) VALUES (?, ?, ?, ?, ?)`},
+		{&ws.getSeq, `SELECT seq FROM streams WHERE stream = ?`},
+		{&ws.putSeq, `INSERT INTO streams (stream, seq) VALUES (?, ?) ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq`},
+	} {
+		st, err := db.PrepareContext(ctx, p.q)
+		if err != nil {
+			ws.close()
+			return fmt.Errorf("sqlite: prepare: %w", err)
+		}
+		*p.st = st
+	}
+	return nil
+}
+
+func (ws *writerStmts) close() {
+	for _, st := range []*sql.Stmt{ws.insert, ws.getKey, ws.key, ws.getSeq, ws.putSeq} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
 // txWriter holds the statements and stream heads of one group transaction. The heads of every
 // stream the group writes are read once at its start and written back once before the commit,
 // instead of an upsert per notification; the writer loop is the only writer of streams.
@@ -168,11 +206,12 @@ type txWriter struct {
 	tx                  *sql.Tx
 	now                 time.Time
 	insert, getKey, key *sql.Stmt
+	getSeq, putSeq      *sql.Stmt
 	seqs                map[string]uint64   // stream → last seq, as of this transaction
 	dirty               map[string]struct{} // streams whose seq this transaction advanced
 }
 
-func newTxWriter(ctx context.Context, tx *sql.Tx, now time.Time, group []*appendReq) (*txWriter, error) {
+func newTxWriter(ctx context.Context, tx *sql.Tx, stmts *writerStmts, now time.Time, group []*appendReq) (*txWriter, error) {
 	w := &txWriter{
 		// The statements run without a Done channel, which spares the driver a goroutine per
 		// statement to watch for cancellation; the transaction as a whole stays bounded by ctx,
@@ -184,21 +223,12 @@ func newTxWriter(ctx context.Context, tx *sql.Tx, now time.Time, group []*append
 		seqs:  make(map[string]uint64),
 		dirty: make(map[string]struct{}),
 	}
-	for _, p := range []struct {
-		st **sql.Stmt
-		q  string
-	}{
-		{&w.insert, `INSERT INTO notifications (stream, seq, type, data, created_at) VALUES (?, ?, ?, ?, ?)`},
-		{&w.getKey, `SELECT hash, result FROM idempotency WHERE scope = ? AND key = ?`},
-		{&w.key, `INSERT INTO idempotency (scope, key, hash, result, created_at) VALUES (?, ?, ?, ?, ?)`},
-	} {
-		st, err := tx.PrepareContext(ctx, p.q)
-		if err != nil {
-			w.close()
-			return nil, unavailable(err)
-		}
-		*p.st = st
-	}
+	// The statements were prepared once on the writer connection; Tx.Stmt reuses them.
+	w.insert = tx.StmtContext(ctx, stmts.insert)
+	w.getKey = tx.StmtContext(ctx, stmts.getKey)
+	w.key = tx.StmtContext(ctx, stmts.key)
+	w.getSeq = tx.StmtContext(ctx, stmts.getSeq)
+	w.putSeq = tx.StmtContext(ctx, stmts.putSeq)
 	var streams []string
 	seen := make(map[string]bool)
 	for _, req := range group {
@@ -224,7 +254,7 @@ func newTxWriter(ctx context.Context, tx *sql.Tx, now time.Time, group []*append
 }
 
 func (w *txWriter) close() {
-	for _, st := range []*sql.Stmt{w.insert, w.getKey, w.key} {
+	for _, st := range []*sql.Stmt{w.insert, w.getKey, w.key, w.getSeq, w.putSeq} {
 		if st != nil {
 			st.Close()
 		}
@@ -233,6 +263,19 @@ func (w *txWriter) close() {
 
 // loadSeqs reads the heads of streams; a stream without a row has seq 0.
 func (w *txWriter) loadSeqs(streams []string) error {
+	if len(streams) <= smallGroup {
+		for _, st := range streams {
+			var seq uint64
+			err := w.getSeq.QueryRowContext(w.ctx, st).Scan(&seq)
+			switch {
+			case err == nil:
+				w.seqs[st] = seq
+			case !errors.Is(err, sql.ErrNoRows):
+				return unavailable(err)
+			}
+		}
+		return nil
+	}
 	for len(streams) > 0 {
 		n := min(len(streams), seqChunk)
 		args := make([]any, n)
@@ -277,6 +320,14 @@ func (w *txWriter) flushSeqs() error {
 	dirty := make([]string, 0, len(w.dirty))
 	for st := range w.dirty {
 		dirty = append(dirty, st)
+	}
+	if len(dirty) <= smallGroup {
+		for _, st := range dirty {
+			if _, err := w.putSeq.ExecContext(w.ctx, st, w.seqs[st]); err != nil {
+				return unavailable(err)
+			}
+		}
+		return nil
 	}
 	for len(dirty) > 0 {
 		n := min(len(dirty), seqChunk)

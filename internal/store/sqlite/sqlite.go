@@ -114,6 +114,7 @@ type Options struct {
 // Store is a herald.Store on a SQLite file.
 type Store struct {
 	writer *sql.DB // exactly one connection
+	stmts  writerStmts
 	reader *sql.DB
 	opts   Options
 
@@ -190,6 +191,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
+	if err := s.stmts.prepare(ctx, writer); err != nil {
+		reader.Close()
+		writer.Close()
+		return nil, err
+	}
 	go s.writeLoop()
 	return s, nil
 }
@@ -249,6 +255,7 @@ func (s *Store) Close() error {
 	s.inflight.Wait()
 	close(s.stop)
 	<-s.stopped
+	s.stmts.close()
 	return errors.Join(s.reader.Close(), s.writer.Close())
 }
 
