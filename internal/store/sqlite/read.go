@@ -136,13 +136,18 @@ func (s *Store) Inbox(ctx context.Context, user string, q herald.InboxQuery) (he
 	if q.UnreadOnly {
 		unicastUnread, broadcastUnread = ` AND n.read_at IS NULL`, ` AND r.read_at IS NULL`
 	}
+	// Within a stream ids grow with sequence numbers, so walking (stream, seq) backwards is newest
+	// first by id; "id < before" is checked on the index entry (it holds the rowid), so paging
+	// deeper skips index entries, not rows.
 	query := `SELECT * FROM (
-		SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.read_at FROM notifications n
-		WHERE n.stream = ? AND n.id < ?` + unicastUnread + typeFilter + ` ORDER BY n.id DESC LIMIT ?)
+		SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.read_at
+		FROM notifications n INDEXED BY notifications_stream_seq
+		WHERE n.stream = ? AND n.id < ?` + unicastUnread + typeFilter + ` ORDER BY n.seq DESC LIMIT ?)
 	UNION ALL SELECT * FROM (
-		SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, r.read_at FROM notifications n
+		SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, r.read_at
+		FROM notifications n INDEXED BY notifications_stream_seq
 		LEFT JOIN broadcast_reads r ON r.user_id = ? AND r.notification_id = n.id
-		WHERE n.stream = '' AND n.id < ?` + broadcastUnread + typeFilter + ` ORDER BY n.id DESC LIMIT ?)
+		WHERE n.stream = '' AND n.id < ?` + broadcastUnread + typeFilter + ` ORDER BY n.seq DESC LIMIT ?)
 	ORDER BY 1 DESC LIMIT ?`
 	args := []any{user, before}
 	args = append(args, typeArgs...)
