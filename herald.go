@@ -101,6 +101,20 @@ type InboxPage struct {
 	NextBefore int64
 }
 
+// Subscriber is a caller that authentication allows to read one user's feed.
+type Subscriber struct {
+	User string
+	// Expires is when the credential stops being accepted; an open stream ends then, and the
+	// client reconnects with a fresh one. Zero: never.
+	Expires time.Time
+}
+
+// Publisher is a caller that authentication allows to publish.
+type Publisher struct {
+	// ID names the publisher: its idempotency keys are its own, and rate limits count per ID.
+	ID string
+}
+
 // Retention says how much history the store keeps.
 type Retention struct {
 	// MaxAge removes notifications older than this; 0 keeps them regardless of age.

@@ -273,3 +273,82 @@ func TestGracefulStopExitsZero(t *testing.T) {
 	}
 	io.Copy(io.Discard, resp.Body) // the stream ends
 }
+
+// TestTokenAndKeygen: what the CLI mints is what a server with the same configuration accepts.
+func TestTokenAndKeygen(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts subprocesses")
+	}
+	secret := strings.Repeat("k", 40)
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secretFile, []byte(secret+"\n"), 0o600)
+
+	var keyOut strings.Builder
+	if err := run(context.Background(), []string{"keygen", "-name", "billing"}, &keyOut, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Fields(keyOut.String())
+	var key, hash string
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "hk_"):
+			key = l
+		case strings.HasPrefix(l, "billing=sha256:"):
+			hash = l
+		}
+	}
+	if key == "" || hash == "" {
+		t.Fatalf("keygen printed %q", keyOut.String())
+	}
+
+	var tokOut strings.Builder
+	args := []string{"token", "-user", "alice", "-ttl", "10m", "-jwt-secret-file", secretFile, "-jwt-issuer", "me"}
+	if err := run(context.Background(), args, &tokOut, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(tokOut.String())
+	if err := run(context.Background(), []string{"token", "-user", "alice"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "secret") {
+		t.Fatalf("token without a secret: %v", err)
+	}
+
+	p := startProc(t, "-store", "sqlite:"+filepath.Join(t.TempDir(), "h.db"), "-jwt-secret-file", secretFile,
+		"-jwt-issuer", "me", "-publisher-keys", hash)
+	for i := 0; i < 100 && !strings.Contains(p.logText(), "auth:"); i++ {
+		time.Sleep(20 * time.Millisecond) // logged just after the URL startProc waits for
+	}
+	if !strings.Contains(p.logText(), "auth:") || strings.Contains(p.logText(), "dev mode") {
+		t.Fatalf("start-up log does not state the auth mode:\n%s", p.logText())
+	}
+	do := func(method, path, cred, body string) int {
+		req, _ := http.NewRequest(method, p.url+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+cred)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if status := do("POST", "/v1/notifications", key, `{"to":["alice"]}`); status != 201 {
+		t.Fatalf("publish with the generated key: %d", status)
+	}
+	if status := do("GET", "/v1/notifications/unread-count", token, ""); status != 200 {
+		t.Fatalf("inbox with the minted token: %d", status)
+	}
+	if status := do("POST", "/v1/notifications", token, `{"to":["bob"]}`); status != 403 {
+		t.Fatalf("publish with a subscriber token: %d", status)
+	}
+	for _, secretText := range []string{secret, key, token} {
+		if strings.Contains(p.logText(), secretText) {
+			t.Fatal("the server logged a secret")
+		}
+	}
+}
+
+func (p *proc) logText() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.String()
+}

@@ -4,16 +4,19 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/config"
 	"github.com/heraldhq/herald/internal/httpapi"
 	"github.com/heraldhq/herald/internal/hub"
@@ -29,8 +32,11 @@ type App struct {
 	Hub   *hub.Hub
 	API   *httpapi.API
 
-	srv *http.Server
-	ln  net.Listener
+	auth interface{ Describe() []any } // nil in dev mode
+	stop []func()                      // closers of what New started, run by Run or on failure
+	srv  *http.Server
+	ln   net.Listener
+	tls  bool
 }
 
 // NewLogger returns the logger cfg asks for, writing to w.
@@ -49,6 +55,33 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	a := &App{cfg: cfg, log: log}
+	ok := false
+	defer func() {
+		if !ok {
+			a.close()
+		}
+	}()
+	authn, err := NewAuthenticator(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if c, isCloser := authn.(interface{ Close() }); isCloser {
+		a.stop = append(a.stop, c.Close)
+	}
+	if d, isDescriber := authn.(interface{ Describe() []any }); isDescriber {
+		a.auth = d
+	}
+	var tlsConfig *tls.Config
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("tls-cert/tls-key: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		a.tls = true
+	}
+
 	// The hub reads gaps from the store, and the store reports commits to the hub; nothing is
 	// committed before the server runs, so the hub can be set after the store opens.
 	var h *hub.Hub
@@ -60,62 +93,162 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	a.Store = store
+	a.stop = append(a.stop, func() { store.Close() })
 	h = hub.New(hub.Options{
 		QueueSize:  cfg.QueueSize,
 		MaxPerUser: cfg.MaxConnectionsPerUser,
+		MaxTotal:   cfg.MaxConnections,
 		Source:     store,
 		Logger:     log,
 	})
-	api := httpapi.New(httpapi.Options{
-		Store:         store,
-		Hub:           h,
-		Identity:      httpapi.DevIdentity{},
-		Logger:        log,
-		Heartbeat:     cfg.Heartbeat,
-		WriteTimeout:  cfg.WriteTimeout,
-		Retry:         cfg.Retry,
-		ReplayPage:    cfg.ReplayPage,
-		MaxBody:       cfg.MaxBody,
-		MaxBatchBody:  cfg.MaxBatchBody,
-		MaxPayload:    cfg.MaxPayload,
-		MaxRecipients: cfg.MaxRecipients,
-		MaxBatch:      cfg.MaxBatch,
+	a.Hub = h
+	a.stop = append(a.stop, h.Close)
+	a.API = httpapi.New(httpapi.Options{
+		Store:          store,
+		Hub:            h,
+		Auth:           authn,
+		Logger:         log,
+		Limiter:        httpapi.NewLimiter(cfg.PublishRate, cfg.PublishBurst),
+		CORSOrigins:    cfg.CORSOriginList(),
+		MaxHeaderBytes: cfg.MaxHeaderBytes,
+		Heartbeat:      cfg.Heartbeat,
+		WriteTimeout:   cfg.WriteTimeout,
+		Retry:          cfg.Retry,
+		ReplayPage:     cfg.ReplayPage,
+		MaxBody:        cfg.MaxBody,
+		MaxBatchBody:   cfg.MaxBatchBody,
+		MaxPayload:     cfg.MaxPayload,
+		MaxRecipients:  cfg.MaxRecipients,
+		MaxBatch:       cfg.MaxBatch,
 	})
-	ln, err := net.Listen("tcp", cfg.Addr)
+	handler, err := a.API.Handler()
 	if err != nil {
-		h.Close()
-		store.Close()
+		return nil, err
+	}
+	a.ln, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	srv := &http.Server{
-		Handler:           api.Handler(),
+	a.srv = &http.Server{
+		Handler:           handler,
+		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		// Twice the configured limit, so that the API, not Go's plain-text answer, refuses the
+		// headers between the two with a JSON 431.
+		MaxHeaderBytes: 2 * cfg.MaxHeaderBytes,
 		// No WriteTimeout: it would cut every stream. Streams set a deadline per write instead.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	// Open streams never go idle, so Shutdown alone would wait for them until its deadline.
-	srv.RegisterOnShutdown(h.Close)
-	return &App{cfg: cfg, log: log, Store: store, Hub: h, API: api, srv: srv, ln: ln}, nil
+	a.srv.RegisterOnShutdown(h.Close)
+	ok = true
+	return a, nil
+}
+
+// close releases what New started, last first.
+func (a *App) close() {
+	if a.ln != nil {
+		a.ln.Close()
+	}
+	for i := len(a.stop) - 1; i >= 0; i-- {
+		a.stop[i]()
+	}
+	a.stop = nil
+}
+
+// NewAuthenticator returns the authenticator cfg describes: JWTs and API keys, or dev mode when
+// no credential is configured. It reads the secret, key and PEM files.
+func NewAuthenticator(cfg config.Config, log *slog.Logger) (httpapi.Authenticator, error) {
+	if !cfg.AuthEnabled() {
+		return auth.Dev{}, nil
+	}
+	ac := auth.Config{
+		JWKSURL:      cfg.JWKSURL,
+		JWKSRefresh:  cfg.JWKSRefresh,
+		Issuer:       cfg.JWTIssuer,
+		Audience:     cfg.JWTAudience,
+		Leeway:       cfg.JWTLeeway,
+		PublishScope: cfg.PublishScope,
+		Cookie:       cfg.AuthCookie,
+		QueryToken:   cfg.AllowQueryToken,
+		Logger:       log,
+	}
+	secret, err := cfg.ReadJWTSecret()
+	if err != nil {
+		return nil, err
+	}
+	if secret != "" {
+		ac.Secret = []byte(secret)
+	}
+	if cfg.JWTPublicKeys != "" {
+		b, err := os.ReadFile(cfg.JWTPublicKeys)
+		if err != nil {
+			return nil, fmt.Errorf("jwt-public-keys: %w", err)
+		}
+		if ac.PublicKeys, err = auth.ParsePublicKeys(b); err != nil {
+			return nil, fmt.Errorf("jwt-public-keys %s: %w", cfg.JWTPublicKeys, err)
+		}
+	}
+	keys, err := auth.ParseKeys(cfg.PublisherKeys, false)
+	if err != nil {
+		return nil, fmt.Errorf("publisher-keys: %w", err)
+	}
+	if cfg.PublisherKeyFile != "" {
+		b, err := os.ReadFile(cfg.PublisherKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("publisher-key-file: %w", err)
+		}
+		fileKeys, err := auth.ParseKeys(string(b), true)
+		if err != nil {
+			return nil, fmt.Errorf("publisher-key-file %s: %w", cfg.PublisherKeyFile, err)
+		}
+		keys = append(keys, fileKeys...)
+	}
+	ac.Keys = keys
+	a, err := auth.New(ac)
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 // Addr is the address the server listens on (useful with port 0).
 func (a *App) Addr() string { return a.ln.Addr().String() }
 
 // URL is the base URL of the server.
-func (a *App) URL() string { return "http://" + a.Addr() }
+func (a *App) URL() string {
+	if a.tls {
+		return "https://" + a.Addr()
+	}
+	return "http://" + a.Addr()
+}
 
 // Run serves until ctx ends, then shuts down: it stops accepting, closes the streams, lets
 // in-flight publishes finish (within ShutdownTimeout) and closes the store.
 func (a *App) Run(ctx context.Context) error {
-	a.log.Info("herald listening", "url", a.URL(), "store", a.cfg.Store, "sqlite_sync", a.cfg.SQLiteSync)
-	a.log.Warn("dev mode: no auth configured; anyone who can reach the port may publish and read any feed (?user=), so only loopback is allowed without --insecure",
-		"loopback", config.Loopback(a.cfg.Addr))
+	a.log.Info("herald listening", "url", a.URL(), "store", a.cfg.Store, "sqlite_sync", a.cfg.SQLiteSync,
+		"max_connections", a.cfg.MaxConnections)
+	if a.auth != nil {
+		a.log.Info("auth: subscribers need a token, publishers a key or a token with the publish scope", a.auth.Describe()...)
+	} else {
+		a.log.Warn("dev mode: no auth configured; anyone who can reach the port may publish and read any feed (?user=), so only loopback is allowed without --insecure",
+			"loopback", config.Loopback(a.cfg.Addr))
+	}
+	if !a.tls && !config.Loopback(a.cfg.Addr) {
+		a.log.Warn("serving plain HTTP on a non-loopback address: put a TLS-terminating proxy in front, or set --tls-cert and --tls-key, so tokens do not cross the network in the clear")
+	}
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- a.srv.Serve(a.ln) }()
+	go func() {
+		if a.tls {
+			serveErr <- a.srv.ServeTLS(a.ln, "", "")
+			return
+		}
+		serveErr <- a.srv.Serve(a.ln)
+	}()
 
 	var wg sync.WaitGroup
 	pruneCtx, stopPrune := context.WithCancel(context.Background())
@@ -144,6 +277,7 @@ func (a *App) Run(ctx context.Context) error {
 	if cerr := a.Store.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
 	}
+	a.close()
 	if err == nil {
 		a.log.Info("stopped")
 	}

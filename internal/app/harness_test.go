@@ -23,9 +23,10 @@ import (
 // server is a whole Herald running in-process on a real loopback listener.
 type server struct {
 	*App
-	url    string
-	stop   func()
-	logBuf *syncBuffer
+	url        string
+	stop       func()
+	logBuf     *syncBuffer
+	httpClient *http.Client // nil: http.DefaultClient
 }
 
 // startServer starts Herald on 127.0.0.1:0 with a fresh SQLite file, applying mutate to the
@@ -172,11 +173,20 @@ const idOnly = "(id only)"
 // returned channel until ctx ends or the server closes the stream, then closes the channel.
 // status is the HTTP status; for anything but 200 no channel is returned.
 func (s *server) openStream(ctx context.Context, query, lastID string) (status int, events <-chan received, err error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.url+"/v1/stream?"+query, nil)
+	h := http.Header{}
 	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
+		h.Set("Last-Event-ID", lastID)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	return s.openStreamWith(ctx, query, h)
+}
+
+// openStreamWith is openStream with any request headers (credentials, cursor).
+func (s *server) openStreamWith(ctx context.Context, query string, header http.Header) (status int, events <-chan received, err error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.url+"/v1/stream?"+query, nil)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := s.client().Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -212,6 +222,15 @@ func (s *server) openStream(ctx context.Context, query, lastID string) (status i
 	return resp.StatusCode, ch, nil
 }
 
+// client is the HTTP client for this server: the default one, or one that trusts its TLS
+// certificate.
+func (s *server) client() *http.Client {
+	if s.httpClient != nil {
+		return s.httpClient
+	}
+	return http.DefaultClient
+}
+
 // waitGoroutines waits until the number of goroutines is at most want.
 func waitGoroutines(t testing.TB, want int, within time.Duration) {
 	t.Helper()
@@ -236,3 +255,5 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

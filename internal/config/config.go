@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -51,6 +53,29 @@ type Config struct {
 
 	LogFormat string // text | json
 	LogLevel  string // debug | info | warn | error
+
+	// Authentication. Setting any credential leaves dev mode.
+	JWTSecret        string // HS256 secret; prefer JWTSecretFile or the environment
+	JWTSecretFile    string
+	JWTPublicKeys    string // PEM file of public keys
+	JWKSURL          string
+	JWKSRefresh      time.Duration
+	JWTIssuer        string
+	JWTAudience      string
+	JWTLeeway        time.Duration
+	PublishScope     string
+	PublisherKeys    string // comma-separated name=sha256:<hex>
+	PublisherKeyFile string
+	AuthCookie       string
+	AllowQueryToken  bool
+
+	CORSOrigins    string // comma-separated origins allowed to call from a browser
+	PublishRate    float64
+	PublishBurst   int
+	MaxConnections int
+
+	TLSCert string
+	TLSKey  string
 }
 
 // Default returns the settings of a server started with no configuration: dev mode on loopback
@@ -82,7 +107,32 @@ func Default() Config {
 		MaxHeaderBytes:        64 << 10,
 		LogFormat:             "text",
 		LogLevel:              "info",
+		JWKSRefresh:           time.Hour,
+		JWTLeeway:             10 * time.Second,
+		PublishScope:          "herald:publish",
+		AuthCookie:            "herald_token",
+		MaxConnections:        defaultMaxConnections(),
 	}
+}
+
+// AuthEnabled reports whether any credential is configured; without one the server runs in dev
+// mode.
+func (c *Config) AuthEnabled() bool {
+	return c.JWTSecret != "" || c.JWTSecretFile != "" || c.JWTPublicKeys != "" || c.JWKSURL != "" ||
+		c.PublisherKeys != "" || c.PublisherKeyFile != ""
+}
+
+// CORSOriginList returns the allowed browser origins.
+func (c *Config) CORSOriginList() []string { return splitComma(c.CORSOrigins) }
+
+func splitComma(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // FlagSet returns the flags of the serve command, bound to c (pre-filled with defaults).
@@ -114,6 +164,25 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "bytes of request headers")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", c.JWTSecret, "HS256 secret of subscriber and publisher tokens, at least 32 bytes (prefer HERALD_JWT_SECRET or --jwt-secret-file: flags show in process lists)")
+	fs.StringVar(&c.JWTSecretFile, "jwt-secret-file", c.JWTSecretFile, "file holding the HS256 secret")
+	fs.StringVar(&c.JWTPublicKeys, "jwt-public-keys", c.JWTPublicKeys, "PEM file of public keys verifying RS*/PS*, ES* and EdDSA tokens")
+	fs.StringVar(&c.JWKSURL, "jwks-url", c.JWKSURL, "JSON Web Key Set URL of an identity provider (https)")
+	fs.DurationVar(&c.JWKSRefresh, "jwks-refresh", c.JWKSRefresh, "how often the JWKS is fetched again (also on an unknown key id)")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", c.JWTIssuer, "required iss of tokens (empty: not checked)")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", c.JWTAudience, "required aud of tokens (empty: not checked)")
+	fs.DurationVar(&c.JWTLeeway, "jwt-leeway", c.JWTLeeway, "clock skew allowed on exp, nbf and iat")
+	fs.StringVar(&c.PublishScope, "publish-scope", c.PublishScope, "scope a token needs to publish")
+	fs.StringVar(&c.PublisherKeys, "publisher-keys", c.PublisherKeys, "publisher API keys as comma-separated name=sha256:<hex> hashes (herald keygen prints one)")
+	fs.StringVar(&c.PublisherKeyFile, "publisher-key-file", c.PublisherKeyFile, "file of publisher API keys, one name=sha256:<hex> or name=<key> per line")
+	fs.StringVar(&c.AuthCookie, "auth-cookie", c.AuthCookie, "cookie that may carry a subscriber token (how a browser EventSource authenticates)")
+	fs.BoolVar(&c.AllowQueryToken, "allow-query-token", c.AllowQueryToken, "accept a subscriber token in ?access_token= (it can leak through proxy logs and browser history)")
+	fs.StringVar(&c.CORSOrigins, "cors-origins", c.CORSOrigins, "comma-separated origins allowed to call the API from a browser, with credentials")
+	fs.Float64Var(&c.PublishRate, "publish-rate", c.PublishRate, "publish requests a second allowed per publisher (0: no limit)")
+	fs.IntVar(&c.PublishBurst, "publish-burst", c.PublishBurst, "publish requests a publisher may send at once (0: twice --publish-rate)")
+	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "open streams on this server; the next gets 503 (0: no limit; default: the open-file limit less 1024)")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "certificate file (PEM) to serve HTTPS and HTTP/2")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "private key file (PEM) of --tls-cert")
 	fs.String("config", "", "config file of \"name value\" lines (flags and HERALD_* variables win)")
 	return fs
 }
@@ -123,18 +192,45 @@ func Parse(name string, args []string, stderr io.Writer) (Config, error) {
 	c := Default()
 	fs := c.FlagSet(name)
 	fs.SetOutput(stderr)
+	if err := ParseArgs(fs, args); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// ParseArgs parses args into fs, then the HERALD_* environment and the --config file for the
+// flags args did not set. Commands other than serve use it with their own flags added to
+// Config's.
+func ParseArgs(fs *flag.FlagSet, args []string) error {
 	err := ff.Parse(fs, args,
 		ff.WithEnvVarPrefix("HERALD"),
 		ff.WithConfigFileFlag("config"),
 		ff.WithConfigFileParser(ff.PlainParser),
 	)
 	if err != nil {
-		return c, err
+		return err
 	}
 	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	return c, c.Validate()
+	return nil
+}
+
+// ReadJWTSecret returns the HS256 secret, from --jwt-secret or the file --jwt-secret-file names
+// (without its trailing newline); "" when neither is set.
+func (c *Config) ReadJWTSecret() (string, error) {
+	if c.JWTSecretFile == "" {
+		return c.JWTSecret, nil
+	}
+	b, err := os.ReadFile(c.JWTSecretFile)
+	if err != nil {
+		return "", fmt.Errorf("jwt-secret-file: %w", err)
+	}
+	secret := strings.TrimRight(string(b), "\r\n")
+	if len(secret) < 32 {
+		return "", fmt.Errorf("jwt-secret-file %s: the secret must be at least 32 bytes", c.JWTSecretFile)
+	}
+	return secret, nil
 }
 
 // Validate reports every invalid setting at once.
@@ -144,10 +240,12 @@ func (c *Config) Validate() error {
 
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		bad("addr %q: %v", c.Addr, err)
-	} else if !c.Insecure && !Loopback(c.Addr) {
+	} else if !c.AuthEnabled() && !c.Insecure && !Loopback(c.Addr) {
 		bad("addr %q is not a loopback address: with no auth configured (dev mode) anyone who reaches it "+
-			"could read every feed; bind to 127.0.0.1, or pass --insecure if you really mean it", c.Addr)
+			"could read every feed; configure auth (--jwt-secret-file, --jwt-public-keys or --jwks-url), bind to "+
+			"127.0.0.1, or pass --insecure if you really mean it", c.Addr)
 	}
+	c.validateAuth(bad)
 	if _, err := c.SQLitePath(); err != nil {
 		errs = append(errs, err)
 	}
@@ -191,6 +289,18 @@ func (c *Config) Validate() error {
 	if c.MaxPayload > c.MaxBody {
 		bad("max-payload (%d) cannot exceed max-body (%d)", c.MaxPayload, c.MaxBody)
 	}
+	if c.PublishRate < 0 {
+		bad("publish-rate must not be negative")
+	}
+	if c.PublishBurst < 0 {
+		bad("publish-burst must not be negative")
+	}
+	if c.MaxConnections < 0 {
+		bad("max-connections must not be negative")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("tls-cert and tls-key go together")
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format must be text or json, not %q", c.LogFormat)
 	}
@@ -200,6 +310,48 @@ func (c *Config) Validate() error {
 		bad("log-level must be debug, info, warn or error, not %q", c.LogLevel)
 	}
 	return errors.Join(errs...)
+}
+
+func (c *Config) validateAuth(bad func(string, ...any)) {
+	if c.JWTSecret != "" && c.JWTSecretFile != "" {
+		bad("jwt-secret and jwt-secret-file are two ways of giving one secret; use one")
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		bad("jwt-secret must be at least 32 bytes")
+	}
+	if c.AuthEnabled() && c.JWTSecret == "" && c.JWTSecretFile == "" && c.JWTPublicKeys == "" && c.JWKSURL == "" {
+		bad("publisher keys are configured but nothing verifies subscriber tokens: set jwt-secret-file, jwt-public-keys or jwks-url")
+	}
+	if c.JWKSURL != "" {
+		u, err := url.Parse(c.JWKSURL)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+			bad("jwks-url %q is not an http(s) URL", c.JWKSURL)
+		case u.Scheme == "http" && !Loopback(net.JoinHostPort(u.Hostname(), "0")):
+			bad("jwks-url %q must use https: keys fetched in the clear could be replaced on the way", c.JWKSURL)
+		}
+	}
+	if c.JWKSRefresh <= 0 {
+		bad("jwks-refresh must be positive, not %s", c.JWKSRefresh)
+	}
+	if c.JWTLeeway < 0 || c.JWTLeeway > 5*time.Minute {
+		bad("jwt-leeway must be between 0 and 5m, not %s", c.JWTLeeway)
+	}
+	if strings.TrimSpace(c.PublishScope) == "" || strings.ContainsAny(c.PublishScope, " \t") {
+		bad("publish-scope must be one word, not %q", c.PublishScope)
+	}
+	if c.AuthCookie == "" || strings.ContainsAny(c.AuthCookie, " \t;,=\"") {
+		bad("auth-cookie %q is not a valid cookie name", c.AuthCookie)
+	}
+	for _, o := range c.CORSOriginList() {
+		u, err := url.Parse(o)
+		switch {
+		case o == "*":
+			bad("cors-origins: list origins explicitly; \"*\" would let any web page use a visitor's cookie")
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "":
+			bad("cors-origins: %q is not an origin like https://app.example.com", o)
+		}
+	}
 }
 
 // SQLitePath returns the file of a sqlite: store.

@@ -92,6 +92,23 @@ func TestAddrLoopback(t *testing.T) {
 	}
 }
 
+// TestAuthLeavesDevMode: with a credential configured, any address may be used without
+// --insecure; without one, only loopback.
+func TestAuthLeavesDevMode(t *testing.T) {
+	cleanEnv(t)
+	t.Setenv("HERALD_JWT_SECRET", strings.Repeat("s", 32))
+	c, err := Parse("herald", []string{"-addr", "0.0.0.0:8080", "-jwks-url", "http://127.0.0.1:9999/jwks"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("public address with auth: %v", err)
+	}
+	if !c.AuthEnabled() || c.Insecure {
+		t.Fatalf("AuthEnabled %v Insecure %v", c.AuthEnabled(), c.Insecure)
+	}
+	if d := Default(); d.AuthEnabled() {
+		t.Fatal("the default configuration has auth")
+	}
+}
+
 func TestLoopback(t *testing.T) {
 	tests := []struct {
 		addr string
@@ -276,6 +293,18 @@ func TestParseInvalid(t *testing.T) {
 		{name: "unknown name in config file", file: "no-such-setting 1\n", want: []string{"no-such-setting"}},
 		{name: "bad value in config file", file: "bus redis\n", want: []string{"bus", "redis"}},
 		{name: "missing config file", args: []string{"-config", "/nonexistent/herald.conf"}, want: []string{"herald.conf"}},
+		{name: "secret twice", args: []string{"-jwt-secret", strings.Repeat("s", 32), "-jwt-secret-file", "/x"}, want: []string{"jwt-secret-file"}},
+		{name: "short secret", env: map[string]string{"HERALD_JWT_SECRET": "short"}, want: []string{"jwt-secret", "32 bytes"}},
+		{name: "publisher keys only", args: []string{"-publisher-keys", "a=sha256:00"}, want: []string{"publisher keys", "subscriber tokens"}},
+		{name: "jwks over plain http", args: []string{"-jwks-url", "http://id.example.com/jwks.json"}, want: []string{"jwks-url", "https"}},
+		{name: "jwks not a URL", args: []string{"-jwks-url", "id.example.com"}, want: []string{"jwks-url"}},
+		{name: "cors wildcard", args: []string{"-cors-origins", "*"}, want: []string{"cors-origins"}},
+		{name: "cors with a path", args: []string{"-cors-origins", "https://app.example.com/x"}, want: []string{"cors-origins"}},
+		{name: "tls cert without key", args: []string{"-tls-cert", "c.pem"}, want: []string{"tls-cert", "tls-key"}},
+		{name: "negative publish rate", args: []string{"-publish-rate", "-1"}, want: []string{"publish-rate"}},
+		{name: "negative max-connections", args: []string{"-max-connections", "-1"}, want: []string{"max-connections"}},
+		{name: "leeway too long", env: map[string]string{"HERALD_JWT_SECRET": strings.Repeat("s", 32)}, args: []string{"-jwt-leeway", "1h"}, want: []string{"jwt-leeway"}},
+		{name: "bad cookie name", env: map[string]string{"HERALD_JWT_SECRET": strings.Repeat("s", 32)}, args: []string{"-auth-cookie", "a;b"}, want: []string{"auth-cookie"}},
 		{
 			name: "several at once",
 			args: []string{"-queue-size", "0", "-log-level", "loud", "-bus", "kafka"},

@@ -6,50 +6,54 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/rs/cors"
+
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/hub"
 )
 
-// Identity tells who is calling. Issue-specific authenticators (JWT, API keys) implement it;
-// DevIdentity is the no-auth development mode.
-type Identity interface {
+// Authenticator tells who is calling. internal/auth implements it, for JWTs and API keys and for
+// dev mode. Errors are *herald.Error values with codes unauthorized or forbidden.
+type Authenticator interface {
 	// Subscriber returns the user whose feed the request may read.
-	Subscriber(r *http.Request) (user string, err error)
-	// Publisher returns the scope of the publisher's idempotency keys.
-	Publisher(r *http.Request) (scope string, err error)
+	Subscriber(r *http.Request) (herald.Subscriber, error)
+	// Publisher returns the publisher the request comes from.
+	Publisher(r *http.Request) (herald.Publisher, error)
 }
 
-// DevIdentity trusts the ?user= query parameter and lets anyone publish. It is only for a server
-// bound to loopback.
-type DevIdentity struct{}
+type denyAll struct{}
 
-// Subscriber returns the ?user= parameter.
-func (DevIdentity) Subscriber(r *http.Request) (string, error) {
-	u := r.URL.Query().Get("user")
-	if u == "" {
-		return "", herald.Errorf(herald.EUNAUTHORIZED, "dev mode: name the user with ?user=<id>")
-	}
-	if err := herald.ValidateUser(u); err != nil {
-		return "", err
-	}
-	return u, nil
+func (denyAll) Subscriber(*http.Request) (herald.Subscriber, error) {
+	return herald.Subscriber{}, herald.Errorf(herald.EUNAUTHORIZED, "no authentication is configured")
 }
 
-// Publisher lets anyone publish, all in one idempotency scope.
-func (DevIdentity) Publisher(*http.Request) (string, error) { return "", nil }
+func (denyAll) Publisher(*http.Request) (herald.Publisher, error) {
+	return herald.Publisher{}, herald.Errorf(herald.EUNAUTHORIZED, "no authentication is configured")
+}
+
+// challenger is an Authenticator that names its scheme in the WWW-Authenticate header of a 401.
+type challenger interface{ Challenge() string }
 
 // Options configure the API. Zero limits take the defaults in Defaults.
 type Options struct {
-	Store    herald.Store
-	Hub      *hub.Hub
-	Identity Identity
-	Logger   *slog.Logger
+	Store  herald.Store
+	Hub    *hub.Hub
+	Auth   Authenticator
+	Logger *slog.Logger
+	// Limiter, when set, admits or refuses each publish request by its publisher.
+	Limiter *Limiter
+	// CORSOrigins may call the API from a browser, with credentials.
+	CORSOrigins []string
+	// MaxHeaderBytes bounds a request's headers; larger ones get a JSON 431. The server's own
+	// limit must be above it (App sets twice), or Go answers first in plain text.
+	MaxHeaderBytes int
 
 	Heartbeat    time.Duration // comment sent on an idle stream
 	WriteTimeout time.Duration // deadline of each write to a stream
@@ -99,8 +103,8 @@ func New(opts Options) *API {
 	setDefault(&opts.MaxRecipients, d.MaxRecipients)
 	setDefault(&opts.MaxBatch, d.MaxBatch)
 	setDefault(&opts.MaxTypes, d.MaxTypes)
-	if opts.Identity == nil {
-		opts.Identity = DevIdentity{}
+	if opts.Auth == nil {
+		opts.Auth = denyAll{} // fail closed
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -150,11 +154,44 @@ func (a *API) routes() []route {
 }
 
 // Handler returns the API's http.Handler. Anything no route matches gets a JSON 404 or 405.
-func (a *API) Handler() http.Handler {
+//
+// Around the routes, from the outside in: panics become a JSON 500; headers over MaxHeaderBytes
+// a JSON 431; CORS answers preflights for the allowed origins; and state-changing requests a
+// browser sends from another origin (a cookie-authenticated CSRF) are refused unless that origin
+// is allowed.
+func (a *API) Handler() (http.Handler, error) {
 	mux := http.NewServeMux()
 	for _, r := range a.routes() {
 		mux.HandleFunc(r.pattern, r.handler)
 	}
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern == "" {
+			a.unrouted(mux, w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	csrf := http.NewCrossOriginProtection()
+	for _, o := range a.opts.CORSOrigins {
+		if err := csrf.AddTrustedOrigin(o); err != nil {
+			return nil, fmt.Errorf("cors origin %q: %w", o, err)
+		}
+	}
+	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSONError(w, http.StatusForbidden, herald.EFORBIDDEN, "cross-origin request refused: this origin is not in the server's allowed origins")
+	}))
+	h = csrf.Handler(h)
+	if len(a.opts.CORSOrigins) > 0 {
+		h = cors.New(cors.Options{
+			AllowedOrigins:   a.opts.CORSOrigins,
+			AllowCredentials: true,
+			AllowedMethods:   []string{http.MethodGet, http.MethodPost, http.MethodDelete},
+			AllowedHeaders:   []string{"Authorization", "Content-Type", "Last-Event-ID", "Idempotency-Key"},
+			ExposedHeaders:   []string{"Idempotent-Replayed", "Retry-After"},
+			MaxAge:           600,
+		}).Handler(h)
+	}
+	inner := h
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			// A bug in one handler must not take the process down or show a stack to a client.
@@ -166,12 +203,23 @@ func (a *API) Handler() http.Handler {
 				a.writeError(w, r, herald.Internal(nil, "panic"))
 			}
 		}()
-		if _, pattern := mux.Handler(r); pattern == "" {
-			a.unrouted(mux, w, r)
+		if max := a.opts.MaxHeaderBytes; max > 0 && headerSize(r) > max {
+			writeJSONError(w, http.StatusRequestHeaderFieldsTooLarge, herald.ETOOLARGE, fmt.Sprintf("request headers are larger than %d bytes", max))
 			return
 		}
-		mux.ServeHTTP(w, r)
-	})
+		inner.ServeHTTP(w, r)
+	}), nil
+}
+
+// headerSize approximates the bytes of the request line and headers as sent.
+func headerSize(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n + len(r.Host) + 8
 }
 
 // unrouted answers what the mux would answer (404, or 405 with Allow) but in JSON.
@@ -228,11 +276,19 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		return // the client left; nobody to answer
 	}
 	status := statusOf(code)
-	if status >= 500 {
+	switch {
+	case status >= 500:
 		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		// The reason is the client's message, which never holds a credential; the query string,
+		// which may, is not logged.
+		a.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "code", code, "reason", herald.ErrorMessage(err))
 	}
-	if status == http.StatusServiceUnavailable {
+	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
+	}
+	if c, ok := a.opts.Auth.(challenger); ok && status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", c.Challenge())
 	}
 	writeJSONError(w, status, code, herald.ErrorMessage(err))
 }

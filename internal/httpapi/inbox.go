@@ -45,11 +45,12 @@ const (
 )
 
 func (a *API) inbox(w http.ResponseWriter, r *http.Request) {
-	user, err := a.opts.Identity.Subscriber(r)
+	sub, err := a.opts.Auth.Subscriber(r)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
+	user := sub.User
 	q := r.URL.Query()
 	iq := herald.InboxQuery{Limit: defaultInboxLimit}
 	if v := q.Get("limit"); v != "" {
@@ -128,12 +129,12 @@ func (a *API) setRead(w http.ResponseWriter, r *http.Request, read bool) {
 }
 
 func (a *API) readAll(w http.ResponseWriter, r *http.Request) {
-	user, err := a.opts.Identity.Subscriber(r)
+	sub, err := a.opts.Auth.Subscriber(r)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	n, err := a.opts.Store.ReadAll(r.Context(), user)
+	n, err := a.opts.Store.ReadAll(r.Context(), sub.User)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -142,12 +143,12 @@ func (a *API) readAll(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) unreadCount(w http.ResponseWriter, r *http.Request) {
-	user, err := a.opts.Identity.Subscriber(r)
+	sub, err := a.opts.Auth.Subscriber(r)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	n, err := a.opts.Store.UnreadCount(r.Context(), user)
+	n, err := a.opts.Store.UnreadCount(r.Context(), sub.User)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -156,11 +157,12 @@ func (a *API) unreadCount(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) userAndID(w http.ResponseWriter, r *http.Request) (string, int64, bool) {
-	user, err := a.opts.Identity.Subscriber(r)
+	sub, err := a.opts.Auth.Subscriber(r)
 	if err != nil {
 		a.writeError(w, r, err)
 		return "", 0, false
 	}
+	user := sub.User
 	if seg := r.PathValue("id"); seg == "batch" || seg == "read-all" {
 		// The {id} pattern also matches these POST-only endpoints.
 		w.Header().Set("Allow", "POST")

@@ -176,6 +176,19 @@ func TestOpenAPIOperations(t *testing.T) {
 			if errorResponses == 0 {
 				t.Errorf("documents no error response (4xx or 5xx with the %s schema)", errorSchemaRef)
 			}
+			// An operation that needs credentials says what happens without them, or with the
+			// wrong ones.
+			security, overridden := op.op["security"].([]any)
+			if !overridden {
+				security, _ = doc["security"].([]any)
+			}
+			if len(security) > 0 {
+				for _, status := range []string{"401", "403"} {
+					if _, ok := responses[status]; !ok {
+						t.Errorf("needs credentials but does not document %s", status)
+					}
+				}
+			}
 
 			// Every {placeholder} of the path is a declared path parameter.
 			declared := map[string]bool{}

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/heraldhq/herald"
 )
@@ -38,9 +39,8 @@ type publishResponse struct {
 }
 
 func (a *API) publish(w http.ResponseWriter, r *http.Request) {
-	scope, err := a.opts.Identity.Publisher(r)
-	if err != nil {
-		a.writeError(w, r, err)
+	pub, ok := a.publisher(w, r)
+	if !ok {
 		return
 	}
 	body, err := readJSONBody(w, r, a.opts.MaxBody)
@@ -62,13 +62,12 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	a.commit(w, r, scope, []herald.Draft{d})
+	a.commit(w, r, pub.ID, []herald.Draft{d})
 }
 
 func (a *API) publishBatch(w http.ResponseWriter, r *http.Request) {
-	scope, err := a.opts.Identity.Publisher(r)
-	if err != nil {
-		a.writeError(w, r, err)
+	pub, ok := a.publisher(w, r)
+	if !ok {
 		return
 	}
 	if r.Header.Get("Idempotency-Key") != "" {
@@ -103,7 +102,23 @@ func (a *API) publishBatch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	a.commit(w, r, scope, drafts)
+	a.commit(w, r, pub.ID, drafts)
+}
+
+// publisher authenticates the publisher and applies its rate limit; when it returns false the
+// request has been answered.
+func (a *API) publisher(w http.ResponseWriter, r *http.Request) (herald.Publisher, bool) {
+	pub, err := a.opts.Auth.Publisher(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return pub, false
+	}
+	if wait := a.opts.Limiter.Admit(pub.ID); wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+		a.writeError(w, r, herald.Errorf(herald.ERATELIMITED, "publish rate limit exceeded; retry in %s", wait.Round(time.Millisecond)))
+		return pub, false
+	}
+	return pub, true
 }
 
 // commit stores the drafts and answers 201 with their ids. The store hands what it committed to

@@ -18,6 +18,10 @@ import (
 // store. Its id moves the client's cursor past the hole, so the event is sent once.
 const MissedType = herald.ControlPrefix + "missed"
 
+// ExpiredType is the control event a stream sends before it ends because the subscriber's token
+// expired.
+const ExpiredType = herald.ControlPrefix + "expired"
+
 // stream serves GET /v1/stream.
 //
 // The subscription is registered before anything is read from the store, so nothing committed
@@ -31,11 +35,12 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "open the stream with GET")
 		return
 	}
-	user, err := a.opts.Identity.Subscriber(r)
+	caller, err := a.opts.Auth.Subscriber(r)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
+	user := caller.User
 	q := r.URL.Query()
 	raw := r.Header.Get("Last-Event-ID")
 	if raw == "" {
@@ -102,7 +107,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	if err := c.flush(); err != nil {
 		return
 	}
-	err = c.run(r.Context(), raw != "")
+	err = c.run(r.Context(), raw != "", caller.Expires)
 	switch {
 	case errors.Is(err, errSlow):
 		a.slowDisconnects.Add(1)
@@ -152,9 +157,15 @@ type conn struct {
 	buf  []byte
 }
 
-func (c *conn) run(ctx context.Context, catchUp bool) error {
+func (c *conn) run(ctx context.Context, catchUp bool, expires time.Time) error {
 	heartbeat := time.NewTicker(c.api.opts.Heartbeat)
 	defer heartbeat.Stop()
+	var expired <-chan time.Time
+	if !expires.IsZero() {
+		t := time.NewTimer(time.Until(expires))
+		defer t.Stop()
+		expired = t.C
+	}
 	var events []*hub.Event
 	for {
 		if catchUp {
@@ -167,6 +178,12 @@ func (c *conn) run(ctx context.Context, catchUp bool) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-c.sub.Done():
+			return nil
+		case <-expired:
+			// The credential is no longer accepted; the client reconnects with a fresh one and
+			// resumes from its last id.
+			c.buf, _ = sse.AppendEvent(c.buf, "", ExpiredType, []byte(`{"message":"your credentials expired; reconnect with fresh ones"}`))
+			c.flush()
 			return nil
 		case <-heartbeat.C:
 			c.buf = sse.AppendComment(c.buf, "")

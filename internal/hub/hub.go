@@ -29,6 +29,8 @@ type Options struct {
 	QueueSize int
 	// MaxPerUser bounds one user's open subscriptions on this node; 0 for no bound.
 	MaxPerUser int
+	// MaxTotal bounds all open subscriptions on this node; 0 for no bound.
+	MaxTotal int
 	// GapTimeout is how long an out-of-order event waits for its predecessors before the hub
 	// reads them from Source; 200ms when zero.
 	GapTimeout time.Duration
@@ -129,6 +131,9 @@ func (h *Hub) Subscribe(user string) (*Subscription, error) {
 		// The broadcast stream's key: subscribing it as a user would let its last Close delete
 		// the broadcast stream, after which no broadcast reached anyone.
 		return nil, herald.Errorf(herald.EINVALID, "user id must not be empty")
+	}
+	if h.opts.MaxTotal > 0 && h.subscriptions.Load() >= int64(h.opts.MaxTotal) {
+		return nil, herald.Errorf(herald.EUNAVAILABLE, "this server holds its maximum of %d open streams; try again later or another node", h.opts.MaxTotal)
 	}
 	st := h.streams[user]
 	if st == nil {

@@ -790,3 +790,18 @@ func TestConcurrentPublish(t *testing.T) {
 		})
 	}
 }
+
+func TestMaxTotal(t *testing.T) {
+	h := newHub(t, Options{Source: openStore(t), MaxTotal: 2})
+	a := subscribe(t, h, "alice")
+	subscribe(t, h, "bob")
+	if s, err := h.Subscribe("carol"); herald.ErrorCode(err) != herald.EUNAVAILABLE || s != nil {
+		t.Fatalf("third subscription: %v, %v; want %q", s, err, herald.EUNAVAILABLE)
+	}
+	a.Close()
+	c, err := h.Subscribe("carol")
+	if err != nil {
+		t.Fatalf("after a close: %v", err)
+	}
+	c.Close()
+}

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package config
+
+func defaultMaxConnections() int { return 0 }
