@@ -252,8 +252,8 @@ func TestGracefulStopExitsZero(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts subprocesses")
 	}
-	p := startProc(t, "-store", "sqlite:"+filepath.Join(t.TempDir(), "h.db"))
-	// An open stream must not hold shutdown up.
+	p := startProc(t, "-store", "sqlite:"+filepath.Join(t.TempDir(), "h.db"), "-drain-window", "1s")
+	// An open stream must not hold shutdown up beyond the drain window.
 	req, _ := http.NewRequest("GET", p.url+"/v1/stream?user=alice", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/heraldhq/herald/internal/config"
 	"github.com/heraldhq/herald/internal/httpapi"
 	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/store/sqlite"
 )
 
@@ -28,15 +30,17 @@ type App struct {
 	cfg config.Config
 	log *slog.Logger
 
-	Store herald.Store
-	Hub   *hub.Hub
-	API   *httpapi.API
+	Store   herald.Store
+	Hub     *hub.Hub
+	API     *httpapi.API
+	Metrics *metrics.Metrics
 
-	auth interface{ Describe() []any } // nil in dev mode
-	stop []func()                      // closers of what New started, run by Run or on failure
-	srv  *http.Server
-	ln   net.Listener
-	tls  bool
+	auth    interface{ Describe() []any } // nil in dev mode
+	stop    []func()                      // closers of what New started, run by Run or on failure
+	srv     *http.Server
+	ln      net.Listener
+	pprofLn net.Listener // nil unless --pprof-addr
+	tls     bool
 }
 
 // NewLogger returns the logger cfg asks for, writing to w.
@@ -93,22 +97,30 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	a.Store = store
 	a.stop = append(a.stop, func() { store.Close() })
+	a.Metrics = metrics.New()
+	a.Store = a.Metrics.InstrumentStore(store)
 	h = hub.New(hub.Options{
 		QueueSize:  cfg.QueueSize,
 		MaxPerUser: cfg.MaxConnectionsPerUser,
 		MaxTotal:   cfg.MaxConnections,
-		Source:     store,
+		Source:     a.Store,
 		Logger:     log,
 	})
 	a.Hub = h
+	a.Metrics.CounterFunc("herald_hub_queue_overflows_total",
+		"Times a stream's queue of live events overflowed (the stream then catches up from the store, or is dropped if its client stopped reading).",
+		func() float64 { return float64(h.Stats().Overflows) })
+	a.Metrics.CounterFunc("herald_hub_gap_repairs_total",
+		"Times the hub read missing notifications of a stream from the store (events that arrived out of order and whose predecessors did not follow).",
+		func() float64 { return float64(h.Stats().Repairs) })
 	a.stop = append(a.stop, h.Close)
 	a.API = httpapi.New(httpapi.Options{
-		Store:          store,
+		Store:          a.Store,
 		Hub:            h,
 		Auth:           authn,
 		Logger:         log,
+		Metrics:        a.Metrics,
 		Limiter:        httpapi.NewLimiter(cfg.PublishRate, cfg.PublishBurst),
 		CORSOrigins:    cfg.CORSOriginList(),
 		MaxHeaderBytes: cfg.MaxHeaderBytes,
@@ -129,6 +141,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.ln, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	if cfg.PprofAddr != "" {
+		if a.pprofLn, err = net.Listen("tcp", cfg.PprofAddr); err != nil {
+			return nil, fmt.Errorf("listen on %s (pprof): %w", cfg.PprofAddr, err)
+		}
+		a.stop = append(a.stop, func() { a.pprofLn.Close() })
 	}
 	a.srv = &http.Server{
 		Handler:           handler,
@@ -241,6 +259,18 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Warn("serving plain HTTP on a non-loopback address: put a TLS-terminating proxy in front, or set --tls-cert and --tls-key, so tokens do not cross the network in the clear")
 	}
 
+	if a.pprofLn != nil {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		psrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go psrv.Serve(a.pprofLn) // ends when close() closes the listener
+		a.log.Info("pprof listening", "url", "http://"+a.pprofLn.Addr().String()+"/debug/pprof/")
+	}
+
 	serveErr := make(chan error, 1)
 	go func() {
 		if a.tls {
@@ -261,6 +291,7 @@ func (a *App) Run(ctx context.Context) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		a.drain()
 	case err = <-serveErr:
 		err = fmt.Errorf("serve: %w", err)
 	}
@@ -282,6 +313,22 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Info("stopped")
 	}
 	return err
+}
+
+// drain turns /readyz to 503, refuses new streams, and closes the open ones spread over the drain
+// window, while publishes and inbox requests are still served (a load balancer needs a moment to
+// notice readiness). It returns when the streams are gone, or a little after the window.
+func (a *App) drain() {
+	n := a.Hub.Stats().Subscriptions
+	a.log.Info("draining: new streams refused, open ones closing", "streams", n, "window", a.cfg.DrainWindow)
+	start := time.Now()
+	select {
+	case <-a.Hub.Drain(a.cfg.DrainWindow):
+		a.log.Info("drained", "streams", n, "took", time.Since(start).Round(time.Millisecond))
+	case <-time.After(a.cfg.DrainWindow + a.cfg.WriteTimeout + time.Second):
+		// A handler stuck in a write is bounded by the write timeout; this is a second guard.
+		a.log.Warn("drain window over with streams still open; shutting down", "open", a.Hub.Stats().Subscriptions)
+	}
 }
 
 // prune enforces retention every PruneInterval until ctx ends.

@@ -39,6 +39,7 @@ func startServer(t testing.TB, mutate func(*config.Config)) *server {
 	cfg.SQLiteSync = "normal" // tests do not need power-loss durability
 	cfg.Heartbeat = time.Second
 	cfg.Retry = 10 * time.Millisecond
+	cfg.DrainWindow = 0 // tests that stop a server with streams open do not wait for a spread
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -28,6 +28,7 @@ type Config struct {
 	Heartbeat       time.Duration
 	WriteTimeout    time.Duration
 	ShutdownTimeout time.Duration
+	DrainWindow     time.Duration
 	Retry           time.Duration
 	QueueSize       int
 	// ReplayPage is how many notifications a replay reads per store query; not a flag, since only
@@ -53,6 +54,7 @@ type Config struct {
 
 	LogFormat string // text | json
 	LogLevel  string // debug | info | warn | error
+	PprofAddr string // loopback listener for net/http/pprof; empty: off
 
 	// Authentication. Setting any credential leaves dev mode.
 	JWTSecret        string // HS256 secret; prefer JWTSecretFile or the environment
@@ -89,6 +91,7 @@ func Default() Config {
 		Heartbeat:             15 * time.Second,
 		WriteTimeout:          10 * time.Second,
 		ShutdownTimeout:       10 * time.Second,
+		DrainWindow:           10 * time.Second,
 		Retry:                 2 * time.Second,
 		QueueSize:             256,
 		RetentionAge:          30 * 24 * time.Hour,
@@ -146,6 +149,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, "interval of heartbeat comments on idle streams")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "deadline of each write to a stream; a client slower than this is dropped")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long shutdown waits for in-flight requests")
+	fs.DurationVar(&c.DrainWindow, "drain-window", c.DrainWindow, "on SIGTERM, open streams are closed at random moments over this window, so their clients do not reconnect elsewhere all at once")
 	fs.DurationVar(&c.Retry, "retry", c.Retry, "reconnection delay suggested to SSE clients")
 	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "events buffered per stream before it counts as a slow consumer")
 	fs.DurationVar(&c.RetentionAge, "retention", c.RetentionAge, "delete notifications older than this (0: keep regardless of age)")
@@ -164,6 +168,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "bytes of request headers")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "serve net/http/pprof on this loopback address (empty: off)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", c.JWTSecret, "HS256 secret of subscriber and publisher tokens, at least 32 bytes (prefer HERALD_JWT_SECRET or --jwt-secret-file: flags show in process lists)")
 	fs.StringVar(&c.JWTSecretFile, "jwt-secret-file", c.JWTSecretFile, "file holding the HS256 secret")
 	fs.StringVar(&c.JWTPublicKeys, "jwt-public-keys", c.JWTPublicKeys, "PEM file of public keys verifying RS*/PS*, ES* and EdDSA tokens")
@@ -297,6 +302,16 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConnections < 0 {
 		bad("max-connections must not be negative")
+	}
+	if c.DrainWindow < 0 {
+		bad("drain-window must not be negative")
+	}
+	if c.PprofAddr != "" {
+		if _, _, err := net.SplitHostPort(c.PprofAddr); err != nil {
+			bad("pprof-addr %q: %v", c.PprofAddr, err)
+		} else if !Loopback(c.PprofAddr) {
+			bad("pprof-addr %q must be a loopback address: profiles show the server's internals", c.PprofAddr)
+		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("tls-cert and tls-key go together")

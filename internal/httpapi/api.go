@@ -13,10 +13,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/cors"
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/metrics"
 )
 
 // Authenticator tells who is calling. internal/auth implements it, for JWTs and API keys and for
@@ -47,6 +49,8 @@ type Options struct {
 	Hub    *hub.Hub
 	Auth   Authenticator
 	Logger *slog.Logger
+	// Metrics receives the API's measurements; a private set when nil.
+	Metrics *metrics.Metrics
 	// Limiter, when set, admits or refuses each publish request by its publisher.
 	Limiter *Limiter
 	// CORSOrigins may call the API from a browser, with credentials.
@@ -84,8 +88,12 @@ var Defaults = Options{
 
 // API holds the handlers' dependencies.
 type API struct {
-	opts Options
-	log  *slog.Logger
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	ids     *requestIDs
+	// published holds the publish counters by kind, resolved once.
+	published [3]prometheus.Counter
 
 	slowDisconnects atomic.Int64
 }
@@ -109,7 +117,14 @@ func New(opts Options) *API {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &API{opts: opts, log: opts.Logger}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.New()
+	}
+	a := &API{opts: opts, log: opts.Logger, metrics: opts.Metrics, ids: newRequestIDs()}
+	for k, name := range []string{kindUnicast: metrics.KindUnicast, kindMulticast: metrics.KindMulticast, kindBroadcast: metrics.KindBroadcast} {
+		a.published[k] = a.metrics.Published.WithLabelValues(name)
+	}
+	return a
 }
 
 func setDefault[T comparable](v *T, d T) {
@@ -132,6 +147,16 @@ func (a *API) Routes() []string {
 	return rs
 }
 
+const (
+	kindUnicast = iota
+	kindMulticast
+	kindBroadcast
+)
+
+// streamRoute is the pattern of the stream, which lasts as long as its client stays: it is not in
+// the request-duration histogram.
+const streamRoute = "GET /v1/stream"
+
 type route struct {
 	pattern string
 	handler http.HandlerFunc
@@ -141,7 +166,7 @@ func (a *API) routes() []route {
 	return []route{
 		{"POST /v1/notifications", a.publish},
 		{"POST /v1/notifications/batch", a.publishBatch},
-		{"GET /v1/stream", a.stream},
+		{streamRoute, a.stream},
 		{"GET /v1/notifications", a.inbox},
 		{"GET /v1/notifications/unread-count", a.unreadCount},
 		{"POST /v1/notifications/read-all", a.readAll},
@@ -150,6 +175,7 @@ func (a *API) routes() []route {
 		{"DELETE /v1/notifications/{id}/read", a.markUnread},
 		{"GET /healthz", a.healthz},
 		{"GET /readyz", a.readyz},
+		{"GET /metrics", a.metrics.Handler().ServeHTTP},
 	}
 }
 
@@ -165,9 +191,13 @@ func (a *API) Handler() (http.Handler, error) {
 		mux.HandleFunc(r.pattern, r.handler)
 	}
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern == "" {
+		_, pattern := mux.Handler(r)
+		if pattern == "" {
 			a.unrouted(mux, w, r)
 			return
+		}
+		if ri := info(r); ri != nil {
+			ri.route = pattern
 		}
 		mux.ServeHTTP(w, r)
 	})
@@ -192,14 +222,14 @@ func (a *API) Handler() (http.Handler, error) {
 		}).Handler(h)
 	}
 	inner := h
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return a.observe(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			// A bug in one handler must not take the process down or show a stack to a client.
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				a.log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", v)
+				a.logFor(r).Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", v)
 				a.writeError(w, r, herald.Internal(nil, "panic"))
 			}
 		}()
@@ -208,7 +238,7 @@ func (a *API) Handler() (http.Handler, error) {
 			return
 		}
 		inner.ServeHTTP(w, r)
-	}), nil
+	})), nil
 }
 
 // headerSize approximates the bytes of the request line and headers as sent.
@@ -278,11 +308,11 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status := statusOf(code)
 	switch {
 	case status >= 500:
-		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
+		a.logFor(r).Error("request failed", "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		// The reason is the client's message, which never holds a credential; the query string,
 		// which may, is not logged.
-		a.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "code", code, "reason", herald.ErrorMessage(err))
+		a.logFor(r).Debug("request refused", "method", r.Method, "path", r.URL.Path, "code", code, "reason", herald.ErrorMessage(err))
 	}
 	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
@@ -317,10 +347,14 @@ func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
+	if a.opts.Hub.Draining() {
+		a.writeError(w, r, herald.Errorf(herald.EUNAVAILABLE, "draining: this server is shutting down"))
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := a.opts.Store.Ping(ctx); err != nil {
-		a.log.Warn("not ready", "err", err)
+		a.logFor(r).Warn("not ready", "err", err)
 		a.writeError(w, r, herald.Errorf(herald.EUNAVAILABLE, "store unreachable"))
 		return
 	}

@@ -142,7 +142,23 @@ func (a *API) commit(w http.ResponseWriter, r *http.Request, scope string, draft
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
+	for i := range drafts {
+		if receipts[i].Replayed {
+			continue
+		}
+		switch {
+		case drafts[i].Broadcast:
+			a.published[kindBroadcast].Inc()
+		case len(drafts[i].To) == 1:
+			a.published[kindUnicast].Inc()
+		default:
+			a.published[kindMulticast].Inc()
+		}
+	}
 	writeJSON(w, http.StatusCreated, resp)
+	if ri := info(r); ri != nil {
+		a.metrics.PublishDuration.Observe(time.Since(ri.start).Seconds())
+	}
 }
 
 func mergeKeyHeader(d *herald.Draft, header string) error {

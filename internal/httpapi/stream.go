@@ -37,7 +37,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	caller, err := a.opts.Auth.Subscriber(r)
 	if err != nil {
-		a.writeError(w, r, err)
+		a.refuseStream(w, r, err)
 		return
 	}
 	user := caller.User
@@ -49,19 +49,19 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	var cursor herald.Cursor
 	if raw != "" {
 		if cursor, err = herald.ParseCursor(raw); err != nil {
-			a.writeError(w, r, err)
+			a.refuseStream(w, r, err)
 			return
 		}
 	}
 	filter, err := a.parseTypes(q["types"])
 	if err != nil {
-		a.writeError(w, r, err)
+		a.refuseStream(w, r, err)
 		return
 	}
 
 	sub, err := a.opts.Hub.Subscribe(user)
 	if err != nil {
-		a.writeError(w, r, err)
+		a.refuseStream(w, r, err)
 		return
 	}
 	defer sub.Close()
@@ -82,7 +82,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		// A new client starts at the present. Telling it the present as an id right away means a
 		// reconnect before its first notification still resumes from here.
 		if c.pos, err = a.opts.Store.Heads(r.Context(), user); err != nil {
-			a.writeError(w, r, err)
+			a.refuseStream(w, r, err)
 			return
 		}
 		hello = true
@@ -96,6 +96,9 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer this response
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
+	a.metrics.StreamsOpened.Inc()
+	a.metrics.StreamsOpen.Inc()
+	defer a.metrics.StreamsOpen.Dec()
 
 	c.buf = sse.AppendComment(c.buf, "herald stream")
 	c.buf = sse.AppendRetry(c.buf, a.opts.Retry.Milliseconds())
@@ -111,10 +114,17 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, errSlow):
 		a.slowDisconnects.Add(1)
-		a.log.Info("stream closed: client too slow", "reason", "slow_consumer", "queue", a.opts.Hub.Stats())
+		a.metrics.SlowDisconnects.Inc()
+		a.logFor(r).Info("stream closed: client too slow", "reason", "slow_consumer", "hub", a.opts.Hub.Stats())
 	case err != nil && r.Context().Err() == nil:
-		a.log.Debug("stream closed", "err", err)
+		a.logFor(r).Debug("stream closed", "err", err)
 	}
+}
+
+// refuseStream answers a stream request that will not open, counting why.
+func (a *API) refuseStream(w http.ResponseWriter, r *http.Request, err error) {
+	a.metrics.StreamsRejected.WithLabelValues(herald.ErrorCode(err)).Inc()
+	a.writeError(w, r, err)
 }
 
 var errSlow = errors.New("client too slow: queue overflowed")
@@ -155,6 +165,11 @@ type conn struct {
 	pos  herald.Cursor // everything up to here has been handled (sent or filtered out)
 	sent herald.Cursor // the id the client last received
 	buf  []byte
+
+	// Of what buf holds: the commit times of the live notifications, for the delivery latency
+	// once written, and how many came from the store.
+	live     []time.Time
+	replayed int
 }
 
 func (c *conn) run(ctx context.Context, catchUp bool, expires time.Time) error {
@@ -224,6 +239,7 @@ func (c *conn) deliver(events []*hub.Event) (gap bool, err error) {
 		c.pos = c.pos.With(ev.User, ev.Seq)
 		if c.wanted(ev.Type) {
 			c.buf = c.appendEvent(c.buf, ev.Frame(encodeNotification))
+			c.live = append(c.live, ev.CreatedAt)
 			if err := c.flushAt(flushSize); err != nil {
 				return false, err
 			}
@@ -292,6 +308,7 @@ func (c *conn) catchUp(ctx context.Context) error {
 			c.pos = c.pos.With(n.User, n.Seq)
 			if c.wanted(n.Type) {
 				c.buf = c.appendEvent(c.buf, encodeNotification(n))
+				c.replayed++
 			}
 			if err := c.flushAt(flushSize); err != nil {
 				return err
@@ -387,11 +404,30 @@ func (c *conn) flush() error {
 	if err != nil && c.kicked.Load() {
 		err = errSlow
 	}
+	if err == nil {
+		c.written()
+	}
+	c.live, c.replayed = c.live[:0], 0
 	c.buf = c.buf[:0]
 	if cap(c.buf) > 64<<10 {
 		c.buf = nil // a large replay page must not stay pinned to an idle connection
 	}
 	return err
+}
+
+// written counts what a successful flush delivered.
+func (c *conn) written() {
+	m := c.api.metrics
+	if len(c.live) > 0 {
+		now := time.Now()
+		for _, t := range c.live {
+			m.DeliveryLatency.Observe(now.Sub(t).Seconds())
+		}
+		m.Delivered.Add(float64(len(c.live)))
+	}
+	if c.replayed > 0 {
+		m.Replayed.Add(float64(c.replayed))
+	}
 }
 
 func (a *API) parseTypes(values []string) (map[string]bool, error) {

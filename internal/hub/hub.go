@@ -10,6 +10,7 @@ package hub
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -48,6 +49,9 @@ type Hub struct {
 
 	mu        sync.Mutex
 	closed    bool
+	draining  bool
+	drains    []*time.Timer      // one per subscription open when Drain began
+	drained   chan struct{}      // closed when draining and the last subscription has closed
 	streams   map[string]*stream // user id → stream; BroadcastStream is always present
 	broadcast *stream
 
@@ -127,6 +131,9 @@ func (h *Hub) Subscribe(user string) (*Subscription, error) {
 	if h.closed {
 		return nil, herald.Errorf(herald.EUNAVAILABLE, "server is shutting down")
 	}
+	if h.draining {
+		return nil, herald.Errorf(herald.EUNAVAILABLE, "server is draining; connect to another one")
+	}
 	if user == herald.BroadcastStream {
 		// The broadcast stream's key: subscribing it as a user would let its last Close delete
 		// the broadcast stream, after which no broadcast reached anyone.
@@ -171,7 +178,10 @@ func (h *Hub) unsubscribe(s *Subscription) {
 	}
 	delete(st.subs, s)
 	delete(h.broadcast.subs, s)
-	h.subscriptions.Add(-1)
+	if h.subscriptions.Add(-1) == 0 && h.drained != nil {
+		close(h.drained)
+		h.drained = nil
+	}
 	if len(st.subs) == 0 {
 		// Nobody here listens to this user: forget the stream, and with it any wait for a gap.
 		if st.timer != nil {
@@ -328,6 +338,41 @@ func (h *Hub) startRepair(st *stream) {
 	}()
 }
 
+// Drain refuses new subscriptions and ends each open one at a random moment within window, so
+// that the clients of a node being stopped do not all reconnect elsewhere in the same instant.
+// Subscriptions keep receiving events until their moment comes. The channel returned is closed
+// once every subscription has been closed by its owner (Subscription.Close).
+func (h *Hub) Drain(window time.Duration) <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	done := make(chan struct{})
+	if h.closed || h.draining {
+		close(done)
+		return done
+	}
+	h.draining = true
+	h.drained = done
+	for s := range h.broadcast.subs {
+		d := time.Duration(0)
+		if window > 0 {
+			d = rand.N(window)
+		}
+		h.drains = append(h.drains, time.AfterFunc(d, func() { s.end(ReasonDrain) }))
+	}
+	if len(h.broadcast.subs) == 0 {
+		close(done)
+		h.drained = nil
+	}
+	return done
+}
+
+// Draining reports whether Drain was called.
+func (h *Hub) Draining() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.draining
+}
+
 // Close ends every subscription, refuses new ones and stops the gap repairs.
 func (h *Hub) Close() {
 	h.mu.Lock()
@@ -336,6 +381,9 @@ func (h *Hub) Close() {
 		return
 	}
 	h.closed = true
+	for _, t := range h.drains {
+		t.Stop()
+	}
 	for _, st := range h.streams {
 		if st.timer != nil {
 			st.timer.Stop()
@@ -352,6 +400,7 @@ func (h *Hub) Close() {
 // Reasons a subscription ends from the hub's side.
 const (
 	ReasonShutdown = "shutdown"
+	ReasonDrain    = "drain"
 )
 
 // Subscription is one open stream's view of the hub: a bounded queue of events of its user's

@@ -805,3 +805,85 @@ func TestMaxTotal(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestDrain: new subscriptions are refused at once; open ones end one by one at moments spread
+// over the window, keep receiving events until then, and the drain is done when the last closes.
+func TestDrain(t *testing.T) {
+	st := openStore(t)
+	h := newHub(t, Options{Source: st})
+	const n = 200
+	window := 400 * time.Millisecond
+	subs := make([]*Subscription, n)
+	for i := range subs {
+		subs[i] = subscribe(t, h, fmt.Sprintf("u%d", i))
+	}
+	start := time.Now()
+	done := h.Drain(window)
+	if !h.Draining() {
+		t.Fatal("Draining() is false")
+	}
+	if _, err := h.Subscribe("late"); herald.ErrorCode(err) != herald.EUNAVAILABLE {
+		t.Fatalf("Subscribe while draining: %v", err)
+	}
+	// Still live until its moment: a broadcast reaches the subscriptions not yet ended.
+	h.Publish(appendTo(t, st, herald.BroadcastStream, 1))
+	live := 0
+	for _, s := range subs {
+		if len(take(s)) == 1 {
+			live++
+		}
+	}
+	if live < n/2 {
+		t.Errorf("only %d of %d subscriptions got an event right after Drain began", live, n)
+	}
+	ends := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	for i, s := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-s.Done()
+			ends[i] = time.Since(start)
+			if s.Reason() != ReasonDrain {
+				t.Errorf("reason %q", s.Reason())
+			}
+			s.Close()
+		}()
+	}
+	wg.Wait()
+	slices.Sort(ends)
+	// Spread, not all at once: the middle half spans at least a third of the window.
+	if spread := ends[3*n/4] - ends[n/4]; spread < window/3 {
+		t.Errorf("the middle half of the closes spans %s of a %s window", spread, window)
+	}
+	if last := ends[n-1]; last > window+200*time.Millisecond {
+		t.Errorf("the last close came %s after Drain, window %s", last, window)
+	}
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		t.Fatal("Drain did not report done after every subscription closed")
+	}
+	if again := h.Drain(window); again == nil {
+		t.Fatal("second Drain returned nil")
+	} else {
+		<-again
+	}
+}
+
+func TestDrainEmptyAndClose(t *testing.T) {
+	h := newHub(t, Options{})
+	select {
+	case <-h.Drain(time.Hour):
+	case <-time.After(time.Second):
+		t.Fatal("draining an empty hub is not done at once")
+	}
+	h2 := newHub(t, Options{})
+	s := subscribe(t, h2, "alice")
+	h2.Drain(time.Hour)
+	h2.Close() // stops the drain's timers; the subscription ends as a shutdown
+	<-s.Done()
+	if s.Reason() != ReasonShutdown {
+		t.Fatalf("reason %q", s.Reason())
+	}
+}

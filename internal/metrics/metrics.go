@@ -1,0 +1,118 @@
+// Package metrics holds Herald's Prometheus metrics, on a registry of its own (no globals), and
+// an instrumented Store.
+//
+// No metric has a label whose values come from users or publishers (user ids, types): their
+// number is unbounded, and so would be the series.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the collectors the server updates. Create them with New.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	StreamsOpen     prometheus.Gauge
+	StreamsOpened   prometheus.Counter
+	StreamsRejected *prometheus.CounterVec // reason: the error code
+	SlowDisconnects prometheus.Counter
+	Delivered       prometheus.Counter
+	Replayed        prometheus.Counter
+	DeliveryLatency prometheus.Histogram
+
+	Published       *prometheus.CounterVec // kind: unicast, multicast, broadcast
+	PublishDuration prometheus.Histogram
+
+	StoreDuration *prometheus.HistogramVec // op
+	StoreErrors   *prometheus.CounterVec   // op
+
+	Requests        *prometheus.CounterVec   // route, code
+	RequestDuration *prometheus.HistogramVec // route; streams are not in it
+}
+
+// Publish kinds.
+const (
+	KindUnicast   = "unicast"
+	KindMulticast = "multicast"
+	KindBroadcast = "broadcast"
+)
+
+// latencyBuckets span 100 µs to 10 s: a delivery on one node takes well under a millisecond,
+// a replay or a cross-node hop a few, a stalled store seconds.
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// New returns the metrics on a new registry that also holds the Go runtime and process
+// collectors (process_resident_memory_bytes, process_open_fds, ...).
+func New() *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	f := promauto.With(reg)
+	m := &Metrics{Registry: reg}
+	m.StreamsOpen = f.NewGauge(prometheus.GaugeOpts{
+		Name: "herald_streams_open", Help: "SSE streams open on this node."})
+	m.StreamsOpened = f.NewCounter(prometheus.CounterOpts{
+		Name: "herald_streams_opened_total", Help: "SSE streams opened."})
+	m.StreamsRejected = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_streams_rejected_total",
+		Help: "Stream requests refused before the stream opened, by reason (the error code: unauthorized, forbidden, invalid, rate_limited for the per-user limit, unavailable for the server limit, draining or shutdown)."},
+		[]string{"reason"})
+	m.SlowDisconnects = f.NewCounter(prometheus.CounterOpts{
+		Name: "herald_slow_consumer_disconnects_total", Help: "Streams closed because their client stopped reading."})
+	m.Delivered = f.NewCounter(prometheus.CounterOpts{
+		Name: "herald_events_delivered_total", Help: "Live notifications written to streams."})
+	m.Replayed = f.NewCounter(prometheus.CounterOpts{
+		Name: "herald_events_replayed_total", Help: "Notifications written to streams from the store (resumes and catch-ups)."})
+	m.DeliveryLatency = f.NewHistogram(prometheus.HistogramOpts{
+		Name:    "herald_delivery_latency_seconds",
+		Help:    "From a notification's commit to its live write to a stream.",
+		Buckets: latencyBuckets})
+	m.Published = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_notifications_published_total",
+		Help: "Notifications published (idempotent replays excluded), by kind: unicast (one user), multicast (several; counted once), broadcast."},
+		[]string{"kind"})
+	m.PublishDuration = f.NewHistogram(prometheus.HistogramOpts{
+		Name:    "herald_publish_ack_seconds",
+		Help:    "From receiving a publish request to acknowledging it (201): validation and the durable commit.",
+		Buckets: latencyBuckets})
+	m.StoreDuration = f.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "herald_store_operation_seconds",
+		Help:    "Store operations, by operation.",
+		Buckets: latencyBuckets}, []string{"op"})
+	m.StoreErrors = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_store_errors_total",
+		Help: "Store operations that failed for a reason other than the request (unavailable or internal), by operation."},
+		[]string{"op"})
+	m.Requests = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_http_requests_total",
+		Help: "HTTP requests answered, by route pattern (\"other\" when none matched) and status code."},
+		[]string{"route", "code"})
+	m.RequestDuration = f.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "herald_http_request_seconds",
+		Help:    "HTTP request durations by route pattern; the stream route is left out (a stream lasts as long as the client stays).",
+		Buckets: latencyBuckets}, []string{"route"})
+	for _, k := range []string{KindUnicast, KindMulticast, KindBroadcast} {
+		m.Published.WithLabelValues(k) // present at 0, so rate() sees the first publish
+	}
+	return m
+}
+
+// CounterFunc registers a counter whose value fn reads from elsewhere (the hub's own counts).
+func (m *Metrics) CounterFunc(name, help string, fn func() float64) {
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, fn))
+}
+
+// GaugeFunc registers a gauge whose value fn reads from elsewhere.
+func (m *Metrics) GaugeFunc(name, help string, fn func() float64) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))
+}
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}

@@ -1,0 +1,129 @@
+package metrics
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/heraldhq/herald"
+)
+
+// Store times every operation of the Store it wraps and counts the failures that are the
+// store's, not the request's (a missing notification is not a store error).
+type Store struct {
+	herald.Store
+	dur  map[string]prometheus.Observer
+	errs map[string]prometheus.Counter
+}
+
+var _ herald.Store = (*Store)(nil)
+
+// storeOps are the operations, as label values.
+var storeOps = []string{"append", "feed", "stream", "heads", "inbox", "get", "set_read", "read_all", "unread_count", "prune", "ping"}
+
+// InstrumentStore returns s with its operations measured by m.
+func (m *Metrics) InstrumentStore(s herald.Store) *Store {
+	is := &Store{Store: s, dur: map[string]prometheus.Observer{}, errs: map[string]prometheus.Counter{}}
+	for _, op := range storeOps {
+		// Resolved once: a label lookup per call would cost more than the observation.
+		is.dur[op] = m.StoreDuration.WithLabelValues(op)
+		is.errs[op] = m.StoreErrors.WithLabelValues(op)
+	}
+	return is
+}
+
+func (s *Store) observe(op string, start time.Time, err error) {
+	s.dur[op].Observe(time.Since(start).Seconds())
+	if c := herald.ErrorCode(err); c == herald.EUNAVAILABLE || c == herald.EINTERNAL {
+		s.errs[op].Inc()
+	}
+}
+
+// Append implements herald.Store.
+func (s *Store) Append(ctx context.Context, scope string, drafts []herald.Draft) (rs []herald.Receipt, err error) {
+	start := time.Now()
+	rs, err = s.Store.Append(ctx, scope, drafts)
+	s.observe("append", start, err)
+	return rs, err
+}
+
+// Feed implements herald.Store.
+func (s *Store) Feed(ctx context.Context, user string, after herald.Cursor, limit int) (p herald.FeedPage, err error) {
+	start := time.Now()
+	p, err = s.Store.Feed(ctx, user, after, limit)
+	s.observe("feed", start, err)
+	return p, err
+}
+
+// Stream implements herald.Store.
+func (s *Store) Stream(ctx context.Context, stream string, after uint64, limit int) (ns []herald.Notification, err error) {
+	start := time.Now()
+	ns, err = s.Store.Stream(ctx, stream, after, limit)
+	s.observe("stream", start, err)
+	return ns, err
+}
+
+// Heads implements herald.Store.
+func (s *Store) Heads(ctx context.Context, user string) (c herald.Cursor, err error) {
+	start := time.Now()
+	c, err = s.Store.Heads(ctx, user)
+	s.observe("heads", start, err)
+	return c, err
+}
+
+// Inbox implements herald.Store.
+func (s *Store) Inbox(ctx context.Context, user string, q herald.InboxQuery) (p herald.InboxPage, err error) {
+	start := time.Now()
+	p, err = s.Store.Inbox(ctx, user, q)
+	s.observe("inbox", start, err)
+	return p, err
+}
+
+// Get implements herald.Store.
+func (s *Store) Get(ctx context.Context, user string, id int64) (n herald.Notification, err error) {
+	start := time.Now()
+	n, err = s.Store.Get(ctx, user, id)
+	s.observe("get", start, err)
+	return n, err
+}
+
+// SetRead implements herald.Store.
+func (s *Store) SetRead(ctx context.Context, user string, id int64, read bool) error {
+	start := time.Now()
+	err := s.Store.SetRead(ctx, user, id, read)
+	s.observe("set_read", start, err)
+	return err
+}
+
+// ReadAll implements herald.Store.
+func (s *Store) ReadAll(ctx context.Context, user string) (n int64, err error) {
+	start := time.Now()
+	n, err = s.Store.ReadAll(ctx, user)
+	s.observe("read_all", start, err)
+	return n, err
+}
+
+// UnreadCount implements herald.Store.
+func (s *Store) UnreadCount(ctx context.Context, user string) (n int64, err error) {
+	start := time.Now()
+	n, err = s.Store.UnreadCount(ctx, user)
+	s.observe("unread_count", start, err)
+	return n, err
+}
+
+// Prune implements herald.Store.
+func (s *Store) Prune(ctx context.Context, r herald.Retention) (n int64, err error) {
+	start := time.Now()
+	n, err = s.Store.Prune(ctx, r)
+	s.observe("prune", start, err)
+	return n, err
+}
+
+// Ping implements herald.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	start := time.Now()
+	err := s.Store.Ping(ctx)
+	s.observe("ping", start, err)
+	return err
+}
