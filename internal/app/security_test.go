@@ -398,3 +398,15 @@ func TestStartupRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestAnswersAreNotCached: answers depend on who asks, and a cookie does not stop a shared
+// cache from storing them, so every JSON answer says no-store.
+func TestAnswersAreNotCached(t *testing.T) {
+	s := startAuthServer(t, nil)
+	for _, path := range []string{"/v1/notifications", "/v1/notifications/unread-count", "/v1/notifications/1"} {
+		_, _, h := s.call(t, "GET", path, http.Header{"Cookie": {"herald_token=" + s.token(t, "alice")}}, "")
+		if h.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: Cache-Control %q", path, h.Get("Cache-Control"))
+		}
+	}
+}

@@ -15,12 +15,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
-	"golang.org/x/time/rate"
 
 	"github.com/heraldhq/herald"
 )
@@ -84,9 +84,11 @@ type Authenticator struct {
 	log    *slog.Logger
 	algs   []string
 	parser *jwt.Parser
-	jwks   keyfunc.Keyfunc // nil without a JWKS URL
+	jwks   *jwks // nil without a JWKS URL
 	keys   *keyring
-	cancel context.CancelFunc
+
+	cancel    func()
+	closeOnce sync.Once
 }
 
 // New returns an Authenticator for cfg. With a JWKS URL it fetches the set before returning
@@ -144,35 +146,34 @@ func New(cfg Config) (*Authenticator, error) {
 }
 
 func (a *Authenticator) startJWKS() error {
-	ctx, cancel := context.WithCancel(context.Background())
 	client := a.cfg.HTTPClient
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
-	k, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{a.cfg.JWKSURL}, keyfunc.Override{
-		Client:      client,
-		HTTPTimeout: 10 * time.Second,
-		// A token naming an unknown key waits at most this long for the refresh limiter; past
-		// that it fails at once instead of holding its request (and a goroutine) for a minute.
-		RateLimitWaitMax:  time.Second,
-		RefreshInterval:   a.cfg.JWKSRefresh,
-		RefreshUnknownKID: rate.NewLimiter(rate.Every(a.cfg.JWKSUnknownKID), 1),
-		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
-			return func(_ context.Context, err error) {
-				a.log.Warn("auth: JWKS refresh failed; keeping the keys already known", "url", u, "err", err)
-			}
-		},
-	})
+	j, err := newJWKS(a.cfg.JWKSURL, client, a.log, a.cfg.JWKSUnknownKID)
 	if err != nil {
-		cancel()
 		return fmt.Errorf("auth: JWKS %s: %w", a.cfg.JWKSURL, err)
 	}
-	a.jwks, a.cancel = k, cancel
+	// A provider that is down at start is not fatal: tokens are refused until it answers (an
+	// unknown kid triggers a fetch), and the refresh keeps trying.
+	if err := j.fetch(context.Background()); err != nil {
+		a.log.Warn("auth: JWKS not fetched at start; tokens are refused until it is", "url", a.cfg.JWKSURL, "err", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		j.run(ctx, a.cfg.JWKSRefresh)
+	}()
+	a.jwks = j
+	a.cancel = func() { cancel(); <-done }
 	return nil
 }
 
-// Close stops the background JWKS refresh.
-func (a *Authenticator) Close() { a.cancel() }
+// Close stops the background JWKS refresh and waits for it. It may be called more than once.
+func (a *Authenticator) Close() {
+	a.closeOnce.Do(a.cancel)
+}
 
 // Describe says what the Authenticator accepts, for the start-up log. It names no secret.
 func (a *Authenticator) Describe() []any {
@@ -244,7 +245,8 @@ func (a *Authenticator) Publisher(r *http.Request) (herald.Publisher, error) {
 	if !c.has(a.cfg.PublishScope) {
 		return herald.Publisher{}, herald.Errorf(herald.EFORBIDDEN, "this token may not publish: it lacks the %q scope", a.cfg.PublishScope)
 	}
-	return herald.Publisher{ID: "jwt:" + c.Issuer + ":" + c.Subject}, nil
+	// Quoted, so that no two (issuer, subject) pairs make the same id.
+	return herald.Publisher{ID: "jwt:" + strconv.Quote(c.Issuer) + strconv.Quote(c.Subject)}, nil
 }
 
 // credential returns the request's credential: the Authorization header's, or for a subscriber
@@ -262,8 +264,15 @@ func (a *Authenticator) credential(r *http.Request, subscriber bool) (string, er
 	if !subscriber {
 		return "", unauthorized("publishing needs a publisher key or token in the Authorization header")
 	}
-	if c, err := r.Cookie(a.cfg.Cookie); err == nil && c.Value != "" {
-		return c.Value, nil
+	if cookies := r.CookiesNamed(a.cfg.Cookie); len(cookies) > 0 {
+		if len(cookies) > 1 {
+			// A sibling subdomain can set a cookie of the same name for the parent domain
+			// ("cookie tossing"): rather than guess which is the user's, refuse.
+			return "", unauthorized("several " + a.cfg.Cookie + " cookies were sent; the stale one must be cleared")
+		}
+		if cookies[0].Value != "" {
+			return cookies[0].Value, nil
+		}
 	}
 	if q := r.URL.Query(); q.Has(QueryParam) {
 		if !a.cfg.QueryToken {

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -210,8 +211,8 @@ func TestPublisher(t *testing.T) {
 	}{
 		{name: "hashed key", header: "Bearer hk_billing-key-0123456789", wantID: "billing"},
 		{name: "plain key from a file", header: "Bearer hk_support-key-0123456789", wantID: "support"},
-		{name: "token with the scope", header: "Bearer " + sign(t, jwt.SigningMethodHS256, secret, with(valid("svc"), "scope", "read notify"), nil), wantID: "jwt::svc"},
-		{name: "token with scp list", header: "Bearer " + sign(t, jwt.SigningMethodHS256, secret, with(valid("svc"), "scp", []string{"notify"}), nil), wantID: "jwt::svc"},
+		{name: "token with the scope", header: "Bearer " + sign(t, jwt.SigningMethodHS256, secret, with(valid("svc"), "scope", "read notify"), nil), wantID: `jwt:""` + `"svc"`},
+		{name: "token with scp list", header: "Bearer " + sign(t, jwt.SigningMethodHS256, secret, with(valid("svc"), "scp", []string{"notify"}), nil), wantID: `jwt:""` + `"svc"`},
 		{name: "subscriber token", header: "Bearer " + sign(t, jwt.SigningMethodHS256, secret, valid("alice"), nil), wantCode: herald.EFORBIDDEN},
 		{name: "other scope", header: "Bearer " + sign(t, jwt.SigningMethodHS256, secret, with(valid("svc"), "scope", "herald:publish"), nil), wantCode: herald.EFORBIDDEN},
 		{name: "unknown key", header: "Bearer hk_nobody-0123456789012", wantCode: herald.EUNAUTHORIZED},
@@ -308,7 +309,7 @@ func TestMint(t *testing.T) {
 	if s, err := a.Subscriber(r); err != nil || s.User != "alice" {
 		t.Fatalf("minted token as subscriber: %+v, %v", s, err)
 	}
-	if p, err := a.Publisher(r); err != nil || p.ID != "jwt:me:alice" {
+	if p, err := a.Publisher(r); err != nil || p.ID != `jwt:"me""alice"` {
 		t.Fatalf("minted token as publisher: %+v, %v", p, err)
 	}
 	// The scope claim is the space-separated string of RFC 8693.
@@ -428,6 +429,7 @@ type jwksServer struct {
 	mu      sync.Mutex
 	keys    map[string]*ecdsa.PrivateKey
 	fetches int
+	delay   time.Duration
 }
 
 func newJWKSServer(t *testing.T) *jwksServer {
@@ -436,6 +438,7 @@ func newJWKSServer(t *testing.T) *jwksServer {
 		j.mu.Lock()
 		defer j.mu.Unlock()
 		j.fetches++
+		time.Sleep(j.delay)
 		store := jwkset.NewMemoryStorage()
 		for kid, k := range j.keys {
 			jwk, err := jwkset.NewJWKFromKey(&k.PublicKey, jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: kid, ALG: jwkset.AlgES256}})
@@ -515,6 +518,95 @@ func TestJWKS(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("20 refused tokens took %s", d)
+	}
+}
+
+// TestJWKSSlowRotation: the fetch for an unknown kid has its own deadline, not the request's,
+// and a client that hangs up meanwhile does not abort it.
+func TestJWKSSlowRotation(t *testing.T) {
+	k1 := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+	k2 := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+	srv := newJWKSServer(t)
+	srv.set(map[string]*ecdsa.PrivateKey{"k1": k1})
+	a := newAuth(t, Config{JWKSURL: srv.URL, JWKSUnknownKID: time.Minute})
+	srv.set(map[string]*ecdsa.PrivateKey{"k1": k1, "k2": k2})
+	srv.mu.Lock()
+	srv.delay = 1500 * time.Millisecond
+	srv.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond) // the client gives up
+	defer cancel()
+	r := request("Bearer "+sign(t, jwt.SigningMethodES256, k2, valid("alice"), map[string]any{"kid": "k2"}), "", "").WithContext(ctx)
+	if s, err := a.Subscriber(r); err != nil || s.User != "alice" {
+		t.Fatalf("a rotated key behind a slow JWKS: %+v, %v", s, err)
+	}
+}
+
+// TestJWKSScreensKeys: symmetric keys and short RSA keys in a set are never used.
+func TestJWKSScreensKeys(t *testing.T) {
+	small := must(rsa.GenerateKey(rand.Reader, 1024))
+	good := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+	ctx := context.Background()
+	store := jwkset.NewMemoryStorage()
+	for kid, key := range map[string]any{"oct": []byte(strings.Repeat("s", 32)), "small": &small.PublicKey, "good": &good.PublicKey} {
+		jwk, err := jwkset.NewJWKFromKey(key, jwkset.JWKOptions{Marshal: jwkset.JWKMarshalOptions{Private: true}, Metadata: jwkset.JWKMetadataOptions{KID: kid}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		store.KeyWrite(ctx, jwk)
+	}
+	set, _ := store.JSONPrivate(ctx) // private: so that the oct key's secret is published
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(set) }))
+	defer srv.Close()
+	a := newAuth(t, Config{JWKSURL: srv.URL})
+	tests := []struct {
+		name     string
+		token    string
+		wantCode string
+	}{
+		{"HS256 with the published oct key", sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("s", 32)), valid("alice"), map[string]any{"kid": "oct"}), herald.EUNAUTHORIZED},
+		{"RS256 with a 1024-bit key", sign(t, jwt.SigningMethodRS256, small, valid("alice"), map[string]any{"kid": "small"}), herald.EUNAUTHORIZED},
+		{"ES256 with a good key", sign(t, jwt.SigningMethodES256, good, valid("alice"), map[string]any{"kid": "good"}), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := a.Subscriber(request("Bearer "+tt.token, "", "")); herald.ErrorCode(err) != tt.wantCode {
+				t.Fatalf("%v; want code %q", err, tt.wantCode)
+			}
+		})
+	}
+}
+
+// TestSeveralCookies: two cookies of the token's name (one tossed in by a sibling subdomain)
+// are refused rather than guessed between.
+func TestSeveralCookies(t *testing.T) {
+	a := newAuth(t, Config{Secret: secret})
+	r := request("", sign(t, jwt.SigningMethodHS256, secret, valid("alice"), nil), "")
+	r.AddCookie(&http.Cookie{Name: DefaultCookie, Value: sign(t, jwt.SigningMethodHS256, secret, valid("mallory"), nil)})
+	if _, err := a.Subscriber(r); herald.ErrorCode(err) != herald.EUNAUTHORIZED {
+		t.Fatalf("two cookies: %v", err)
+	}
+}
+
+// TestKeyErrorsDoNotEchoKeys: a key the parser refuses is never quoted in its error.
+func TestKeyErrorsDoNotEchoKeys(t *testing.T) {
+	// Each entry holds a secret-looking part (QQQ...) that must not come back in the error.
+	for _, entry := range []string{"QQQc2VjcmV0LXNlY3JldC1zZWNyZXQ=", "QQQabc=", "QQQ y z=secretsecretsecret", "sha256:QQQnothex", "QQQbad name=sha256:00"} {
+		_, err := ParseKeys(entry, false)
+		if err == nil {
+			t.Errorf("%q accepted on the command line", entry)
+			continue
+		}
+		if strings.Contains(err.Error(), "QQQ") {
+			t.Errorf("error %q quotes the entry", err)
+		}
+	}
+	// A plain key with "=" padding is one unnamed key, not a name and the rest.
+	keys, err := ParseKeys("c2VjcmV0LXNlY3JldC1zZWNyZXQ=", true)
+	if err != nil || len(keys) != 1 || !strings.HasPrefix(keys[0].Name, "key-") {
+		t.Fatalf("padded plain key: %+v, %v", keys, err)
+	}
+	if _, ok := newKeyring(keys).match("c2VjcmV0LXNlY3JldC1zZWNyZXQ="); !ok {
+		t.Fatal("the padded key does not match itself")
 	}
 }
 

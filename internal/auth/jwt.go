@@ -158,15 +158,15 @@ func (a *Authenticator) keyfunc(ctx context.Context) jwt.Keyfunc {
 		var set jwt.VerificationKeySet
 		if a.jwks != nil {
 			if _, ok := t.Header["kid"].(string); ok {
-				key, err := a.jwks.KeyfuncCtx(ctx)(t)
+				key, err := a.jwks.key(ctx, t)
 				if err == nil {
 					return key, nil
 				}
 				if len(a.cfg.PublicKeys) == 0 {
 					return nil, err
 				}
-			} else if jwks, err := a.jwks.VerificationKeySet(ctx); err == nil {
-				set.Keys = append(set.Keys, jwks.Keys...)
+			} else if keys, err := a.jwks.all(ctx); err == nil {
+				set.Keys = append(set.Keys, keys...)
 			}
 		}
 		for _, k := range a.cfg.PublicKeys {

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -77,27 +78,27 @@ func ParseKeys(text string, allowPlain bool) ([]Key, error) {
 	return keys, sc.Err()
 }
 
+// parseKey reads one entry. Its errors never quote the entry: it may be a key.
 func parseKey(entry string, allowPlain bool) (Key, error) {
 	var k Key
+	// "name=value" only when the part before "=" is a name: a plain key may itself hold "="
+	// (base64 padding), and must not be split into a name and the rest.
 	name, value, named := strings.Cut(entry, "=")
-	if !named {
+	if !named || !keyName.MatchString(name) || value == "" {
 		name, value = "", entry
-	}
-	if named && !keyName.MatchString(name) {
-		return k, fmt.Errorf("key name %q must be 1-64 characters of A-Z a-z 0-9 _ . -", truncate(name, 40))
 	}
 	if h, ok := strings.CutPrefix(value, "sha256:"); ok {
 		b, err := hex.DecodeString(h)
 		if err != nil || len(b) != sha256.Size {
-			return k, fmt.Errorf("%q: a hash is sha256: and 64 hex digits", nameOr(name))
+			return k, fmt.Errorf("%s: a hash is sha256: and 64 hex digits", nameOr(name))
 		}
 		copy(k.Hash[:], b)
 	} else {
 		if !allowPlain {
-			return k, fmt.Errorf("%q: give keys as sha256:<hex> hashes here (herald keygen prints them); plain keys only in --publisher-key-file", nameOr(name))
+			return k, fmt.Errorf("%s: give keys as name=sha256:<hex> hashes here (herald keygen prints them); plain keys only in --publisher-key-file", nameOr(name))
 		}
 		if len(value) < 16 || strings.ContainsAny(value, " \t.") {
-			return k, fmt.Errorf("%q: a key must be at least 16 characters, without spaces or dots", nameOr(name))
+			return k, fmt.Errorf("%s: a key must be at least 16 characters, without spaces or dots", nameOr(name))
 		}
 		k.Hash = sha256.Sum256([]byte(value))
 	}
@@ -110,16 +111,9 @@ func parseKey(entry string, allowPlain bool) (Key, error) {
 
 func nameOr(name string) string {
 	if name == "" {
-		return "(unnamed)"
+		return "an unnamed entry"
 	}
-	return name
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
+	return strconv.Quote(name)
 }
 
 // keyring matches presented keys against the configured hashes in constant time.

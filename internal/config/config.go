@@ -125,8 +125,33 @@ func (c *Config) AuthEnabled() bool {
 		c.PublisherKeys != "" || c.PublisherKeyFile != ""
 }
 
-// CORSOriginList returns the allowed browser origins.
-func (c *Config) CORSOriginList() []string { return splitComma(c.CORSOrigins) }
+// CORSOriginList returns the allowed browser origins, normalized as browsers send them in the
+// Origin header: lower-case scheme and host, no trailing slash. Invalid entries are left out
+// (Validate reports them).
+func (c *Config) CORSOriginList() []string {
+	var out []string
+	for _, o := range splitComma(c.CORSOrigins) {
+		if n, err := normalizeOrigin(o); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// normalizeOrigin checks that o is an origin, scheme://host[:port], and returns it lower-cased.
+// A "*" anywhere is refused: some CORS implementations read it as a wildcard, and with
+// credentials a wildcard lets any web page read a visitor's feed.
+func normalizeOrigin(o string) (string, error) {
+	u, err := url.Parse(o)
+	switch {
+	case strings.Contains(o, "*"):
+		return "", errors.New("list origins explicitly; a wildcard would let any matching web page use a visitor's cookie")
+	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+		return "", errors.New("not an origin like https://app.example.com")
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host), nil
+}
 
 func splitComma(s string) []string {
 	var out []string
@@ -358,14 +383,14 @@ func (c *Config) validateAuth(bad func(string, ...any)) {
 	if c.AuthCookie == "" || strings.ContainsAny(c.AuthCookie, " \t;,=\"") {
 		bad("auth-cookie %q is not a valid cookie name", c.AuthCookie)
 	}
-	for _, o := range c.CORSOriginList() {
-		u, err := url.Parse(o)
-		switch {
-		case o == "*":
-			bad("cors-origins: list origins explicitly; \"*\" would let any web page use a visitor's cookie")
-		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "":
-			bad("cors-origins: %q is not an origin like https://app.example.com", o)
+	for _, o := range splitComma(c.CORSOrigins) {
+		if _, err := normalizeOrigin(o); err != nil {
+			bad("cors-origins: %q: %v", o, err)
 		}
+	}
+	if c.JWKSURL != "" && (c.JWTAudience == "" || c.JWTIssuer == "") {
+		bad("jwks-url needs jwt-issuer and jwt-audience: an identity provider signs tokens for every application it serves, " +
+			"and without them a token issued to another application would be accepted here")
 	}
 }
 

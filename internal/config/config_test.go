@@ -97,7 +97,8 @@ func TestAddrLoopback(t *testing.T) {
 func TestAuthLeavesDevMode(t *testing.T) {
 	cleanEnv(t)
 	t.Setenv("HERALD_JWT_SECRET", strings.Repeat("s", 32))
-	c, err := Parse("herald", []string{"-addr", "0.0.0.0:8080", "-jwks-url", "http://127.0.0.1:9999/jwks"}, &bytes.Buffer{})
+	c, err := Parse("herald", []string{"-addr", "0.0.0.0:8080", "-jwks-url", "http://127.0.0.1:9999/jwks",
+		"-jwt-issuer", "https://id.example.com", "-jwt-audience", "herald"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatalf("public address with auth: %v", err)
 	}
@@ -106,6 +107,15 @@ func TestAuthLeavesDevMode(t *testing.T) {
 	}
 	if d := Default(); d.AuthEnabled() {
 		t.Fatal("the default configuration has auth")
+	}
+}
+
+func TestCORSOriginList(t *testing.T) {
+	c := Default()
+	c.CORSOrigins = "https://App.Example.com/, http://localhost:3000, https://*.evil.example"
+	got := strings.Join(c.CORSOriginList(), " ")
+	if got != "https://app.example.com http://localhost:3000" {
+		t.Fatalf("CORSOriginList = %q", got)
 	}
 }
 
@@ -299,6 +309,10 @@ func TestParseInvalid(t *testing.T) {
 		{name: "jwks over plain http", args: []string{"-jwks-url", "http://id.example.com/jwks.json"}, want: []string{"jwks-url", "https"}},
 		{name: "jwks not a URL", args: []string{"-jwks-url", "id.example.com"}, want: []string{"jwks-url"}},
 		{name: "cors wildcard", args: []string{"-cors-origins", "*"}, want: []string{"cors-origins"}},
+		{name: "cors wildcard scheme", args: []string{"-cors-origins", "https://*"}, want: []string{"cors-origins", "wildcard"}},
+		{name: "cors wildcard subdomain", args: []string{"-cors-origins", "https://*.example.com"}, want: []string{"cors-origins", "wildcard"}},
+		{name: "cors with credentials", args: []string{"-cors-origins", "https://user:pw@app.example.com"}, want: []string{"cors-origins"}},
+		{name: "jwks without audience", env: map[string]string{"HERALD_JWKS_URL": "https://id.example.com/jwks", "HERALD_JWT_ISSUER": "https://id.example.com"}, want: []string{"jwt-audience"}},
 		{name: "cors with a path", args: []string{"-cors-origins", "https://app.example.com/x"}, want: []string{"cors-origins"}},
 		{name: "tls cert without key", args: []string{"-tls-cert", "c.pem"}, want: []string{"tls-cert", "tls-key"}},
 		{name: "negative publish rate", args: []string{"-publish-rate", "-1"}, want: []string{"publish-rate"}},

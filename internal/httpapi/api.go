@@ -212,8 +212,13 @@ func (a *API) Handler() (http.Handler, error) {
 	}))
 	h = csrf.Handler(h)
 	if len(a.opts.CORSOrigins) > 0 {
+		allowed := map[string]bool{}
+		for _, o := range a.opts.CORSOrigins {
+			allowed[strings.ToLower(o)] = true
+		}
 		h = cors.New(cors.Options{
-			AllowedOrigins:   a.opts.CORSOrigins,
+			// An exact match, not AllowedOrigins: that list reads "*" inside an entry as a wildcard.
+			AllowOriginFunc:  func(origin string) bool { return allowed[strings.ToLower(origin)] },
 			AllowCredentials: true,
 			AllowedMethods:   []string{http.MethodGet, http.MethodPost, http.MethodDelete},
 			AllowedHeaders:   []string{"Authorization", "Content-Type", "Last-Event-ID", "Idempotency-Key"},
@@ -338,6 +343,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	// Answers depend on who asks, and a cookie (unlike Authorization) does not keep a shared
+	// cache from storing them.
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
 }
