@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,6 +78,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		sent:   cursor,
 	}
 	sub.OnOverflow(c.overflowed)
+	defer c.finish()
 	var hello bool
 	if raw == "" {
 		// A new client starts at the present. Telling it the present as an id right away means a
@@ -137,14 +139,47 @@ const slowWriteGrace = 250 * time.Millisecond
 // overflowed runs on the publisher's goroutine for each event dropped from this stream's full
 // queue. A queue overflows whenever one commit holds more events than it does, and a client that
 // keeps up then just catches up from the store. But if the writer is stuck on a client that
-// stopped reading, moving the write deadline to now ends that write, and the stream, at once.
+// stopped reading, moving the write deadline to now ends that write, and the stream: at once if
+// the write has been blocked for slowWriteGrace, else when it has, if it still is then (no
+// further event need arrive to notice).
 func (c *conn) overflowed() {
 	start := c.writing.Load()
-	if start == 0 || time.Since(time.Unix(0, start)) < slowWriteGrace {
+	if start == 0 {
+		return
+	}
+	if wait := slowWriteGrace - time.Since(time.Unix(0, start)); wait > 0 {
+		c.kickMu.Lock()
+		if c.kickTimer == nil && !c.finished {
+			c.kickTimer = time.AfterFunc(wait, func() { c.kickIfStuck(start) })
+		}
+		c.kickMu.Unlock()
+		return
+	}
+	c.kickIfStuck(start)
+}
+
+// kickIfStuck ends the stream if the write that began at start is still in progress.
+func (c *conn) kickIfStuck(start int64) {
+	c.kickMu.Lock()
+	defer c.kickMu.Unlock()
+	c.kickTimer = nil
+	// After the handler returns, the connection may serve another request: never touch it then.
+	if c.finished || c.writing.Load() != start {
 		return
 	}
 	if c.kicked.CompareAndSwap(false, true) {
 		_ = c.rc.SetWriteDeadline(time.Now())
+	}
+}
+
+// finish stops any pending kick; after it the connection is no longer this stream's.
+func (c *conn) finish() {
+	c.kickMu.Lock()
+	defer c.kickMu.Unlock()
+	c.finished = true
+	if c.kickTimer != nil {
+		c.kickTimer.Stop()
+		c.kickTimer = nil
 	}
 }
 
@@ -161,6 +196,10 @@ type conn struct {
 	// when the stream is ended as too slow.
 	writing atomic.Int64
 	kicked  atomic.Bool
+	// kickMu guards the pending check of a blocked write and the end of the stream.
+	kickMu    sync.Mutex
+	kickTimer *time.Timer
+	finished  bool
 
 	pos  herald.Cursor // everything up to here has been handled (sent or filtered out)
 	sent herald.Cursor // the id the client last received
