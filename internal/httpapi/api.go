@@ -311,7 +311,14 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		return // the client left; nobody to answer
 	}
 	status := statusOf(code)
+	var he *herald.Error
+	deliberate := errors.As(err, &he) && he.Err == nil // a refusal by design, with no cause behind it
 	switch {
+	case status == http.StatusServiceUnavailable && deliberate:
+		// Draining, shutting down, at the connection limit: expected, and counted in metrics.
+		a.logFor(r).Debug("request refused", "method", r.Method, "path", r.URL.Path, "code", code, "reason", herald.ErrorMessage(err))
+	case status == http.StatusServiceUnavailable:
+		a.logFor(r).Warn("request failed", "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
 	case status >= 500:
 		a.logFor(r).Error("request failed", "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
