@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +32,16 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// serverBinary is the herald the subprocess tests run: $HERALD_BIN when set (CI sets it to what
+// deploy/build.sh built, the binary the container image ships), else this test binary, which
+// becomes the server through TestMain.
+func serverBinary() string {
+	if bin := os.Getenv("HERALD_BIN"); bin != "" {
+		return bin
+	}
+	return os.Args[0]
+}
+
 type proc struct {
 	cmd  *exec.Cmd
 	url  string
@@ -39,9 +51,9 @@ type proc struct {
 }
 
 // startProc runs herald serve as a subprocess and waits for it to listen.
-func startProc(t *testing.T, args ...string) *proc {
+func startProc(t testing.TB, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], append([]string{"serve", "-addr", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(serverBinary(), append([]string{"serve", "-addr", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), "HERALD_TEST_BECOME_SERVER=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -351,4 +363,55 @@ func (p *proc) logText() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.logs.String()
+}
+
+// TestHealthcheck: the container's HEALTHCHECK command finds the server its settings describe.
+func TestHealthcheck(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts subprocesses")
+	}
+	p := startProc(t, "-store", "sqlite:"+filepath.Join(t.TempDir(), "h.db"))
+	u, _ := url.Parse(p.url)
+	var out strings.Builder
+	if err := run(context.Background(), []string{"healthcheck", "-addr", "0.0.0.0:" + u.Port()}, &out, io.Discard); err != nil || strings.TrimSpace(out.String()) != "ok" {
+		t.Fatalf("healthcheck of a running server: %v, %q", err, out.String())
+	}
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	if err := run(context.Background(), []string{"healthcheck", "-addr", addr, "-timeout", "1s"}, io.Discard, io.Discard); err == nil {
+		t.Fatal("healthcheck of nothing succeeded")
+	}
+}
+
+// TestBackupCommand copies the store a running server writes to.
+func TestBackupCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts subprocesses")
+	}
+	dir := t.TempDir()
+	store := "sqlite:" + filepath.Join(dir, "h.db")
+	p := startProc(t, "-store", store)
+	resp, err := http.Post(p.url+"/v1/notifications", "application/json", strings.NewReader(`{"to":["alice"]}`))
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("publish: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	out := filepath.Join(dir, "copy.db")
+	if err := run(context.Background(), []string{"backup", "-store", store, out}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	q := startProc(t, "-store", "sqlite:"+out)
+	resp, err = http.Get(q.url + "/v1/notifications/unread-count?user=alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.TrimSpace(string(b)) != `{"unread":1}` {
+		t.Fatalf("a server on the copy counts %s", b)
+	}
+	if err := run(context.Background(), []string{"backup", "-store", store}, io.Discard, io.Discard); err == nil {
+		t.Fatal("backup without an output file succeeded")
+	}
 }

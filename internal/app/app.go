@@ -99,6 +99,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 	a.stop = append(a.stop, func() { store.Close() })
 	a.Metrics = metrics.New()
+	a.Metrics.BuildInfo(cfg.Version)
 	a.Store = a.Metrics.InstrumentStore(store)
 	h = hub.New(hub.Options{
 		QueueSize:  cfg.QueueSize,

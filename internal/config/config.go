@@ -34,6 +34,8 @@ type Config struct {
 	// ReplayPage is how many notifications a replay reads per store query; not a flag, since only
 	// tests have reason to change it (0: the API's default).
 	ReplayPage int
+	// Version is the build's version, set by the binary (not a flag).
+	Version string
 
 	RetentionAge   time.Duration
 	RetentionMax   int

@@ -7,6 +7,7 @@ package metrics
 
 import (
 	"net/http"
+	"runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -100,6 +101,17 @@ func New() *Metrics {
 		m.Published.WithLabelValues(k) // present at 0, so rate() sees the first publish
 	}
 	return m
+}
+
+// BuildInfo registers herald_build_info, 1 with the version as a label, so dashboards can show
+// which version each node runs.
+func (m *Metrics) BuildInfo(version string) {
+	if version == "" {
+		version = "dev"
+	}
+	g := promauto.With(m.Registry).NewGaugeVec(prometheus.GaugeOpts{
+		Name: "herald_build_info", Help: "Always 1; the labels name the build."}, []string{"version", "go_version"})
+	g.WithLabelValues(version, runtime.Version()).Set(1)
 }
 
 // CounterFunc registers a counter whose value fn reads from elsewhere (the hub's own counts).

@@ -518,3 +518,50 @@ func TestMigrationFilesNumbered(t *testing.T) {
 		}
 	}
 }
+
+// TestBackup copies a database that is being written to, and the copy opens with everything
+// that was committed before the backup began.
+func TestBackup(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "herald.db")
+	s := openAt(t, path, Options{Sync: SyncNormal})
+	first := mustAppend(t, s, draft(`{"i":1}`, "alice"), herald.Draft{Broadcast: true, Type: "t", Data: json.RawMessage(`{}`)})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the server keeps publishing during the backup
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				if _, err := s.Append(context.Background(), "w", []herald.Draft{draft(`{}`, "bob")}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	}()
+	out := filepath.Join(dir, "copy.db")
+	err := Backup(context.Background(), path, out)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Backup(context.Background(), path, out); err == nil {
+		t.Fatal("Backup overwrote an existing file")
+	}
+	if err := Backup(context.Background(), filepath.Join(dir, "missing.db"), filepath.Join(dir, "x.db")); err == nil {
+		t.Fatal("Backup of a missing database succeeded")
+	}
+	c := openAt(t, out, Options{Sync: SyncNormal})
+	n, err := c.Get(context.Background(), "alice", first[0].Notifications[0].ID)
+	if err != nil || string(n.Data) != `{"i":1}` {
+		t.Fatalf("the copy lacks alice's notification: %+v, %v", n, err)
+	}
+	if h, _ := c.Heads(context.Background(), "alice"); h != (herald.Cursor{User: 1, Broadcast: 1}) {
+		t.Fatalf("heads in the copy: %+v", h)
+	}
+}

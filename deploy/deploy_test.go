@@ -1,0 +1,283 @@
+// Package deploy holds the container and proxy files; its tests parse them, since no Docker
+// engine runs where the tests do. nginx.conf is tested for real by cmd/herald's nginx tests.
+package deploy
+
+import (
+	"bufio"
+	"context"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/heraldhq/herald/internal/app"
+	"github.com/heraldhq/herald/internal/config"
+)
+
+// flagOf maps HERALD_MAX_PAYLOAD to max-payload, the way the server reads its environment.
+func flagOf(env string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(env, "HERALD_")), "_", "-")
+}
+
+// checkSetting fails unless name is a HERALD_* variable the server understands and value
+// parses as that flag's value ("${...}" interpolations are taken as given).
+func checkSetting(t *testing.T, where, name, value string) {
+	t.Helper()
+	if !strings.HasPrefix(name, "HERALD_") {
+		return
+	}
+	c := config.Default()
+	fs := c.FlagSet("herald")
+	f := fs.Lookup(flagOf(name))
+	if f == nil {
+		t.Errorf("%s: %s is not a setting of herald serve", where, name)
+		return
+	}
+	if strings.Contains(value, "${") {
+		return
+	}
+	if err := f.Value.Set(value); err != nil {
+		t.Errorf("%s: %s=%q: %v", where, name, value, err)
+	}
+}
+
+type compose struct {
+	Services map[string]struct {
+		Build *struct {
+			Context    string `yaml:"context"`
+			Dockerfile string `yaml:"dockerfile"`
+		} `yaml:"build"`
+		Image           string            `yaml:"image"`
+		Environment     map[string]string `yaml:"environment"`
+		Volumes         []string          `yaml:"volumes"`
+		Ports           []string          `yaml:"ports"`
+		StopGracePeriod string            `yaml:"stop_grace_period"`
+		DependsOn       map[string]any    `yaml:"depends_on"`
+		Restart         string            `yaml:"restart"`
+		Healthcheck     map[string]any    `yaml:"healthcheck"`
+		Command         []string          `yaml:"command"`
+	} `yaml:"services"`
+	Volumes map[string]any `yaml:"volumes"`
+}
+
+func TestComposeFile(t *testing.T) {
+	b, err := os.ReadFile("compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c compose
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true) // a misspelt key is an error, not something compose would ignore
+	if err := dec.Decode(&c); err != nil {
+		t.Fatalf("compose.yaml: %v", err)
+	}
+	h, ok := c.Services["herald"]
+	if !ok || h.Build == nil {
+		t.Fatal("no herald service built from the repository")
+	}
+	if _, err := os.Stat(filepath.Join(h.Build.Context, h.Build.Dockerfile)); err != nil {
+		t.Errorf("herald's Dockerfile: %v", err)
+	}
+	for k, v := range h.Environment {
+		checkSetting(t, "compose.yaml herald", k, v)
+	}
+	cfg := config.Default()
+	if d, err := time.ParseDuration(h.Environment["HERALD_DRAIN_WINDOW"]); err == nil {
+		cfg.DrainWindow = d
+	}
+	grace, err := time.ParseDuration(h.StopGracePeriod)
+	if err != nil || grace < cfg.DrainWindow+cfg.ShutdownTimeout {
+		t.Errorf("stop_grace_period %q is shorter than the drain window and shutdown timeout (%s)", h.StopGracePeriod, cfg.DrainWindow+cfg.ShutdownTimeout)
+	}
+	n, ok := c.Services["nginx"]
+	if !ok {
+		t.Fatal("no nginx service")
+	}
+	if _, ok := n.DependsOn["herald"]; !ok {
+		t.Error("nginx does not wait for herald")
+	}
+	for _, v := range n.Volumes {
+		src := strings.Split(v, ":")[0]
+		if strings.HasPrefix(src, ".") {
+			if _, err := os.Stat(src); err != nil {
+				t.Errorf("nginx volume %s: %v", v, err)
+			}
+		}
+	}
+	for _, v := range h.Volumes {
+		name := strings.Split(v, ":")[0]
+		if _, ok := c.Volumes[name]; !ok && !strings.HasPrefix(name, ".") {
+			t.Errorf("volume %s is not declared", name)
+		}
+	}
+}
+
+func TestDockerfile(t *testing.T) {
+	f, err := os.Open("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var (
+		stages                       int
+		built, healthcheck, nonroot  bool
+		entrypointHerald, serveByCMD bool
+	)
+	sc := bufio.NewScanner(f)
+	var line string
+	for sc.Scan() {
+		// Join continuation lines.
+		if l := strings.TrimSpace(sc.Text()); strings.HasSuffix(l, "\\") {
+			line += strings.TrimSuffix(l, "\\") + " "
+			continue
+		} else {
+			line += l
+		}
+		l := line
+		line = ""
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		instr, rest, _ := strings.Cut(l, " ")
+		switch strings.ToUpper(instr) {
+		case "FROM":
+			stages++
+		case "RUN":
+			if strings.Contains(rest, "deploy/build.sh") {
+				built = true
+			}
+		case "ENV":
+			for _, kv := range strings.Fields(rest) {
+				k, v, _ := strings.Cut(kv, "=")
+				checkSetting(t, "Dockerfile ENV", k, v)
+			}
+		case "USER":
+			nonroot = !strings.HasPrefix(rest, "0") && !strings.HasPrefix(rest, "root")
+		case "HEALTHCHECK":
+			healthcheck = strings.Contains(rest, `"healthcheck"`)
+		case "ENTRYPOINT":
+			entrypointHerald = strings.Contains(rest, `"herald"`)
+		case "CMD":
+			serveByCMD = strings.Contains(rest, `"serve"`)
+		case "COPY":
+			fields := strings.Fields(rest)
+			if !strings.HasPrefix(fields[0], "--from") {
+				for _, src := range fields[:len(fields)-1] {
+					if _, err := os.Stat(filepath.Join("..", src)); err != nil {
+						t.Errorf("COPY %s: %v", src, err)
+					}
+				}
+			}
+		}
+	}
+	switch {
+	case stages < 2:
+		t.Error("not a multi-stage build")
+	case !built:
+		t.Error("the image is not built by deploy/build.sh, the script CI tests")
+	case !nonroot:
+		t.Error("the image runs as root")
+	case !healthcheck:
+		t.Error("no HEALTHCHECK running herald healthcheck")
+	case !entrypointHerald || !serveByCMD:
+		t.Error("the image does not run herald serve")
+	}
+}
+
+// TestAlertRules: the example rules parse, and every herald_ or process_ metric they name exists.
+func TestAlertRules(t *testing.T) {
+	b, err := os.ReadFile("alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules struct {
+		Groups []struct {
+			Name  string `yaml:"name"`
+			Rules []struct {
+				Alert       string            `yaml:"alert"`
+				Expr        string            `yaml:"expr"`
+				For         string            `yaml:"for"`
+				Labels      map[string]string `yaml:"labels"`
+				Annotations map[string]string `yaml:"annotations"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&rules); err != nil {
+		t.Fatalf("alerts.yaml: %v", err)
+	}
+	known := metricNames(t)
+	name := regexp.MustCompile(`\b(herald|process)_[a-z_]+\b`)
+	n := 0
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			n++
+			if r.Alert == "" || r.Expr == "" || r.Annotations["summary"] == "" {
+				t.Errorf("rule %+v lacks a name, an expression or a summary", r)
+			}
+			if _, err := time.ParseDuration(r.For); err != nil {
+				t.Errorf("%s: for %q: %v", r.Alert, r.For, err)
+			}
+			for _, m := range name.FindAllString(r.Expr, -1) {
+				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(m, "_bucket"), "_count"), "_sum")
+				if !known[base] {
+					t.Errorf("%s: metric %s does not exist", r.Alert, m)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no rules")
+	}
+}
+
+// TestOperationsDocumentsEveryMetric: docs/operations.md names every herald_ metric the server
+// exports.
+func TestOperationsDocumentsEveryMetric(t *testing.T) {
+	doc, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range metricNames(t) {
+		if strings.HasPrefix(m, "herald_") && !strings.Contains(string(doc), "`"+m+"`") {
+			t.Errorf("docs/operations.md does not document %s", m)
+		}
+	}
+}
+
+// metricNames starts a server and returns the names of what it exports.
+func metricNames(t *testing.T) map[string]bool {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.Store = "sqlite:" + filepath.Join(t.TempDir(), "h.db")
+	a, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	// Series of labelled metrics appear once used: one refused stream shows both the request
+	// and the rejection metrics.
+	if resp, err := http.Get(a.URL() + "/v1/stream"); err == nil {
+		resp.Body.Close()
+	}
+	fams, err := a.Metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, f := range fams {
+		names[f.GetName()] = true
+	}
+	return names
+}
