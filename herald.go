@@ -101,6 +101,22 @@ type InboxPage struct {
 	NextBefore int64
 }
 
+// Bus carries committed notifications from the node that committed them to every node, so that
+// each delivers them to the streams open on it. It is at most once and unordered: a message may
+// be lost (an outage, a node killed between commit and publish) or overtaken. Nodes repair both
+// from the store, so the bus decides how soon a notification arrives, never whether.
+type Bus interface {
+	// Publish sends notifications committed on this node to every node, this one included.
+	Publish(ctx context.Context, ns []Notification) error
+	// Listen delivers what any node publishes, batch by batch, until ctx ends, reconnecting as
+	// needed. It calls lost whenever messages may have been missed (after a reconnect), so that
+	// the caller catches up from the store. It returns when ctx ends.
+	Listen(ctx context.Context, deliver func([]Notification), lost func())
+	// Ping reports whether the bus is reachable now.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
 // Subscriber is a caller that authentication allows to read one user's feed.
 type Subscriber struct {
 	User string
@@ -126,9 +142,10 @@ type Retention struct {
 	IdempotencyTTL time.Duration
 }
 
-// CommitFunc receives the notifications of each commit, after the commit is durable. A store
-// calls it from one goroutine at a time, in commit order, before Append returns to the
-// publishers whose drafts the commit held: an acknowledged notification has reached it.
+// CommitFunc receives the notifications of each commit, after the commit is durable and before
+// Append returns to the publishers whose drafts it held: an acknowledged notification has
+// reached it. Stores that commit concurrently (PostgreSQL) call it from several goroutines and
+// not necessarily in commit order; the hub orders each stream itself.
 type CommitFunc func([]Notification)
 
 // Store keeps notifications durably and answers every read the API needs. Every method that
@@ -144,6 +161,9 @@ type Store interface {
 	Stream(ctx context.Context, stream string, after uint64, limit int) ([]Notification, error)
 	// Heads returns the last sequence numbers of user's stream and of the broadcast stream.
 	Heads(ctx context.Context, user string) (Cursor, error)
+	// StreamHeads returns the last sequence numbers of the given streams (user ids, or
+	// BroadcastStream); a stream never written to is absent from the map.
+	StreamHeads(ctx context.Context, streams []string) (map[string]uint64, error)
 
 	Inbox(ctx context.Context, user string, q InboxQuery) (InboxPage, error)
 	// Get returns one notification of user's inbox, or a not_found error.

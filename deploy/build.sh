@@ -6,6 +6,7 @@
 #   deploy/build.sh [OUTPUT]        (default: ./herald)
 set -eu
 out=${1:-herald}
+case "$out" in /*) ;; *) out="$(pwd)/$out" ;; esac # relative to where it was called from
 cd "$(dirname "$0")/.."
 version=${HERALD_VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$out" ./cmd/herald

@@ -47,25 +47,32 @@ func checkSetting(t *testing.T, where, name, value string) {
 	}
 }
 
-type compose struct {
-	Services map[string]struct {
-		Build *struct {
-			Context    string `yaml:"context"`
-			Dockerfile string `yaml:"dockerfile"`
-		} `yaml:"build"`
-		Image           string            `yaml:"image"`
-		Environment     map[string]string `yaml:"environment"`
-		Volumes         []string          `yaml:"volumes"`
-		Ports           []string          `yaml:"ports"`
-		StopGracePeriod string            `yaml:"stop_grace_period"`
-		DependsOn       map[string]any    `yaml:"depends_on"`
-		Restart         string            `yaml:"restart"`
-		Healthcheck     map[string]any    `yaml:"healthcheck"`
-		Command         []string          `yaml:"command"`
-	} `yaml:"services"`
-	Volumes map[string]any `yaml:"volumes"`
+type service struct {
+	Build *struct {
+		Context    string `yaml:"context"`
+		Dockerfile string `yaml:"dockerfile"`
+	} `yaml:"build"`
+	Image           string            `yaml:"image"`
+	Command         []string          `yaml:"command"`
+	Environment     map[string]string `yaml:"environment"`
+	Volumes         []string          `yaml:"volumes"`
+	Ports           []string          `yaml:"ports"`
+	StopGracePeriod string            `yaml:"stop_grace_period"`
+	DependsOn       map[string]struct {
+		Condition string `yaml:"condition"`
+	} `yaml:"depends_on"`
+	Restart     string         `yaml:"restart"`
+	Healthcheck map[string]any `yaml:"healthcheck"`
 }
 
+type compose struct {
+	XHerald  service            `yaml:"x-herald"`
+	Services map[string]service `yaml:"services"`
+	Volumes  map[string]any     `yaml:"volumes"`
+}
+
+// TestComposeFile: two Herald nodes, built from the repository, configured with settings the
+// server knows, on the PostgreSQL and Redis services of the file, waited for by nginx.
 func TestComposeFile(t *testing.T) {
 	b, err := os.ReadFile("compose.yaml")
 	if err != nil {
@@ -77,30 +84,53 @@ func TestComposeFile(t *testing.T) {
 	if err := dec.Decode(&c); err != nil {
 		t.Fatalf("compose.yaml: %v", err)
 	}
-	h, ok := c.Services["herald"]
-	if !ok || h.Build == nil {
-		t.Fatal("no herald service built from the repository")
+	nodes := 0
+	for name, h := range c.Services {
+		if !strings.HasPrefix(name, "herald") {
+			continue
+		}
+		nodes++
+		if h.Build == nil {
+			t.Fatalf("%s is not built from the repository", name)
+		}
+		if _, err := os.Stat(filepath.Join(h.Build.Context, h.Build.Dockerfile)); err != nil {
+			t.Errorf("%s's Dockerfile: %v", name, err)
+		}
+		for k, v := range h.Environment {
+			checkSetting(t, "compose.yaml "+name, k, v)
+		}
+		cfg := config.Default()
+		cfg.Store, cfg.Bus = h.Environment["HERALD_STORE"], h.Environment["HERALD_BUS"]
+		if cfg.StoreKind() != "postgres" || cfg.BusKind() != "redis" {
+			t.Errorf("%s: store %q and bus %q do not make a cluster", name, cfg.Store, cfg.Bus)
+		}
+		for _, dep := range []string{"postgres", "redis"} {
+			if !strings.Contains(cfg.Store+cfg.Bus, dep+":") {
+				t.Errorf("%s does not use the %s service", name, dep)
+			}
+			if h.DependsOn[dep].Condition != "service_healthy" {
+				t.Errorf("%s does not wait for %s to be healthy", name, dep)
+			}
+		}
+		if d, err := time.ParseDuration(h.Environment["HERALD_DRAIN_WINDOW"]); err == nil {
+			cfg.DrainWindow = d
+		}
+		grace, err := time.ParseDuration(h.StopGracePeriod)
+		if err != nil || grace < cfg.DrainWindow+cfg.ShutdownTimeout {
+			t.Errorf("%s: stop_grace_period %q is shorter than the drain window and shutdown timeout (%s)", name, h.StopGracePeriod, cfg.DrainWindow+cfg.ShutdownTimeout)
+		}
 	}
-	if _, err := os.Stat(filepath.Join(h.Build.Context, h.Build.Dockerfile)); err != nil {
-		t.Errorf("herald's Dockerfile: %v", err)
-	}
-	for k, v := range h.Environment {
-		checkSetting(t, "compose.yaml herald", k, v)
-	}
-	cfg := config.Default()
-	if d, err := time.ParseDuration(h.Environment["HERALD_DRAIN_WINDOW"]); err == nil {
-		cfg.DrainWindow = d
-	}
-	grace, err := time.ParseDuration(h.StopGracePeriod)
-	if err != nil || grace < cfg.DrainWindow+cfg.ShutdownTimeout {
-		t.Errorf("stop_grace_period %q is shorter than the drain window and shutdown timeout (%s)", h.StopGracePeriod, cfg.DrainWindow+cfg.ShutdownTimeout)
+	if nodes < 2 {
+		t.Errorf("%d Herald nodes, want a cluster of at least 2", nodes)
 	}
 	n, ok := c.Services["nginx"]
 	if !ok {
 		t.Fatal("no nginx service")
 	}
-	if _, ok := n.DependsOn["herald"]; !ok {
-		t.Error("nginx does not wait for herald")
+	for name := range c.Services {
+		if strings.HasPrefix(name, "herald") && n.DependsOn[name].Condition != "service_healthy" {
+			t.Errorf("nginx does not wait for %s", name)
+		}
 	}
 	for _, v := range n.Volumes {
 		src := strings.Split(v, ":")[0]
@@ -110,10 +140,18 @@ func TestComposeFile(t *testing.T) {
 			}
 		}
 	}
-	for _, v := range h.Volumes {
-		name := strings.Split(v, ":")[0]
-		if _, ok := c.Volumes[name]; !ok && !strings.HasPrefix(name, ".") {
-			t.Errorf("volume %s is not declared", name)
+	conf, _ := os.ReadFile("nginx.conf")
+	for name := range c.Services {
+		if strings.HasPrefix(name, "herald") && !strings.Contains(string(conf), "server "+name+":8080;") {
+			t.Errorf("nginx.conf's upstream does not list %s", name)
+		}
+	}
+	for _, s := range c.Services {
+		for _, v := range s.Volumes {
+			name := strings.Split(v, ":")[0]
+			if _, ok := c.Volumes[name]; !ok && !strings.HasPrefix(name, ".") {
+				t.Errorf("volume %s is not declared", name)
+			}
 		}
 	}
 }

@@ -64,7 +64,8 @@ func startNginx(t *testing.T, upstream, streamReadTimeout string) *nginx {
 	certFile, keyFile, pool := selfSigned(t, dir)
 	n := &nginx{http: "http://" + httpAddr, https: "https://" + httpsAddr, accessLog: filepath.Join(dir, "access.log"), caPool: pool}
 
-	conf = replaceOnce(t, conf, "server herald:8080;", "server "+upstream+";")
+	conf = replaceOnce(t, conf, "server herald-1:8080;", "server "+upstream+";")
+	conf = replaceOnce(t, conf, "server herald-2:8080;", "")
 	conf = replaceOnce(t, conf, "worker_processes auto;", "worker_processes 1;")
 	conf = replaceOnce(t, conf, "listen 80;", "listen "+httpAddr+";")
 	conf = strings.ReplaceAll(conf, "#tls ", "")

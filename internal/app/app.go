@@ -18,10 +18,12 @@ import (
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/auth"
+	redisbus "github.com/heraldhq/herald/internal/bus/redis"
 	"github.com/heraldhq/herald/internal/config"
 	"github.com/heraldhq/herald/internal/httpapi"
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/metrics"
+	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/store/sqlite"
 )
 
@@ -41,6 +43,8 @@ type App struct {
 	ln      net.Listener
 	pprofLn net.Listener // nil unless --pprof-addr
 	tls     bool
+	bus     herald.Bus // nil for a single node
+	cluster *cluster   // nil for a single node
 }
 
 // NewLogger returns the logger cfg asks for, writing to w.
@@ -86,16 +90,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		a.tls = true
 	}
 
-	// The hub reads gaps from the store, and the store reports commits to the hub; nothing is
-	// committed before the server runs, so the hub can be set after the store opens.
+	// The hub reads gaps from the store, and the store reports commits to the hub (and, in a
+	// cluster, to the bus); nothing is committed before the server runs, so both can be set
+	// after the store opens.
 	var h *hub.Hub
-	path, _ := cfg.SQLitePath()
-	store, err := sqlite.Open(ctx, path, sqlite.Options{
-		Sync:     sqlite.Sync(cfg.SQLiteSync),
-		OnCommit: func(ns []herald.Notification) { h.Publish(ns) },
-	})
+	var cl *cluster
+	onCommit := func(ns []herald.Notification) {
+		if cl != nil {
+			cl.committed(ns) // through the bus, in the bus's order
+			return
+		}
+		h.Publish(ns)
+	}
+	store, err := openStore(ctx, cfg, onCommit)
 	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+		return nil, err
 	}
 	a.stop = append(a.stop, func() { store.Close() })
 	a.Metrics = metrics.New()
@@ -109,6 +118,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Logger:     log,
 	})
 	a.Hub = h
+	if cfg.Clustered() {
+		var b herald.Bus
+		if b, err = openBus(ctx, cfg, log); err != nil {
+			return nil, err
+		}
+		a.bus = b
+		cl = newCluster(b, h, log, a.Metrics, cfg.ResyncInterval)
+		a.cluster = cl
+		a.stop = append(a.stop, cl.stop) // also closes the bus
+	}
 	a.Metrics.CounterFunc("herald_hub_queue_overflows_total",
 		"Times a stream's queue of live events overflowed (the stream then catches up from the store, or is dropped if its client stopped reading).",
 		func() float64 { return float64(h.Stats().Overflows) })
@@ -122,6 +141,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Auth:           authn,
 		Logger:         log,
 		Metrics:        a.Metrics,
+		Bus:            a.bus, // a nil interface when there is no bus
 		Limiter:        httpapi.NewLimiter(cfg.PublishRate, cfg.PublishBurst),
 		CORSOrigins:    cfg.CORSOriginList(),
 		MaxHeaderBytes: cfg.MaxHeaderBytes,
@@ -165,6 +185,38 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.srv.RegisterOnShutdown(h.Close)
 	ok = true
 	return a, nil
+}
+
+// openStore opens the store cfg names; onCommit receives every commit.
+func openStore(ctx context.Context, cfg config.Config, onCommit herald.CommitFunc) (herald.Store, error) {
+	switch cfg.StoreKind() {
+	case "postgres":
+		s, err := postgres.Open(ctx, cfg.Store, postgres.Options{OnCommit: onCommit})
+		if err != nil {
+			return nil, fmt.Errorf("open store %s: %w", cfg.RedactedStore(), err)
+		}
+		return s, nil
+	default:
+		path, _ := cfg.SQLitePath()
+		s, err := sqlite.Open(ctx, path, sqlite.Options{Sync: sqlite.Sync(cfg.SQLiteSync), OnCommit: onCommit})
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		return s, nil
+	}
+}
+
+// openBus opens the bus cfg names; nil for "memory", where the store alone links the nodes.
+func openBus(ctx context.Context, cfg config.Config, log *slog.Logger) (herald.Bus, error) {
+	switch cfg.BusKind() {
+	case "redis":
+		b, err := redisbus.Open(ctx, cfg.Bus, redisbus.Options{Channel: cfg.BusChannel, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("open bus %s: %w", cfg.RedactedBus(), err)
+		}
+		return b, nil
+	}
+	return nil, nil
 }
 
 // close releases what New started, last first.
@@ -248,8 +300,15 @@ func (a *App) URL() string {
 // Run serves until ctx ends, then shuts down: it stops accepting, closes the streams, lets
 // in-flight publishes finish (within ShutdownTimeout) and closes the store.
 func (a *App) Run(ctx context.Context) error {
-	a.log.Info("herald listening", "url", a.URL(), "store", a.cfg.Store, "sqlite_sync", a.cfg.SQLiteSync,
+	a.log.Info("herald listening", "url", a.URL(), "store", a.cfg.RedactedStore(), "bus", a.cfg.RedactedBus(),
 		"max_connections", a.cfg.MaxConnections)
+	if a.cfg.StoreKind() == "postgres" && a.cfg.BusKind() == "memory" {
+		a.log.Warn("the store is shared but there is no bus: commits of other nodes reach this node's streams only at the periodic resync",
+			"resync_interval", a.cfg.ResyncInterval)
+	}
+	if a.cluster != nil {
+		a.cluster.start()
+	}
 	if a.auth != nil {
 		a.log.Info("auth: subscribers need a token, publishers a key or a token with the publish scope", a.auth.Describe()...)
 	} else {
@@ -305,6 +364,9 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	stopPrune()
 	wg.Wait()
+	if a.cluster != nil {
+		a.cluster.stop() // before the store closes: a resync reads it
+	}
 	a.Hub.Close()
 	if cerr := a.Store.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))

@@ -37,7 +37,7 @@ func TestGaplessFeedUnderReconnects(t *testing.T) {
 				c.MaxConnectionsPerUser = 64
 				c.ReplayPage = 7
 			})
-			runFeedChaos(t, s, tt.types)
+			runFeedChaos(t, []*server{s}, tt.types)
 		})
 	}
 }
@@ -49,7 +49,9 @@ type sentNote struct {
 	typ       string
 }
 
-func runFeedChaos(t *testing.T, s *server, filter []string) {
+// runFeedChaos runs the gapless-feed scenario against one server or several nodes of a cluster:
+// each connection and each publish goes to a node picked at random.
+func runFeedChaos(t *testing.T, nodes []*server, filter []string) {
 	const (
 		users          = 5
 		clientsPerUser = 2
@@ -117,7 +119,7 @@ func runFeedChaos(t *testing.T, s *server, filter []string) {
 						// Clients that cannot set headers resume with the query parameter.
 						q, header = q+"&last_event_id="+url.QueryEscape(lastID), ""
 					}
-					status, ch, err := s.openStream(cctx, q, header)
+					status, ch, err := nodes[rng.IntN(len(nodes))].openStream(cctx, q, header)
 					if err != nil || status == http.StatusTooManyRequests {
 						ccancel()
 						time.Sleep(5 * time.Millisecond)
@@ -206,7 +208,7 @@ func runFeedChaos(t *testing.T, s *server, filter []string) {
 				if len(drafts) > 1 {
 					path, body = "/v1/notifications/batch", map[string]any{"notifications": drafts}
 				}
-				status, acks, raw := s.publish(t, path, body)
+				status, acks, raw := nodes[rng.IntN(len(nodes))].publish(t, path, body)
 				if status != http.StatusCreated {
 					t.Errorf("publish: status %d %v", status, raw)
 					return
@@ -328,7 +330,18 @@ func runFeedChaos(t *testing.T, s *server, filter []string) {
 				}
 			}
 			if !slices.Equal(got, ids) {
-				t.Errorf("%s: publisher %d order\n got  %v\n want %v", name, p, got, ids)
+				at := 0
+				for at < min(len(got), len(ids)) && got[at] == ids[at] {
+					at++
+				}
+				var around []string
+				for _, ev := range c.events {
+					if slices.Contains(got[at:min(len(got), at+3)], ev.Env.ID) || slices.Contains(ids[at:min(len(ids), at+3)], ev.Env.ID) {
+						around = append(around, ev.Env.ID+"@"+ev.Cursor)
+					}
+				}
+				t.Errorf("%s: publisher %d order differs at %d: got %v, want %v; as received: %v", name, p, at,
+					got[at:min(len(got), at+3)], ids[at:min(len(ids), at+3)], around)
 			}
 		}
 		if t.Failed() {
@@ -339,8 +352,10 @@ func runFeedChaos(t *testing.T, s *server, filter []string) {
 	for _, c := range clients {
 		total += len(c.events)
 	}
-	t.Logf("%d notifications published, %d received by %d clients, %d slow-consumer disconnects, hub %+v",
-		len(sent), total, len(clients), s.API.SlowDisconnects(), s.Hub.Stats())
+	for i, s := range nodes {
+		t.Logf("node %d: %d slow-consumer disconnects, hub %+v", i, s.API.SlowDisconnects(), s.Hub.Stats())
+	}
+	t.Logf("%d notifications published, %d received by %d clients", len(sent), total, len(clients))
 }
 
 func waitOrFail(t *testing.T, wg *sync.WaitGroup, within time.Duration, what string) {

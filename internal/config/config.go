@@ -21,9 +21,11 @@ type Config struct {
 	Addr     string
 	Insecure bool
 
-	Store      string // sqlite:PATH
-	SQLiteSync string // full | normal
-	Bus        string // memory
+	Store          string // sqlite:PATH | postgres://...
+	SQLiteSync     string // full | normal
+	Bus            string // memory | redis://... | rediss://...
+	BusChannel     string // the channel (subject, exchange) the nodes of one cluster share
+	ResyncInterval time.Duration
 
 	Heartbeat       time.Duration
 	WriteTimeout    time.Duration
@@ -90,6 +92,8 @@ func Default() Config {
 		Store:                 "sqlite:herald.db",
 		SQLiteSync:            "full",
 		Bus:                   "memory",
+		BusChannel:            "herald",
+		ResyncInterval:        10 * time.Second,
 		Heartbeat:             15 * time.Second,
 		WriteTimeout:          10 * time.Second,
 		ShutdownTimeout:       10 * time.Second,
@@ -170,9 +174,11 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address; without auth only a loopback address is allowed")
 	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow a non-loopback address without auth (anyone may read any feed)")
-	fs.StringVar(&c.Store, "store", c.Store, "store: sqlite:PATH")
+	fs.StringVar(&c.Store, "store", c.Store, "store: sqlite:PATH (one node), or postgres://… (a cluster; pool_max_conns=N in the URL sizes the pool)")
 	fs.StringVar(&c.SQLiteSync, "sqlite-sync", c.SQLiteSync, "SQLite durability: full (survives power loss) or normal (survives a crash of Herald)")
-	fs.StringVar(&c.Bus, "bus", c.Bus, "bus between nodes: memory (single node)")
+	fs.StringVar(&c.Bus, "bus", c.Bus, "bus between nodes: memory (a single node), or redis://…")
+	fs.StringVar(&c.BusChannel, "bus-channel", c.BusChannel, "bus channel the nodes of one cluster share (clusters sharing a broker need different ones)")
+	fs.DurationVar(&c.ResyncInterval, "resync-interval", c.ResyncInterval, "in a cluster, how often each node compares its open streams with the store, to deliver what the bus lost")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, "interval of heartbeat comments on idle streams")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "deadline of each write to a stream; a client slower than this is dropped")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long shutdown waits for in-flight requests")
@@ -278,14 +284,35 @@ func (c *Config) Validate() error {
 			"127.0.0.1, or pass --insecure if you really mean it", c.Addr)
 	}
 	c.validateAuth(bad)
-	if _, err := c.SQLitePath(); err != nil {
-		errs = append(errs, err)
+	switch c.StoreKind() {
+	case "sqlite":
+		if _, err := c.SQLitePath(); err != nil {
+			errs = append(errs, err)
+		}
+	case "postgres":
+		if u, err := url.Parse(c.Store); err != nil || u.Host == "" && u.Query().Get("host") == "" {
+			bad("store: a postgres:// URL names a host, as in postgres://user@db.example.com/herald")
+		}
+	default:
+		bad("store %q: use sqlite:PATH or postgres://…", redactURL(c.Store))
 	}
 	if c.SQLiteSync != "full" && c.SQLiteSync != "normal" {
 		bad("sqlite-sync must be full or normal, not %q", c.SQLiteSync)
 	}
-	if c.Bus != "memory" {
-		bad("bus %q: only \"memory\" (a single node) is supported by this build", c.Bus)
+	switch c.BusKind() {
+	case "memory":
+	case "redis":
+		if u, err := url.Parse(c.Bus); err != nil || u.Host == "" {
+			bad("bus: a redis:// URL names a host, as in redis://redis.example.com:6379/0")
+		}
+	default:
+		bad("bus %q: use memory (a single node) or redis://…", redactURL(c.Bus))
+	}
+	if c.BusChannel == "" || strings.ContainsAny(c.BusChannel, " \t*?>") {
+		bad("bus-channel %q must be a plain name", c.BusChannel)
+	}
+	if c.ResyncInterval <= 0 {
+		bad("resync-interval must be positive, not %s", c.ResyncInterval)
 	}
 	positive := map[string]time.Duration{
 		"heartbeat": c.Heartbeat, "write-timeout": c.WriteTimeout, "shutdown-timeout": c.ShutdownTimeout,
@@ -395,6 +422,55 @@ func (c *Config) validateAuth(bad func(string, ...any)) {
 			"and without them a token issued to another application would be accepted here")
 	}
 }
+
+// StoreKind is "sqlite", "postgres", or "" for anything else.
+func (c *Config) StoreKind() string {
+	switch {
+	case strings.HasPrefix(c.Store, "sqlite:"):
+		return "sqlite"
+	case strings.HasPrefix(c.Store, "postgres://"), strings.HasPrefix(c.Store, "postgresql://"):
+		return "postgres"
+	}
+	return ""
+}
+
+// BusKind is "memory", "redis", or "" for anything else.
+func (c *Config) BusKind() string {
+	switch {
+	case c.Bus == "memory":
+		return "memory"
+	case strings.HasPrefix(c.Bus, "redis://"), strings.HasPrefix(c.Bus, "rediss://"):
+		return "redis"
+	}
+	return ""
+}
+
+// Clustered reports whether other nodes may write to the same store, so that this node must
+// learn of their commits: through the bus, and the periodic resync.
+func (c *Config) Clustered() bool { return c.StoreKind() == "postgres" || c.BusKind() != "memory" }
+
+// redactURL hides the password of a URL, for messages and logs.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		if i := strings.Index(s, "@"); i >= 0 {
+			if j := strings.Index(s, "://"); j >= 0 && j < i {
+				return s[:j+3] + "…@" + s[i+1:]
+			}
+		}
+		return s
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxx")
+	}
+	return u.String()
+}
+
+// RedactedStore is the store setting without its password.
+func (c *Config) RedactedStore() string { return redactURL(c.Store) }
+
+// RedactedBus is the bus setting without its password.
+func (c *Config) RedactedBus() string { return redactURL(c.Bus) }
 
 // SQLitePath returns the file of a sqlite: store.
 func (c *Config) SQLitePath() (string, error) {

@@ -110,6 +110,23 @@ func TestAuthLeavesDevMode(t *testing.T) {
 	}
 }
 
+func TestClusterSettings(t *testing.T) {
+	cleanEnv(t)
+	c, err := Parse("herald", []string{"-store", "postgres://herald:pw@db.example.com/herald?pool_max_conns=32", "-bus", "redis://:pw@redis:6379/0"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StoreKind() != "postgres" || c.BusKind() != "redis" || !c.Clustered() {
+		t.Fatalf("kinds %q %q clustered %v", c.StoreKind(), c.BusKind(), c.Clustered())
+	}
+	if strings.Contains(c.RedactedStore()+c.RedactedBus(), "pw") {
+		t.Fatalf("redacted: %s %s", c.RedactedStore(), c.RedactedBus())
+	}
+	if d := Default(); d.Clustered() {
+		t.Fatal("the default is clustered")
+	}
+}
+
 func TestCORSOriginList(t *testing.T) {
 	c := Default()
 	c.CORSOrigins = "https://App.Example.com/, http://localhost:3000, https://*.evil.example"
@@ -286,10 +303,15 @@ func TestParseInvalid(t *testing.T) {
 		{name: "small max-header-bytes", args: []string{"-max-header-bytes", "100"}, want: []string{"max-header-bytes"}},
 		{name: "unknown log level", args: []string{"-log-level", "verbose"}, want: []string{"log-level", "verbose"}},
 		{name: "unknown log format", args: []string{"-log-format", "xml"}, want: []string{"log-format"}},
-		{name: "store not sqlite", args: []string{"-store", "postgres://db/herald"}, want: []string{"store", "postgres"}},
+		{name: "store of an unknown kind", args: []string{"-store", "mysql://db/herald"}, want: []string{"store", "mysql"}},
+		{name: "postgres without a host", args: []string{"-store", "postgres:///herald"}, want: []string{"store", "host"}},
+		{name: "password kept out of errors", args: []string{"-store", "mysql://u:s3cret@db/herald"}, want: []string{"store", "xxx"}},
+		{name: "redis without a host", args: []string{"-bus", "redis:///0"}, want: []string{"bus", "host"}},
+		{name: "bad bus channel", args: []string{"-bus-channel", "a b"}, want: []string{"bus-channel"}},
+		{name: "zero resync interval", args: []string{"-resync-interval", "0s"}, want: []string{"resync-interval"}},
 		{name: "store without path", args: []string{"-store", "sqlite:"}, want: []string{"store"}},
 		{name: "store with empty URL path", args: []string{"-store", "sqlite://"}, want: []string{"store"}},
-		{name: "bus not memory", args: []string{"-bus", "nats://localhost"}, want: []string{"bus", "nats"}},
+		{name: "bus of an unknown kind", args: []string{"-bus", "kafka://localhost"}, want: []string{"bus", "kafka"}},
 		{name: "bogus sqlite-sync", args: []string{"-sqlite-sync", "bogus"}, want: []string{"sqlite-sync", "bogus"}},
 		{name: "addr without port", args: []string{"-addr", "127.0.0.1"}, want: []string{"addr"}},
 		{name: "public addr", args: []string{"-addr", "0.0.0.0:8080"}, want: []string{"addr", "loopback"}},

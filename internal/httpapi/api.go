@@ -51,6 +51,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics receives the API's measurements; a private set when nil.
 	Metrics *metrics.Metrics
+	// Bus, when set, must answer for the node to be ready.
+	Bus interface{ Ping(context.Context) error }
 	// Limiter, when set, admits or refuses each publish request by its publisher.
 	Limiter *Limiter
 	// CORSOrigins may call the API from a browser, with credentials.
@@ -372,6 +374,13 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 		a.logFor(r).Warn("not ready", "err", err)
 		a.writeError(w, r, herald.Errorf(herald.EUNAVAILABLE, "store unreachable"))
 		return
+	}
+	if a.opts.Bus != nil {
+		if err := a.opts.Bus.Ping(ctx); err != nil {
+			a.logFor(r).Warn("not ready", "err", err)
+			a.writeError(w, r, herald.Errorf(herald.EUNAVAILABLE, "bus unreachable"))
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }

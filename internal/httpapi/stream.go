@@ -221,11 +221,17 @@ func (c *conn) run(ctx context.Context, catchUp bool, expires time.Time) error {
 		expired = t.C
 	}
 	var events []*hub.Event
+	if !catchUp {
+		c.sub.Caught(c.pos) // a new client starts at the heads it was just told
+	}
 	for {
 		if catchUp {
 			if err := c.catchUp(ctx); err != nil {
 				return err
 			}
+			// The hub compares what it has seen of this user's streams with the store (after a bus
+			// outage); tell it where this stream stands, in case it has seen nothing yet.
+			c.sub.Caught(c.pos)
 			catchUp = false
 		}
 		select {

@@ -22,6 +22,7 @@ import (
 // Source is where the hub repairs a gap in a stream: the store.
 type Source interface {
 	Stream(ctx context.Context, stream string, after uint64, limit int) ([]herald.Notification, error)
+	StreamHeads(ctx context.Context, streams []string) (map[string]uint64, error)
 }
 
 // Options configure a Hub.
@@ -55,6 +56,8 @@ type Hub struct {
 	streams   map[string]*stream // user id → stream; BroadcastStream is always present
 	broadcast *stream
 
+	holding map[*Subscription]struct{} // subscriptions with held events
+
 	ctx    context.Context // cancelled by Close; parent of gap repairs
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -71,6 +74,15 @@ type stream struct {
 	pending   []*Event // sorted, all > next
 	timer     *time.Timer
 	repairing bool
+	// wanted is the highest sequence number a resync found in the store while a repair was
+	// running; the repair then goes on up to it.
+	wanted uint64
+	// While next is 0: how many subscriptions have not reported their catch-up (Caught), and
+	// the lowest position those that have reported. The stream takes its position from them
+	// only once all have: one subscription caught up further than another must not make the
+	// hub drop what the other still needs.
+	uncaught  int
+	lowCaught uint64
 	subs      map[*Subscription]struct{}
 }
 
@@ -106,6 +118,7 @@ func New(opts Options) *Hub {
 		log:       opts.Logger,
 		streams:   map[string]*stream{herald.BroadcastStream: b},
 		broadcast: b,
+		holding:   map[*Subscription]struct{}{},
 		ctx:       ctx,
 		cancel:    cancel,
 	}
@@ -162,6 +175,8 @@ func (h *Hub) Subscribe(user string) (*Subscription, error) {
 	}
 	st.subs[s] = struct{}{}
 	h.broadcast.subs[s] = struct{}{}
+	st.uncaught++
+	h.broadcast.uncaught++
 	h.subscriptions.Add(1)
 	return s, nil
 }
@@ -178,6 +193,14 @@ func (h *Hub) unsubscribe(s *Subscription) {
 	}
 	delete(st.subs, s)
 	delete(h.broadcast.subs, s)
+	delete(h.holding, s)
+	s.held = nil
+	if !s.caught {
+		for _, x := range []*stream{st, h.broadcast} {
+			x.uncaught--
+			h.baseline(x)
+		}
+	}
 	if h.subscriptions.Add(-1) == 0 && h.drained != nil {
 		close(h.drained)
 		h.drained = nil
@@ -273,12 +296,67 @@ func (h *Hub) flush(st *stream) {
 	if len(st.pending) == 0 && st.timer != nil {
 		st.timer.Stop()
 	}
+	if len(h.holding) > 0 {
+		for s := range h.holding {
+			h.release(s)
+		}
+	}
 }
 
 // emit queues ev on every subscription of the stream. h.mu is held.
+//
+// A subscription sees two streams, and each is delivered in sequence order; between them, the
+// order is the bus's, in which a publisher's notification always comes after the one it
+// published before (the bus has it before the publisher is answered). That order survives the
+// wait for a gap: while one of a subscription's streams waits for a missing event, the other
+// stream's events that came after the waiting ones are held back for that subscription, and all
+// are released in id order (within a stream ids grow with sequence numbers) once the gap closes.
 func (h *Hub) emit(st *stream, ev *Event) {
 	for s := range st.subs {
+		if len(s.held) > 0 || h.blocked(s, ev) {
+			h.hold(s, ev)
+			continue
+		}
 		s.push(ev)
+	}
+}
+
+// blocked reports whether ev must wait for subscription s: the other stream of s waits for a
+// gap below an event older than ev. h.mu is held.
+func (h *Hub) blocked(s *Subscription, ev *Event) bool {
+	other := h.broadcast
+	if ev.User == herald.BroadcastStream {
+		other = h.streams[s.User]
+	}
+	return other != nil && len(other.pending) > 0 && ev.ID > other.pending[0].ID
+}
+
+// hold keeps ev back for s, in id order. Held events count against the queue's bound. h.mu is
+// held.
+func (h *Hub) hold(s *Subscription, ev *Event) {
+	if s.queued()+len(s.held) >= h.opts.QueueSize {
+		s.push(ev) // the queue is full: this marks the overflow, and the owner catches up
+		return
+	}
+	i, _ := slices.BinarySearchFunc(s.held, ev.ID, func(e *Event, id int64) int { return cmpSeq(uint64(e.ID), uint64(id)) })
+	s.held = slices.Insert(s.held, i, ev)
+	h.holding[s] = struct{}{}
+}
+
+// release queues the held events of s that no longer wait, oldest first. h.mu is held.
+func (h *Hub) release(s *Subscription) {
+	n := 0
+	for n < len(s.held) && !h.blocked(s, s.held[n]) {
+		s.push(s.held[n])
+		n++
+	}
+	if n > 0 {
+		clear(s.held[:n])
+		s.held = s.held[n:]
+	}
+	if len(s.held) == 0 {
+		s.held = nil
+		delete(h.holding, s)
 	}
 }
 
@@ -291,22 +369,37 @@ func (h *Hub) gapExpired(st *stream) {
 	h.startRepair(st)
 }
 
-// startRepair reads the missing part of the stream from the store. h.mu is held.
+// startRepair reads the predecessors of the oldest pending event from the store. h.mu is held.
 func (h *Hub) startRepair(st *stream) {
-	if st.repairing || h.closed {
+	h.repair(st, st.pending[0].Seq-1)
+}
+
+// repairLimit bounds one repair's read. A stream further behind than this skips ahead: its
+// subscriptions see the jump and catch up from the store themselves, page by page.
+const repairLimit = 1024
+
+// repair reads the stream from the store after st.next-1 up to upto and emits it in order.
+// h.mu is held.
+func (h *Hub) repair(st *stream, upto uint64) {
+	if h.closed || st.next == 0 || upto < st.next {
+		return
+	}
+	if st.repairing {
+		st.wanted = max(st.wanted, upto)
 		return
 	}
 	st.repairing = true
 	h.repairs.Add(1)
-	after, upto := st.next-1, st.pending[0].Seq-1
+	after := st.next - 1
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
 		var ns []herald.Notification
 		var err error
+		limit := int(min(upto-after, repairLimit))
 		if h.opts.Source != nil {
 			ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
-			ns, err = h.opts.Source.Stream(ctx, st.key, after, int(upto-after))
+			ns, err = h.opts.Source.Stream(ctx, st.key, after, limit)
 			cancel()
 		}
 		if err != nil && h.ctx.Err() == nil {
@@ -323,19 +416,68 @@ func (h *Hub) startRepair(st *stream) {
 				h.sequence(st, &Event{Notification: ns[i]})
 			}
 		}
-		// Whatever is still missing up to upto is gone from the store (retention) or unreadable
-		// now; move past it, emitting what is pending in that range. Each subscription sees the
-		// jump and asks the store itself, which tells the client. Only this repair's range may be
-		// skipped: a further hole among the pending events gets its own wait, or its events,
-		// possibly still on their way, would be dropped as late.
+		// Whatever is still missing below a pending event is gone from the store (retention) or
+		// unreadable now: move past it, emitting the pending events in order. Each subscription
+		// sees the jump and asks the store itself, which tells the client of any hole. Only this
+		// repair's range may be skipped: a further hole among the pending events gets its own
+		// wait, or its events, possibly still on their way, would be dropped as late.
 		for len(st.pending) > 0 && st.next <= upto {
 			st.next = min(st.pending[0].Seq, upto+1)
 			h.flush(st)
 		}
+		switch {
+		case st.next > upto || err != nil:
+			// Done, or the store failed: the next resync tries again.
+		case len(ns) == limit:
+			h.repair(st, upto) // more than one read's worth: go on
+		default:
+			st.next = upto + 1 // the rest was pruned
+		}
 		if len(st.pending) > 0 {
 			h.arm(st)
 		}
+		if w := st.wanted; w > 0 {
+			st.wanted = 0
+			h.repair(st, w)
+		}
 	}()
+}
+
+// resyncChunk bounds the streams one StreamHeads call asks about.
+const resyncChunk = 1000
+
+// Resync compares every stream with subscriptions here to its head in the store, and delivers
+// what the hub has not seen: lost by the bus (an outage), or never published (a node died
+// between its commit and its publish). Subscriptions still catching up at subscription time
+// (the hub knows no position for their stream yet) are left to that catch-up.
+func (h *Hub) Resync(ctx context.Context) error {
+	if h.opts.Source == nil {
+		return nil
+	}
+	h.mu.Lock()
+	var keys []string
+	for key, st := range h.streams {
+		if st.next > 0 && len(st.subs) > 0 {
+			keys = append(keys, key)
+		}
+	}
+	h.mu.Unlock()
+	for len(keys) > 0 {
+		n := min(len(keys), resyncChunk)
+		heads, err := h.opts.Source.StreamHeads(ctx, keys[:n])
+		if err != nil {
+			return err
+		}
+		h.mu.Lock()
+		for key, head := range heads {
+			if st := h.streams[key]; st != nil && st.next > 0 && head >= st.next {
+				h.repair(st, head)
+			}
+		}
+		h.mu.Unlock()
+		keys = keys[n:]
+	}
+	return nil
 }
 
 // Drain refuses new subscriptions and ends each open one at a random moment within window, so
@@ -409,6 +551,11 @@ type Subscription struct {
 	hub  *Hub
 	User string
 
+	// held are events kept back while the other stream waits for a gap; caught is set once the
+	// owner reported its catch-up. Both are guarded by hub.mu.
+	held   []*Event
+	caught bool
+
 	mu         sync.Mutex
 	queue      []*Event
 	overflowed bool
@@ -418,6 +565,12 @@ type Subscription struct {
 	ready chan struct{} // has a value when the queue may be non-empty
 	done  chan struct{} // closed when the hub ends the subscription
 	once  sync.Once
+}
+
+func (s *Subscription) queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue)
 }
 
 func (s *Subscription) push(ev *Event) {
@@ -439,6 +592,38 @@ func (s *Subscription) push(ev *Event) {
 	select {
 	case s.ready <- struct{}{}:
 	default:
+	}
+}
+
+// Caught tells the hub how far the owner caught up from the store: up to pos, in both of its
+// streams. A stream the hub has had no event of yet takes that as the position to deliver from,
+// so that Resync can notice what the bus never brought.
+func (s *Subscription) Caught(pos herald.Cursor) {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || s.caught {
+		return
+	}
+	s.caught = true
+	for _, st := range []*stream{h.streams[s.User], h.broadcast} {
+		if st == nil {
+			continue
+		}
+		st.uncaught--
+		if p := pos.Of(st.key); st.next == 0 && (st.lowCaught == 0 || p+1 < st.lowCaught) {
+			st.lowCaught = p + 1 // kept one above, so that 0 means "none reported"
+		}
+		h.baseline(st)
+	}
+}
+
+// baseline gives a stream that has had no event yet the position its subscriptions caught up
+// to, once all of them have reported it. h.mu is held.
+func (h *Hub) baseline(st *stream) {
+	if st.next == 0 && st.uncaught == 0 && st.lowCaught > 0 && len(st.subs) > 0 {
+		st.next = st.lowCaught
+		st.lowCaught = 0
 	}
 }
 

@@ -887,3 +887,143 @@ func TestDrainEmptyAndClose(t *testing.T) {
 		t.Fatalf("reason %q", s.Reason())
 	}
 }
+
+// TestResync: what the store holds beyond what the hub has seen (a message the bus lost, a node
+// killed between its commit and its publish) is delivered, in order, by Resync.
+func TestResync(t *testing.T) {
+	tests := []struct {
+		name   string
+		seen   int // published to the hub
+		behind int // stored but never published
+	}{
+		{"lost tail", 3, 2},
+		{"nothing seen, caught up at subscription", 0, 3},
+		{"far behind: several reads", 1, repairLimit*2 + 5},
+		{"nothing lost", 4, 0},
+	}
+	for _, stream := range []string{"alice", herald.BroadcastStream} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%q/%s", stream, tt.name), func(t *testing.T) {
+				store := openStore(t)
+				h := newHub(t, Options{Source: store, QueueSize: 4 * repairLimit})
+				sub := subscribe(t, h, "alice")
+				seen := appendTo(t, store, stream, tt.seen)
+				if tt.seen > 0 {
+					h.Publish(seen)
+					collect(t, sub, tt.seen)
+				} else {
+					sub.Caught(herald.Cursor{}) // the owner caught up to nothing
+				}
+				appendTo(t, store, stream, tt.behind)
+				if err := h.Resync(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				if tt.behind == 0 {
+					time.Sleep(50 * time.Millisecond)
+					if evs := take(sub); len(evs) != 0 {
+						t.Fatalf("Resync delivered %v with nothing lost", describe(evs))
+					}
+					return
+				}
+				evs := collect(t, sub, tt.behind)
+				var want []uint64
+				for i := tt.seen + 1; i <= tt.seen+tt.behind; i++ {
+					want = append(want, uint64(i))
+				}
+				if got := seqs(evs, stream); !slices.Equal(got, want) {
+					t.Fatalf("resync delivered %d events %v…, want %d from %d", len(got), got[:min(len(got), 5)], len(want), tt.seen+1)
+				}
+			})
+		}
+	}
+}
+
+// TestResyncSkipsStreamsStillCatchingUp: a subscription that has neither received an event nor
+// reported its catch-up gives the hub no position to compare with; Resync leaves it alone.
+func TestResyncSkipsStreamsStillCatchingUp(t *testing.T) {
+	store := openStore(t)
+	h := newHub(t, Options{Source: store})
+	sub := subscribe(t, h, "alice")
+	appendTo(t, store, "alice", 2)
+	if err := h.Resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if evs := take(sub); len(evs) != 0 {
+		t.Fatalf("Resync delivered %v to a stream with no known position", describe(evs))
+	}
+}
+
+// TestOrderAcrossStreams: while a user's stream waits for a missing event, broadcasts committed
+// after the waiting events are held back for that user (and only for that user), so that a
+// publisher's unicast and its later broadcast reach the client in that order.
+func TestOrderAcrossStreams(t *testing.T) {
+	store := openStore(t)
+	h := newHub(t, Options{Source: store, GapTimeout: time.Minute})
+	alice, bob := subscribe(t, h, "alice"), subscribe(t, h, "bob")
+	a := appendTo(t, store, "alice", 3)
+	older := appendTo(t, store, herald.BroadcastStream, 1) // both broadcasts come after alice's #3
+	b := appendTo(t, store, herald.BroadcastStream, 1)
+
+	h.Publish(a[0:1]) // alice #1
+	h.Publish(a[2:3]) // alice #3 arrives before #2: a gap
+	h.Publish(older)  // broadcast #1, committed after alice #3: held for alice
+	h.Publish(b)      // broadcast #2: held behind it
+	if got := describe(take(bob)); len(got) != 2 {
+		t.Fatalf("bob, who waits for nothing, got %v; want both broadcasts at once", got)
+	}
+	if got := describe(take(alice)); len(got) != 1 {
+		t.Fatalf("alice got %v before her gap closed; want only #1", got)
+	}
+	h.Publish(a[1:2]) // alice #2: the gap closes
+	got := take(alice)
+	var order []string
+	for _, ev := range got {
+		order = append(order, fmt.Sprintf("%q#%d", ev.User, ev.Seq))
+	}
+	want := []string{`"alice"#2`, `"alice"#3`, `""#1`, `""#2`}
+	if !slices.Equal(order, want) {
+		t.Fatalf("alice got %v, want %v", order, want)
+	}
+}
+
+// TestOlderEventsAreNotHeld: an event of the other stream committed before the waiting ones
+// goes at once.
+func TestOlderEventsAreNotHeld(t *testing.T) {
+	store := openStore(t)
+	h := newHub(t, Options{Source: store, GapTimeout: time.Minute})
+	alice := subscribe(t, h, "alice")
+	early := appendTo(t, store, herald.BroadcastStream, 1)
+	a := appendTo(t, store, "alice", 3)
+	h.Publish(a[0:1])
+	h.Publish(a[2:3]) // gap at #2
+	h.Publish(early)  // committed before alice's #3: not held
+	got := take(alice)
+	if len(got) != 2 || got[1].User != herald.BroadcastStream {
+		t.Fatalf("alice got %v; want #1 and the earlier broadcast", describe(got))
+	}
+}
+
+// TestBaselineWaitsForEverySubscription: one subscription caught up further than another must
+// not make the hub drop events the other still needs.
+func TestBaselineWaitsForEverySubscription(t *testing.T) {
+	store := openStore(t)
+	h := newHub(t, Options{Source: store})
+	fast, slow := subscribe(t, h, "alice"), subscribe(t, h, "alice")
+	a := appendTo(t, store, "alice", 4)
+	fast.Caught(herald.Cursor{User: 4}) // its catch-up read all four
+	h.Publish(a[2:4])                   // #3 and #4 arrive by the bus only now
+	if got := seqs(take(slow), "alice"); !slices.Equal(got, []uint64{3, 4}) {
+		t.Fatalf("the slower subscription got %v, want [3 4]", got)
+	}
+	take(fast)
+	// Once every subscription has reported, Resync knows where the stream stands.
+	slow.Caught(herald.Cursor{User: 2})
+	b := appendTo(t, store, "alice", 1) // #5, never published: a lost message
+	if err := h.Resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := seqs(collect(t, slow, 1), "alice"); !slices.Equal(got, []uint64{b[0].Seq}) {
+		t.Fatalf("resync delivered %v, want [%d]", got, b[0].Seq)
+	}
+}

@@ -35,6 +35,13 @@ type Metrics struct {
 
 	Requests        *prometheus.CounterVec   // route, code
 	RequestDuration *prometheus.HistogramVec // route; streams are not in it
+
+	BusPublished     prometheus.Counter
+	BusPublishErrors prometheus.Counter
+	BusReceived      prometheus.Counter
+	BusReconnects    prometheus.Counter
+	Resyncs          prometheus.Counter
+	ResyncErrors     prometheus.Counter
 }
 
 // Publish kinds.
@@ -97,6 +104,18 @@ func New() *Metrics {
 		Name:    "herald_http_request_seconds",
 		Help:    "HTTP request durations by route pattern; the stream route is left out (a stream lasts as long as the client stays).",
 		Buckets: latencyBuckets}, []string{"route"})
+	m.BusPublished = f.NewCounter(prometheus.CounterOpts{
+		Name: "herald_bus_published_total", Help: "Notifications this node sent on the bus to the other nodes."})
+	m.BusPublishErrors = f.NewCounter(prometheus.CounterOpts{
+		Name: "herald_bus_publish_errors_total", Help: "Bus publishes that failed or timed out (every node, this one included, then gets those notifications by resync)."})
+	m.BusReceived = f.NewCounter(prometheus.CounterOpts{
+		Name: "herald_bus_received_total", Help: "Notifications received from the bus (this node's own included)."})
+	m.BusReconnects = f.NewCounter(prometheus.CounterOpts{
+		Name: "herald_bus_reconnects_total", Help: "Bus subscriptions (re)established, the first included: each may have missed messages, and starts a resync."})
+	m.Resyncs = f.NewCounter(prometheus.CounterOpts{
+		Name: "herald_resyncs_total", Help: "Comparisons of this node's open streams with the store (periodic, and after bus reconnects)."})
+	m.ResyncErrors = f.NewCounter(prometheus.CounterOpts{
+		Name: "herald_resync_errors_total", Help: "Resyncs that failed to read the store."})
 	for _, k := range []string{KindUnicast, KindMulticast, KindBroadcast} {
 		m.Published.WithLabelValues(k) // present at 0, so rate() sees the first publish
 	}

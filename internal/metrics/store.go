@@ -20,7 +20,7 @@ type Store struct {
 var _ herald.Store = (*Store)(nil)
 
 // storeOps are the operations, as label values.
-var storeOps = []string{"append", "feed", "stream", "heads", "inbox", "get", "set_read", "read_all", "unread_count", "prune", "ping"}
+var storeOps = []string{"append", "feed", "stream", "heads", "stream_heads", "inbox", "get", "set_read", "read_all", "unread_count", "prune", "ping"}
 
 // InstrumentStore returns s with its operations measured by m.
 func (m *Metrics) InstrumentStore(s herald.Store) *Store {
@@ -70,6 +70,14 @@ func (s *Store) Heads(ctx context.Context, user string) (c herald.Cursor, err er
 	c, err = s.Store.Heads(ctx, user)
 	s.observe("heads", start, err)
 	return c, err
+}
+
+// StreamHeads implements herald.Store.
+func (s *Store) StreamHeads(ctx context.Context, streams []string) (h map[string]uint64, err error) {
+	start := time.Now()
+	h, err = s.Store.StreamHeads(ctx, streams)
+	s.observe("stream_heads", start, err)
+	return h, err
 }
 
 // Inbox implements herald.Store.

@@ -1,112 +1,24 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/store"
 )
 
-type appendReq struct {
-	scope  string
-	drafts []herald.Draft
-	size   int // notifications it may create
-
-	receipts []herald.Receipt
-	err      error
-	done     chan struct{}
-}
-
-// Append hands the drafts to the writer loop and waits for the commit that includes them.
-//
-// Once queued, the request is committed even if ctx ends: the caller must learn the outcome so
-// that what was committed is also fanned out to live subscribers.
+// Append hands the drafts to the group-commit loop and waits for the commit that includes them.
+// The loop is the only user of the writer connection for appends.
 func (s *Store) Append(ctx context.Context, scope string, drafts []herald.Draft) ([]herald.Receipt, error) {
-	if len(drafts) == 0 {
-		return nil, nil
-	}
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return nil, herald.Errorf(herald.EUNAVAILABLE, "store is closing")
-	}
-	s.inflight.Add(1)
-	s.mu.RUnlock()
-	defer s.inflight.Done()
-
-	req := &appendReq{scope: scope, drafts: drafts, done: make(chan struct{})}
-	for i := range drafts {
-		req.size += max(1, len(drafts[i].To))
-	}
-	select {
-	case s.appends <- req:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	<-req.done
-	return req.receipts, req.err
+	return s.group.Append(ctx, scope, drafts)
 }
 
-// writeLoop is the only user of the writer connection for appends. Whatever queued while the
-// previous commit was syncing goes into the next transaction, bounded by MaxGroup notifications.
-func (s *Store) writeLoop() {
-	defer close(s.stopped)
-	var group []*appendReq
-	for {
-		group = group[:0]
-		select {
-		case req := <-s.appends:
-			group = append(group, req)
-		case <-s.stop:
-			return
-		}
-		size := group[0].size
-	collect:
-		for size < s.opts.MaxGroup {
-			select {
-			case req := <-s.appends:
-				group = append(group, req)
-				size += req.size
-			default:
-				break collect
-			}
-		}
-		s.commitGroup(group)
-		s.reportCommit(group)
-		for _, req := range group {
-			close(req.done)
-		}
-	}
-}
-
-// reportCommit hands the group's new notifications to OnCommit in commit order.
-func (s *Store) reportCommit(group []*appendReq) {
-	if s.opts.OnCommit == nil {
-		return
-	}
-	var ns []herald.Notification
-	for _, req := range group {
-		if req.err != nil {
-			continue
-		}
-		for _, rc := range req.receipts {
-			if !rc.Replayed {
-				ns = append(ns, rc.Notifications...)
-			}
-		}
-	}
-	if len(ns) > 0 {
-		s.opts.OnCommit(ns)
-	}
-}
-
-func (s *Store) commitGroup(group []*appendReq) {
+func (s *Store) commitGroup(group []*store.Request) (later []*store.Request) {
 	// The loop must not be cancelled by any one caller; a bounded context keeps a wedged disk
 	// from holding every publisher forever.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -115,46 +27,47 @@ func (s *Store) commitGroup(group []*appendReq) {
 	// key another request of this group wrote, which is now rolled back.
 	fail := func(err error) {
 		for _, req := range group {
-			req.receipts, req.err = nil, err
+			req.Receipts, req.Err = nil, err
 		}
 	}
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		fail(unavailable(err))
-		return
+		return nil
 	}
 	defer tx.Rollback()
 	w, err := newTxWriter(ctx, tx, &s.stmts, time.Now(), group)
 	if err != nil {
 		fail(err)
-		return
+		return nil
 	}
 	defer w.close()
 	for _, req := range group {
 		// Each request is checked before anything of it is written, so a request refused for an
 		// idempotency conflict leaves nothing to undo and the others commit without it. Any other
 		// failure fails the whole group: the transaction is not committed.
-		p, err := w.check(req.scope, req.drafts)
+		p, err := w.check(req.Scope, req.Drafts)
 		if err != nil {
 			if herald.ErrorCode(err) == herald.ECONFLICT {
-				req.err = err
+				req.Err = err
 				continue
 			}
 			fail(err)
-			return
+			return nil
 		}
-		if req.receipts, err = w.write(p); err != nil {
+		if req.Receipts, err = w.write(p); err != nil {
 			fail(err)
-			return
+			return nil
 		}
 	}
 	if err := w.flushSeqs(); err != nil {
 		fail(err)
-		return
+		return nil
 	}
 	if err := tx.Commit(); err != nil {
 		fail(unavailable(err))
 	}
+	return nil
 }
 
 // seqChunk bounds the streams one statement reads or writes (SQLite limits bound parameters).
@@ -211,7 +124,7 @@ type txWriter struct {
 	dirty               map[string]struct{} // streams whose seq this transaction advanced
 }
 
-func newTxWriter(ctx context.Context, tx *sql.Tx, stmts *writerStmts, now time.Time, group []*appendReq) (*txWriter, error) {
+func newTxWriter(ctx context.Context, tx *sql.Tx, stmts *writerStmts, now time.Time, group []*store.Request) (*txWriter, error) {
 	w := &txWriter{
 		// The statements run without a Done channel, which spares the driver a goroutine per
 		// statement to watch for cancellation; the transaction as a whole stays bounded by ctx,
@@ -232,8 +145,8 @@ func newTxWriter(ctx context.Context, tx *sql.Tx, stmts *writerStmts, now time.T
 	var streams []string
 	seen := make(map[string]bool)
 	for _, req := range group {
-		for i := range req.drafts {
-			d := &req.drafts[i]
+		for i := range req.Drafts {
+			d := &req.Drafts[i]
 			to := d.To
 			if d.Broadcast {
 				to = []string{herald.BroadcastStream}
@@ -345,92 +258,33 @@ func (w *txWriter) flushSeqs() error {
 	return nil
 }
 
-// plan is a request that passed its idempotency check: what to write and what to replay.
-type plan struct {
-	scope    string
-	drafts   []herald.Draft
-	receipts []herald.Receipt
-	fps      [][]byte // fingerprint of each keyed draft
-	replayed []bool   // the key was stored before: receipts holds the stored result
-	dupOf    []int    // ≥ 0: the key is that of an earlier draft of the same request
-}
-
-// check resolves the request's idempotency keys without writing anything: a key stored before
-// replays (or conflicts), and a key used twice within the request replays its first use.
-func (w *txWriter) check(scope string, drafts []herald.Draft) (*plan, error) {
-	p := &plan{
-		scope:    scope,
-		drafts:   drafts,
-		receipts: make([]herald.Receipt, len(drafts)),
-		fps:      make([][]byte, len(drafts)),
-		replayed: make([]bool, len(drafts)),
-		dupOf:    make([]int, len(drafts)),
-	}
-	var first map[string]int // key → first draft using it
-	for i := range drafts {
-		p.dupOf[i] = -1
-		d := &drafts[i]
-		if d.Key == "" {
-			continue
-		}
-		fp := d.Fingerprint()
-		if j, ok := first[d.Key]; ok {
-			if !bytes.Equal(fp, p.fps[j]) {
-				return nil, conflict(d.Key)
-			}
-			p.dupOf[i] = j
-			continue
-		}
-		var hash []byte
-		var result string
-		err := w.getKey.QueryRowContext(w.ctx, scope, d.Key).Scan(&hash, &result)
+// check resolves the request's idempotency keys without writing anything.
+func (w *txWriter) check(scope string, drafts []herald.Draft) (*store.Plan, error) {
+	return store.Resolve(scope, drafts, func(key string) (store.Stored, bool, error) {
+		var st store.Stored
+		err := w.getKey.QueryRowContext(w.ctx, scope, key).Scan(&st.Hash, &st.Result)
 		switch {
-		case err == nil:
-			if !bytes.Equal(hash, fp) {
-				return nil, conflict(d.Key)
-			}
-			ns, err := decodeResult(result)
-			if err != nil {
-				return nil, herald.Internal(err, "decode idempotency result")
-			}
-			p.receipts[i] = herald.Receipt{Notifications: ns, Replayed: true}
-			p.replayed[i] = true
-		case !errors.Is(err, sql.ErrNoRows):
-			return nil, unavailable(err)
+		case errors.Is(err, sql.ErrNoRows):
+			return st, false, nil
+		case err != nil:
+			return st, false, unavailable(err)
 		}
-		if first == nil {
-			first = make(map[string]int)
-		}
-		first[d.Key] = i
-		p.fps[i] = fp
-	}
-	return p, nil
-}
-
-func conflict(key string) error {
-	return herald.Errorf(herald.ECONFLICT, "idempotency key %q was already used for a different notification", key)
+		return st, true, nil
+	})
 }
 
 // write stores the plan's new notifications and keys and returns the request's receipts.
-func (w *txWriter) write(p *plan) ([]herald.Receipt, error) {
-	for i := range p.drafts {
-		d := &p.drafts[i]
-		if p.replayed[i] {
+func (w *txWriter) write(p *store.Plan) ([]herald.Receipt, error) {
+	for i := range p.Drafts {
+		d := &p.Drafts[i]
+		switch {
+		case p.Replayed[i]:
+			continue
+		case p.DupOf[i] >= 0:
+			p.Dup(i)
 			continue
 		}
-		if j := p.dupOf[i]; j >= 0 {
-			src := p.receipts[j].Notifications
-			ns := make([]herald.Notification, len(src))
-			for k := range src {
-				ns[k] = herald.Notification{ID: src[k].ID, User: src[k].User}
-			}
-			p.receipts[i] = herald.Receipt{Notifications: ns, Replayed: true}
-			continue
-		}
-		streams := d.To
-		if d.Broadcast {
-			streams = []string{herald.BroadcastStream}
-		}
+		streams := store.Streams(d)
 		ns := make([]herald.Notification, len(streams))
 		for j, stream := range streams {
 			n := &ns[j]
@@ -444,38 +298,11 @@ func (w *txWriter) write(p *plan) ([]herald.Receipt, error) {
 			}
 		}
 		if d.Key != "" {
-			if _, err := w.key.ExecContext(w.ctx, p.scope, d.Key, p.fps[i], encodeResult(ns), micros(w.now)); err != nil {
+			if _, err := w.key.ExecContext(w.ctx, p.Scope, d.Key, p.FPs[i], store.EncodeResult(ns), micros(w.now)); err != nil {
 				return nil, unavailable(err)
 			}
 		}
-		p.receipts[i] = herald.Receipt{Notifications: ns}
+		p.Receipts[i] = herald.Receipt{Notifications: ns}
 	}
-	return p.receipts, nil
-}
-
-// encodeResult stores what a replayed key must return: the ids and recipients, in order.
-func encodeResult(ns []herald.Notification) string {
-	rows := make([][2]any, len(ns))
-	for i := range ns {
-		rows[i] = [2]any{ns[i].ID, ns[i].User}
-	}
-	b, _ := json.Marshal(rows) // ints and strings always marshal
-	return string(b)
-}
-
-func decodeResult(s string) ([]herald.Notification, error) {
-	var rows [][2]json.RawMessage
-	if err := json.Unmarshal([]byte(s), &rows); err != nil {
-		return nil, err
-	}
-	ns := make([]herald.Notification, len(rows))
-	for i, r := range rows {
-		if err := json.Unmarshal(r[0], &ns[i].ID); err != nil {
-			return nil, fmt.Errorf("id: %w", err)
-		}
-		if err := json.Unmarshal(r[1], &ns[i].User); err != nil {
-			return nil, fmt.Errorf("user: %w", err)
-		}
-	}
-	return ns, nil
+	return p.Receipts, nil
 }

@@ -81,6 +81,37 @@ func heads(ctx context.Context, q querier, user string) (herald.Cursor, error) {
 	return c, nil
 }
 
+// StreamHeads returns the heads of the given streams.
+func (s *Store) StreamHeads(ctx context.Context, streams []string) (map[string]uint64, error) {
+	out := make(map[string]uint64, len(streams))
+	for len(streams) > 0 {
+		n := min(len(streams), seqChunk)
+		args := make([]any, n)
+		for i, st := range streams[:n] {
+			args[i] = st
+		}
+		rows, err := s.reader.QueryContext(ctx, `SELECT stream, seq FROM streams WHERE stream IN (?`+strings.Repeat(`, ?`, n-1)+`)`, args...)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		for rows.Next() {
+			var st string
+			var seq uint64
+			if err := rows.Scan(&st, &seq); err != nil {
+				rows.Close()
+				return nil, unavailable(err)
+			}
+			out[st] = seq
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, unavailable(err)
+		}
+		streams = streams[n:]
+	}
+	return out, nil
+}
+
 // Stream reads one stream after seq.
 func (s *Store) Stream(ctx context.Context, stream string, after uint64, limit int) ([]herald.Notification, error) {
 	return streamAfter(ctx, s.reader, stream, after, limit)

@@ -12,15 +12,14 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"runtime"
-	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/store"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -50,23 +49,15 @@ func mustMigrations() []migration {
 }
 
 func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	files, err := store.Migrations(migrationFiles, "migrations")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	var ms []migration
-	for i, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v != i+1 {
-			return nil, fmt.Errorf("sqlite: migration %s: want the number %04d", e.Name(), i+1)
-		}
-		b, err := fs.ReadFile(migrationFiles, "migrations/"+e.Name())
-		if err != nil {
-			return nil, err
-		}
-		m := migration{version: v, name: e.Name()}
-		for _, stmt := range strings.Split(string(b), ";\n") {
+	for _, f := range files {
+		// The driver runs one statement at a time.
+		m := migration{version: f.Version, name: f.Name}
+		for _, stmt := range strings.Split(f.SQL, ";\n") {
 			if strings.TrimSpace(stripComments(stmt)) != "" {
 				m.stmts = append(m.stmts, stmt)
 			}
@@ -116,16 +107,10 @@ type Store struct {
 	writer *sql.DB // exactly one connection
 	stmts  writerStmts
 	reader *sql.DB
+	closed atomic.Bool
 	opts   Options
 
-	appends chan *appendReq
-	// mu guards closed; inflight counts Append calls that passed the closed check, so Close can
-	// let them finish before stopping the writer loop.
-	mu       sync.RWMutex
-	closed   bool
-	inflight sync.WaitGroup
-	stop     chan struct{}
-	stopped  chan struct{}
+	group *store.GroupCommit
 }
 
 // Open opens (creating if needed) the database at path and starts its writer loop.
@@ -184,19 +169,16 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	reader.SetMaxIdleConns(opts.Readers)
 
 	s := &Store{
-		writer:  writer,
-		reader:  reader,
-		opts:    opts,
-		appends: make(chan *appendReq, 1024),
-		stop:    make(chan struct{}),
-		stopped: make(chan struct{}),
+		writer: writer,
+		reader: reader,
+		opts:   opts,
 	}
 	if err := s.stmts.prepare(ctx, writer); err != nil {
 		reader.Close()
 		writer.Close()
 		return nil, err
 	}
-	go s.writeLoop()
+	s.group = store.NewGroupCommit(opts.MaxGroup, s.commitGroup, opts.OnCommit)
 	return s, nil
 }
 
@@ -243,18 +225,12 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close waits for in-flight appends, stops the writer loop and closes the database.
+// Close waits for in-flight appends, stops the group-commit loop and closes the database.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	s.closed = true
-	s.mu.Unlock()
-	s.inflight.Wait()
-	close(s.stop)
-	<-s.stopped
+	s.group.Close()
 	s.stmts.close()
 	return errors.Join(s.reader.Close(), s.writer.Close())
 }

@@ -44,8 +44,10 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"Feed", testFeed},
 		{"Stream", testStream},
 		{"Heads", testHeads},
+		{"StreamHeads", testStreamHeads},
 		{"ConcurrentAppends", testConcurrentAppends},
 		{"ConcurrentConflicts", testConcurrentConflicts},
+		{"ConcurrentSameKey", testConcurrentSameKey},
 		{"FeedFollowsConcurrentAppends", testFeedFollowsConcurrentAppends},
 		{"InboxPaging", testInboxPaging},
 		{"InboxFilters", testInboxFilters},
@@ -742,6 +744,29 @@ func testHeads(t *testing.T, s herald.Store) {
 	}
 }
 
+func testStreamHeads(t *testing.T, s herald.Store) {
+	h, err := s.StreamHeads(t.Context(), []string{"alice", herald.BroadcastStream})
+	if err != nil || len(h) != 0 {
+		t.Fatalf("StreamHeads of an empty store = %v, %v", h, err)
+	}
+	appendOK(t, s, scope, uni("x", `{}`, "alice", "bob"), uni("x", `{}`, "alice"), bcast("x", `{}`))
+	many := []string{"alice", "bob", "nobody", herald.BroadcastStream}
+	for i := range 600 { // more than one statement's worth of parameters
+		many = append(many, fmt.Sprintf("absent-%d", i))
+	}
+	h, err = s.StreamHeads(t.Context(), many)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint64{"alice": 2, "bob": 1, herald.BroadcastStream: 1}
+	if !reflect.DeepEqual(h, want) {
+		t.Fatalf("StreamHeads = %v, want %v", h, want)
+	}
+	if h, err := s.StreamHeads(t.Context(), nil); err != nil || len(h) != 0 {
+		t.Fatalf("StreamHeads(nil) = %v, %v", h, err)
+	}
+}
+
 // ---------------------------------------------------------------------------------------------
 // concurrency
 
@@ -805,11 +830,15 @@ func testConcurrentAppends(t *testing.T, s herald.Store) {
 		if got, want := seqs(ns), seqRange(1, uint64(len(ns))); !slices.Equal(got, want) {
 			t.Fatalf("stream %q: seqs are not 1..%d without gap or duplicate: %v", stream, len(ns), got)
 		}
-		for _, n := range ns {
+		for i, n := range ns {
 			if allIDs[n.ID] {
 				t.Fatalf("id %d given twice", n.ID)
 			}
 			allIDs[n.ID] = true
+			// Within a stream ids grow with sequence numbers: the inbox pages by either.
+			if i > 0 && n.ID <= ns[i-1].ID {
+				t.Fatalf("stream %q: seq %d has id %d, not above seq %d's %d", stream, n.Seq, n.ID, ns[i-1].Seq, ns[i-1].ID)
+			}
 		}
 		total += len(ns)
 		stored := streamAll(t, s, stream)
@@ -878,6 +907,48 @@ func testConcurrentConflicts(t *testing.T, s herald.Store) {
 	}
 	if got := seqs(streamAll(t, s, "zed")); !slices.Equal(got, []uint64{1}) {
 		t.Fatalf("zed's seqs %v, want [1]", got)
+	}
+}
+
+// testConcurrentSameKey: a request retried while the first is still in flight (the same key at
+// once, many times) creates the notification once; every call returns its ids.
+func testConcurrentSameKey(t *testing.T, s herald.Store) {
+	for round := range 5 {
+		d := keyed(uni("t", fmt.Sprintf(`{"round":%d}`, round), "alice", "bob"), fmt.Sprintf("retry-%d", round))
+		const callers = 16
+		results := make([]herald.Receipt, callers)
+		var wg sync.WaitGroup
+		for i := range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rs, err := s.Append(t.Context(), scope, []herald.Draft{d})
+				if err != nil {
+					t.Errorf("caller %d: %v", i, err)
+					return
+				}
+				results[i] = rs[0]
+			}()
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+		fresh := 0
+		for i, r := range results {
+			if !r.Replayed {
+				fresh++
+			}
+			if !slices.Equal(ids(r.Notifications), ids(results[0].Notifications)) {
+				t.Fatalf("round %d caller %d got ids %v, caller 0 %v", round, i, ids(r.Notifications), ids(results[0].Notifications))
+			}
+		}
+		if fresh != 1 {
+			t.Fatalf("round %d: %d callers created the notification, want exactly 1", round, fresh)
+		}
+	}
+	if got := len(streamAll(t, s, "alice")); got != 5 {
+		t.Fatalf("alice has %d notifications, want 5", got)
 	}
 }
 
@@ -1609,6 +1680,7 @@ func testClose(t *testing.T, s herald.Store) {
 		{"Feed", func(ctx context.Context) error { _, err := s.Feed(ctx, "alice", herald.Cursor{}, 10); return err }},
 		{"Stream", func(ctx context.Context) error { _, err := s.Stream(ctx, "alice", 0, 10); return err }},
 		{"Heads", func(ctx context.Context) error { _, err := s.Heads(ctx, "alice"); return err }},
+		{"StreamHeads", func(ctx context.Context) error { _, err := s.StreamHeads(ctx, []string{"alice"}); return err }},
 		{"Inbox", func(ctx context.Context) error {
 			_, err := s.Inbox(ctx, "alice", herald.InboxQuery{Limit: 10})
 			return err

@@ -1,0 +1,436 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	sse "github.com/tmaxmax/go-sse"
+
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/testenv"
+)
+
+// privateRedis is a redis-server of the test's own, on a port of its own, that the test can
+// kill and restart (a shared one must stay up for other tests).
+type privateRedis struct {
+	t    *testing.T
+	port string
+	cmd  *exec.Cmd
+	dir  string
+}
+
+func startPrivateRedis(t *testing.T) *privateRedis {
+	t.Helper()
+	_, err := exec.LookPath("redis-server")
+	testenv.Need(t, err == nil, "redis-server is not installed (the chaos test starts one of its own)")
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	r := &privateRedis{t: t, port: port, dir: t.TempDir()}
+	r.start()
+	t.Cleanup(r.kill)
+	return r
+}
+
+func (r *privateRedis) url() string { return "redis://127.0.0.1:" + r.port + "/0" }
+
+func (r *privateRedis) start() {
+	r.t.Helper()
+	r.cmd = exec.Command("redis-server", "--port", r.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", r.dir)
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+r.port); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.t.Fatal("private redis did not start")
+}
+
+func (r *privateRedis) kill() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		r.cmd.Process.Kill()
+		r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
+// liveNodes is the set of nodes clients and publishers may use right now.
+type liveNodes struct {
+	mu   sync.Mutex
+	urls map[int]string
+}
+
+func (l *liveNodes) pick(rng *rand.Rand) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var urls []string
+	for _, u := range l.urls {
+		urls = append(urls, u)
+	}
+	slices.Sort(urls)
+	if len(urls) == 0 {
+		return ""
+	}
+	return urls[rng.IntN(len(urls))]
+}
+
+func (l *liveNodes) set(i int, url string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if url == "" {
+		delete(l.urls, i)
+	} else {
+		l.urls[i] = url
+	}
+}
+
+type chaosEvent struct {
+	id, cursor, typ string
+	env             struct {
+		ID        string `json:"id"`
+		Broadcast bool   `json:"broadcast"`
+		Data      struct {
+			P, I int
+		} `json:"data"`
+	}
+}
+
+// TestClusterChaos: three nodes as processes sharing PostgreSQL and a Redis the test owns.
+// Publishers on every node (unicast, multicast, broadcast); logical clients per user that
+// reconnect at random moments to a random node with Last-Event-ID. Meanwhile one node is
+// SIGKILLed and restarted, and Redis is killed and restarted. At the end every client's
+// concatenated stream is exactly its user's feed, in order, and every acknowledged publish is
+// in PostgreSQL.
+func TestClusterChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a cluster for half a minute")
+	}
+	store := testenv.Postgres(t)
+	redis := startPrivateRedis(t)
+	channel := testenv.Name("chaos")
+	args := []string{"-store", store, "-bus", redis.url(), "-bus-channel", channel, "-resync-interval", "500ms",
+		"-heartbeat", "1s", "-max-connections-per-user", "0", "-queue-size", "32", "-retry", "50ms"}
+	nodes := &liveNodes{urls: map[int]string{}}
+	procs := make([]*proc, 3)
+	for i := range procs {
+		procs[i] = startProc(t, args...)
+		nodes.set(i, procs[i].url)
+	}
+
+	const (
+		users          = 4
+		clientsPerUser = 2
+		publishers     = 3
+		publishFor     = 14 * time.Second
+	)
+	userName := func(i int) string { return fmt.Sprintf("u%d", i) }
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	// Publishers: each publish carries an idempotency key, so a retry after a node died
+	// mid-request (committed or not) creates it once.
+	type ack struct {
+		id, user string // user "" for a broadcast
+		p, i     int
+	}
+	var (
+		acksMu sync.Mutex
+		acks   []ack
+		pubs   sync.WaitGroup
+	)
+	stopPublishing := time.Now().Add(publishFor)
+	client := &http.Client{Timeout: 5 * time.Second}
+	for p := 0; p < publishers; p++ {
+		pubs.Add(1)
+		go func() {
+			defer pubs.Done()
+			rng := rand.New(rand.NewPCG(uint64(p), 7))
+			for i := 0; time.Now().Before(stopPublishing); i++ {
+				var body string
+				switch r := rng.IntN(5); {
+				case r == 0:
+					body = fmt.Sprintf(`{"broadcast":true,"type":"b","data":{"p":%d,"i":%d}}`, p, i)
+				case r == 1:
+					body = fmt.Sprintf(`{"to":[%q,%q],"type":"m","data":{"p":%d,"i":%d}}`, userName(rng.IntN(users)), userName(rng.IntN(users)), p, i)
+				default:
+					body = fmt.Sprintf(`{"to":[%q],"type":"u","data":{"p":%d,"i":%d}}`, userName(rng.IntN(users)), p, i)
+				}
+				key := fmt.Sprintf("p%d-%d", p, i)
+				for attempt := 0; ; attempt++ {
+					if ctx.Err() != nil {
+						return
+					}
+					url := nodes.pick(rng)
+					req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/notifications", strings.NewReader(body))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Idempotency-Key", key)
+					resp, err := client.Do(req)
+					if err != nil {
+						time.Sleep(20 * time.Millisecond)
+						continue // the node died: retry elsewhere with the same key
+					}
+					var out struct{ Notifications []struct{ ID, User string } }
+					err = json.NewDecoder(resp.Body).Decode(&out)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusCreated || err != nil {
+						if resp.StatusCode >= 500 || err != nil {
+							time.Sleep(20 * time.Millisecond)
+							continue
+						}
+						t.Errorf("publish %s: status %d", key, resp.StatusCode)
+						return
+					}
+					acksMu.Lock()
+					for _, n := range out.Notifications {
+						acks = append(acks, ack{id: n.ID, user: n.User, p: p, i: i})
+					}
+					acksMu.Unlock()
+					break
+				}
+				time.Sleep(time.Duration(rng.IntN(15)) * time.Millisecond)
+			}
+		}()
+	}
+
+	// Clients.
+	type clientLog struct {
+		user   string
+		events []chaosEvent
+		errs   []string
+	}
+	var clients []*clientLog
+	var clientsDone sync.WaitGroup
+	published := make(chan struct{})
+	expect := map[string]map[string]bool{} // user → ids
+	var expectMu sync.Mutex
+	complete := func(c *clientLog) bool {
+		select {
+		case <-published:
+		default:
+			return false
+		}
+		expectMu.Lock()
+		defer expectMu.Unlock()
+		n := 0
+		for _, ev := range c.events {
+			if expect[c.user][ev.env.ID] {
+				n++
+			}
+		}
+		return n >= len(expect[c.user])
+	}
+	for u := 0; u < users; u++ {
+		for k := 0; k < clientsPerUser; k++ {
+			c := &clientLog{user: userName(u)}
+			clients = append(clients, c)
+			clientsDone.Add(1)
+			go func() {
+				defer clientsDone.Done()
+				rng := rand.New(rand.NewPCG(uint64(u), uint64(100+k)))
+				last := "0.0" // from the very start: the whole feed is expected
+				for !complete(c) && ctx.Err() == nil {
+					url := nodes.pick(rng)
+					life := time.Duration(50+rng.IntN(500)) * time.Millisecond
+					cctx, ccancel := context.WithTimeout(ctx, life)
+					req, _ := http.NewRequestWithContext(cctx, "GET", url+"/v1/stream?user="+c.user, nil)
+					req.Header.Set("Last-Event-ID", last)
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						ccancel()
+						time.Sleep(20 * time.Millisecond)
+						continue
+					}
+					if resp.StatusCode != http.StatusOK {
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						ccancel()
+						if resp.StatusCode != http.StatusServiceUnavailable {
+							c.errs = append(c.errs, fmt.Sprintf("stream status %d", resp.StatusCode))
+							return
+						}
+						continue
+					}
+					for e, err := range sse.Read(resp.Body, nil) {
+						if err != nil {
+							break
+						}
+						ev := chaosEvent{id: e.LastEventID, cursor: e.LastEventID, typ: e.Type}
+						switch {
+						case e.Type == herald.ControlPrefix+"missed":
+							c.errs = append(c.errs, "herald.missed at "+e.LastEventID)
+						case strings.HasPrefix(e.Type, herald.ControlPrefix) || e.Type == "":
+						default:
+							if err := json.Unmarshal([]byte(e.Data), &ev.env); err != nil {
+								c.errs = append(c.errs, "bad event: "+err.Error())
+								continue
+							}
+							c.events = append(c.events, ev)
+						}
+						last = e.LastEventID
+					}
+					resp.Body.Close()
+					ccancel()
+				}
+			}()
+		}
+	}
+
+	// The chaos.
+	step := func(at time.Duration, what string, do func()) {
+		time.Sleep(time.Until(stopPublishing.Add(-publishFor).Add(at)))
+		t.Logf("%5.1fs: %s", at.Seconds(), what)
+		do()
+	}
+	step(3*time.Second, "SIGKILL node 1", func() {
+		nodes.set(1, "")
+		procs[1].cmd.Process.Kill()
+	})
+	step(5*time.Second, "restart node 1", func() {
+		procs[1] = startProc(t, args...)
+		nodes.set(1, procs[1].url)
+	})
+	step(7*time.Second, "kill redis", redis.kill)
+	step(9*time.Second, "restart redis", redis.start)
+	step(11*time.Second, "SIGKILL node 2, right away restarted", func() {
+		nodes.set(2, "")
+		procs[2].cmd.Process.Kill()
+		procs[2] = startProc(t, args...)
+		nodes.set(2, procs[2].url)
+	})
+	pubs.Wait()
+
+	// The expected feed of each user.
+	acksMu.Lock()
+	expectMu.Lock()
+	// user → publisher and stream → ids in ack order. Order is checked within each stream: across
+	// a user's two streams a bus outage may let a broadcast overtake a unicast published just
+	// before it (see docs/design.md).
+	type origin struct {
+		p         int
+		broadcast bool
+	}
+	order := map[string]map[origin][]string{}
+	for u := 0; u < users; u++ {
+		expect[userName(u)] = map[string]bool{}
+		order[userName(u)] = map[origin][]string{}
+	}
+	var allIDs []int64
+	for _, a := range acks {
+		id, _ := strconv.ParseInt(a.id, 10, 64)
+		allIDs = append(allIDs, id)
+		for u := 0; u < users; u++ {
+			name := userName(u)
+			if a.user == "" || a.user == name {
+				expect[name][a.id] = true
+				o := origin{a.p, a.user == ""}
+				order[name][o] = append(order[name][o], a.id)
+			}
+		}
+	}
+	expectMu.Unlock()
+	acksMu.Unlock()
+	close(published)
+	done := make(chan struct{})
+	go func() { clientsDone.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(45 * time.Second):
+		cancel()
+		<-done
+		t.Error("clients did not receive their whole feed within 45s of the last publish")
+	}
+
+	// Every client's stream is exactly its user's feed, each publisher's order kept, each stream
+	// advancing one sequence number at a time.
+	for ci, c := range clients {
+		name := fmt.Sprintf("client %d (%s)", ci, c.user)
+		for _, e := range c.errs {
+			t.Errorf("%s: %s", name, e)
+		}
+		seen := map[string]bool{}
+		prev := herald.Cursor{}
+		for _, ev := range c.events {
+			if seen[ev.env.ID] {
+				t.Errorf("%s: notification %s twice", name, ev.env.ID)
+			}
+			seen[ev.env.ID] = true
+			if !expect[c.user][ev.env.ID] {
+				t.Errorf("%s: notification %s is not in the feed (an unacknowledged publish?)", name, ev.env.ID)
+			}
+			cur, err := herald.ParseCursor(ev.cursor)
+			if err != nil {
+				t.Errorf("%s: cursor %q", name, ev.cursor)
+				continue
+			}
+			moved, pm, stayed, ps := cur.User, prev.User, cur.Broadcast, prev.Broadcast
+			if ev.env.Broadcast {
+				moved, pm, stayed, ps = cur.Broadcast, prev.Broadcast, cur.User, prev.User
+			}
+			if moved != pm+1 || stayed != ps {
+				t.Errorf("%s: cursor went from %s to %s for notification %s", name, prev, cur, ev.env.ID)
+			}
+			prev = cur
+		}
+		missing := 0
+		for id := range expect[c.user] {
+			if !seen[id] {
+				missing++
+			}
+		}
+		if missing > 0 {
+			t.Errorf("%s: %d of %d notifications never received", name, missing, len(expect[c.user]))
+		}
+		for o, ids := range order[c.user] {
+			var got []string
+			for _, ev := range c.events {
+				if ev.env.Data.P == o.p && ev.env.Broadcast == o.broadcast && expect[c.user][ev.env.ID] {
+					got = append(got, ev.env.ID)
+				}
+			}
+			if !slices.Equal(got, ids) {
+				at := 0
+				for at < min(len(got), len(ids)) && got[at] == ids[at] {
+					at++
+				}
+				t.Errorf("%s: publisher %d's order (broadcasts %v) differs at %d of %d: got %v, want %v", name, o.p, o.broadcast, at, len(ids),
+					got[at:min(len(got), at+4)], ids[at:min(len(ids), at+4)])
+			}
+		}
+	}
+
+	// Every acknowledged publish is in PostgreSQL.
+	conn, err := pgx.Connect(context.Background(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var stored int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM herald_notifications WHERE id = ANY($1)`, allIDs).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored != len(allIDs) {
+		t.Errorf("%d of %d acknowledged notifications are in PostgreSQL", stored, len(allIDs))
+	}
+	total := 0
+	for _, c := range clients {
+		total += len(c.events)
+	}
+	t.Logf("%d notifications acknowledged, %d received by %d clients across the chaos", len(acks), total, len(clients))
+}

@@ -1,0 +1,150 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/metrics"
+)
+
+// cluster connects this node to the others that share its store. Every commit, this node's
+// included, reaches the hub through the bus, so that every node delivers commits in the one order
+// the bus gives them; a commit is on the bus before its publisher is answered, so a publisher's
+// next notification can never overtake it, even in another stream. The bus is at most once:
+// the hub is resynced with the store after every bus (re)subscription, every ResyncInterval,
+// and every second while the bus is down, so the store, not the bus, decides what a stream holds.
+type cluster struct {
+	bus      herald.Bus // nil: no bus; commits of other nodes arrive by resync only
+	hub      *hub.Hub
+	log      *slog.Logger
+	m        *metrics.Metrics
+	interval time.Duration
+
+	resync chan struct{} // has a value when a resync is wanted now
+
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+// publishTimeout bounds the wait for the bus on the commit path. A publish that fails is not an
+// error for the publisher (its notification is committed): the nodes get it by resync.
+const publishTimeout = 500 * time.Millisecond
+
+func newCluster(bus herald.Bus, h *hub.Hub, log *slog.Logger, m *metrics.Metrics, interval time.Duration) *cluster {
+	return &cluster{bus: bus, hub: h, log: log, m: m, interval: interval, resync: make(chan struct{}, 1)}
+}
+
+// committed takes a commit of this node: on the bus when there is one (the hub gets it back
+// from there, in the bus's order), else straight to the hub.
+func (c *cluster) committed(ns []herald.Notification) {
+	if c.bus == nil {
+		c.hub.Publish(ns)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	err := c.bus.Publish(ctx, ns)
+	cancel()
+	if err != nil {
+		c.m.BusPublishErrors.Inc()
+		c.log.Warn("bus: publish failed; the nodes get these notifications by resync", "notifications", len(ns), "err", err)
+		c.want()
+		return
+	}
+	c.m.BusPublished.Add(float64(len(ns)))
+}
+
+// start runs the listener and the resync loops until stop.
+func (c *cluster) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.resyncLoop(ctx)
+	}()
+	if c.bus == nil {
+		return
+	}
+	c.wg.Add(2)
+	go func() {
+		defer c.wg.Done()
+		c.bus.Listen(ctx, func(ns []herald.Notification) {
+			c.m.BusReceived.Add(float64(len(ns)))
+			c.hub.Publish(ns)
+		}, func() {
+			c.m.BusReconnects.Inc()
+			c.want()
+		})
+	}()
+	go func() {
+		defer c.wg.Done()
+		c.watchBus(ctx)
+	}()
+}
+
+// watchBus resyncs every second while the bus does not answer: live delivery then rests on
+// the store alone.
+func (c *cluster) watchBus(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		err := c.bus.Ping(pctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			c.want()
+		}
+	}
+}
+
+// want asks for a resync now.
+func (c *cluster) want() {
+	select {
+	case c.resync <- struct{}{}:
+	default:
+	}
+}
+
+func (c *cluster) resyncLoop(ctx context.Context) {
+	t := time.NewTicker(c.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-c.resync:
+		}
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := c.hub.Resync(rctx)
+		cancel()
+		c.m.Resyncs.Inc()
+		if err != nil && ctx.Err() == nil {
+			c.m.ResyncErrors.Inc()
+			c.log.Warn("resync with the store failed; retrying at the next interval", "err", err)
+		}
+	}
+}
+
+// stop ends the goroutines and closes the bus. It may be called more than once.
+func (c *cluster) stop() {
+	c.stopOnce.Do(func() {
+		if c.cancel != nil {
+			c.cancel()
+		}
+		c.wg.Wait()
+		if c.bus != nil {
+			c.bus.Close()
+		}
+	})
+}

@@ -1,0 +1,283 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/heraldhq/herald"
+)
+
+const notificationCols = `id, stream, seq, type, data, created_at`
+
+func scanNotification(row pgx.Row, withRead bool) (herald.Notification, error) {
+	var n herald.Notification
+	var seq int64
+	var data []byte
+	var readAt *time.Time
+	dest := []any{&n.ID, &n.User, &seq, &n.Type, &data, &n.CreatedAt}
+	if withRead {
+		dest = append(dest, &readAt)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return n, err
+	}
+	n.Seq = uint64(seq)
+	n.Data = data
+	n.CreatedAt = n.CreatedAt.UTC()
+	if readAt != nil {
+		n.ReadAt = readAt.UTC()
+	}
+	return n, nil
+}
+
+// querier is a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func collect(rows pgx.Rows, err error, withRead bool) ([]herald.Notification, error) {
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer rows.Close()
+	var ns []herald.Notification
+	for rows.Next() {
+		n, err := scanNotification(rows, withRead)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		ns = append(ns, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable(err)
+	}
+	return ns, nil
+}
+
+func streamAfter(ctx context.Context, q querier, stream string, after uint64, limit int) ([]herald.Notification, error) {
+	rows, err := q.Query(ctx, `SELECT `+notificationCols+` FROM herald_notifications
+		WHERE stream = $1 AND seq > $2 ORDER BY seq LIMIT $3`, stream, int64(after), limit)
+	return collect(rows, err, false)
+}
+
+func headsOf(ctx context.Context, q querier, streams []string) (map[string]uint64, error) {
+	rows, err := q.Query(ctx, `SELECT stream, seq FROM herald_streams WHERE stream = ANY($1)`, streams)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer rows.Close()
+	out := make(map[string]uint64, len(streams))
+	for rows.Next() {
+		var st string
+		var seq int64
+		if err := rows.Scan(&st, &seq); err != nil {
+			return nil, unavailable(err)
+		}
+		out[st] = uint64(seq)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable(err)
+	}
+	return out, nil
+}
+
+func cursorOf(h map[string]uint64, user string) herald.Cursor {
+	return herald.Cursor{User: h[user], Broadcast: h[herald.BroadcastStream]}
+}
+
+// Stream reads one stream after seq.
+func (s *Store) Stream(ctx context.Context, stream string, after uint64, limit int) ([]herald.Notification, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	return streamAfter(ctx, s.pool, stream, after, limit)
+}
+
+// Heads returns the heads of user's stream and the broadcast stream.
+func (s *Store) Heads(ctx context.Context, user string) (herald.Cursor, error) {
+	if err := s.check(); err != nil {
+		return herald.Cursor{}, err
+	}
+	h, err := headsOf(ctx, s.pool, []string{user, herald.BroadcastStream})
+	return cursorOf(h, user), err
+}
+
+// StreamHeads returns the heads of the given streams.
+func (s *Store) StreamHeads(ctx context.Context, streams []string) (map[string]uint64, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	if len(streams) == 0 {
+		return map[string]uint64{}, nil
+	}
+	return headsOf(ctx, s.pool, streams)
+}
+
+// Feed reads both of user's streams after the cursor in one snapshot, so Heads agrees with what
+// was returned.
+func (s *Store) Feed(ctx context.Context, user string, after herald.Cursor, limit int) (herald.FeedPage, error) {
+	var page herald.FeedPage
+	if err := s.check(); err != nil {
+		return page, err
+	}
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var err error
+		if page.User, err = streamAfter(ctx, tx, user, after.User, limit); err != nil {
+			return err
+		}
+		if page.Broadcast, err = streamAfter(ctx, tx, herald.BroadcastStream, after.Broadcast, limit); err != nil {
+			return err
+		}
+		h, err := headsOf(ctx, tx, []string{user, herald.BroadcastStream})
+		page.Heads = cursorOf(h, user)
+		return err
+	})
+	if err != nil && herald.ErrorCode(err) != herald.EUNAVAILABLE {
+		err = unavailable(err)
+	}
+	return page, err
+}
+
+// Inbox returns a page of user's notifications and broadcasts, newest first, with user's read
+// state. Within a stream ids grow with sequence numbers, so each stream is walked back through
+// its (stream, seq) index and the two are merged by id.
+func (s *Store) Inbox(ctx context.Context, user string, q herald.InboxQuery) (herald.InboxPage, error) {
+	var page herald.InboxPage
+	if err := s.check(); err != nil {
+		return page, err
+	}
+	if q.Limit <= 0 {
+		return page, herald.Errorf(herald.EINVALID, "inbox limit must be positive, not %d", q.Limit)
+	}
+	before := q.Before
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	var types []string // nil: every type
+	if len(q.Types) > 0 {
+		types = q.Types
+	}
+	rows, err := s.pool.Query(ctx, `
+		(SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.read_at FROM herald_notifications n
+		 WHERE n.stream = $1 AND n.id < $2 AND (NOT $3 OR n.read_at IS NULL) AND ($4::text[] IS NULL OR n.type = ANY($4))
+		 ORDER BY n.seq DESC LIMIT $5)
+		UNION ALL
+		(SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, r.read_at FROM herald_notifications n
+		 LEFT JOIN herald_broadcast_reads r ON r.user_id = $1 AND r.notification_id = n.id
+		 WHERE n.stream = '' AND n.id < $2 AND (NOT $3 OR r.read_at IS NULL) AND ($4::text[] IS NULL OR n.type = ANY($4))
+		 ORDER BY n.seq DESC LIMIT $5)
+		ORDER BY 1 DESC LIMIT $5`, user, before, q.UnreadOnly, types, q.Limit+1)
+	ns, err := collect(rows, err, true)
+	if err != nil {
+		return page, err
+	}
+	page.Notifications = ns
+	if len(ns) > q.Limit {
+		page.Notifications = ns[:q.Limit]
+		page.NextBefore = ns[q.Limit-1].ID
+	}
+	return page, nil
+}
+
+// Get returns one of user's notifications or broadcasts with user's read state.
+func (s *Store) Get(ctx context.Context, user string, id int64) (herald.Notification, error) {
+	if err := s.check(); err != nil {
+		return herald.Notification{}, err
+	}
+	row := s.pool.QueryRow(ctx, `SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at,
+		CASE WHEN n.stream = '' THEN r.read_at ELSE n.read_at END
+		FROM herald_notifications n
+		LEFT JOIN herald_broadcast_reads r ON n.stream = '' AND r.user_id = $1 AND r.notification_id = n.id
+		WHERE n.id = $2 AND n.stream IN ($1, '')`, user, id)
+	n, err := scanNotification(row, true)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return n, notFound(id)
+	}
+	if err != nil {
+		return n, unavailable(err)
+	}
+	return n, nil
+}
+
+func notFound(id int64) error {
+	return herald.Errorf(herald.ENOTFOUND, "notification %d not found", id)
+}
+
+// SetRead marks a notification read or unread for user. Marking read twice keeps the first time.
+func (s *Store) SetRead(ctx context.Context, user string, id int64, read bool) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	var stream string
+	err := s.pool.QueryRow(ctx, `SELECT stream FROM herald_notifications WHERE id = $1 AND stream IN ($2, '')`, id, user).Scan(&stream)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return notFound(id)
+	case err != nil:
+		return unavailable(err)
+	}
+	// Each statement below is atomic by itself; a notification pruned meanwhile only makes it
+	// change nothing (and an orphaned read mark is removed by the next prune).
+	switch {
+	case stream != herald.BroadcastStream && read:
+		_, err = s.pool.Exec(ctx, `UPDATE herald_notifications SET read_at = COALESCE(read_at, now()) WHERE id = $1`, id)
+	case stream != herald.BroadcastStream:
+		_, err = s.pool.Exec(ctx, `UPDATE herald_notifications SET read_at = NULL WHERE id = $1`, id)
+	case read:
+		_, err = s.pool.Exec(ctx, `INSERT INTO herald_broadcast_reads (user_id, notification_id, read_at)
+			SELECT $1, $2, now() WHERE EXISTS (SELECT 1 FROM herald_notifications WHERE id = $2)
+			ON CONFLICT DO NOTHING`, user, id)
+	default:
+		_, err = s.pool.Exec(ctx, `DELETE FROM herald_broadcast_reads WHERE user_id = $1 AND notification_id = $2`, user, id)
+	}
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// ReadAll marks all of user's notifications and broadcasts read.
+func (s *Store) ReadAll(ctx context.Context, user string) (int64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	var total int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE herald_notifications SET read_at = now() WHERE stream = $1 AND read_at IS NULL`, user)
+		if err != nil {
+			return err
+		}
+		total = tag.RowsAffected()
+		tag, err = tx.Exec(ctx, `INSERT INTO herald_broadcast_reads (user_id, notification_id, read_at)
+			SELECT $1, id, now() FROM herald_notifications WHERE stream = '' ON CONFLICT DO NOTHING`, user)
+		if err != nil {
+			return err
+		}
+		total += tag.RowsAffected()
+		return nil
+	})
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	return total, nil
+}
+
+// UnreadCount counts user's unread notifications and broadcasts.
+func (s *Store) UnreadCount(ctx context.Context, user string) (int64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM herald_notifications WHERE stream = $1 AND read_at IS NULL) +
+		(SELECT count(*) FROM herald_notifications n WHERE n.stream = '' AND NOT EXISTS (
+			SELECT 1 FROM herald_broadcast_reads r WHERE r.user_id = $1 AND r.notification_id = n.id))`, user).Scan(&n)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	return n, nil
+}

@@ -1,0 +1,135 @@
+// Package store holds what Herald's stores (internal/store/sqlite, internal/store/postgres)
+// share: how a request's idempotency keys are resolved, and how a key's result is kept. Each
+// store writes with its own SQL; the rules are the same for both.
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/heraldhq/herald"
+)
+
+// Stored is what a store keeps of an idempotency key: the draft's fingerprint and its result.
+type Stored struct {
+	Hash   []byte
+	Result string
+}
+
+// Plan is a request whose idempotency keys are resolved: which drafts to write, and which to
+// answer from an earlier result.
+type Plan struct {
+	Scope    string
+	Drafts   []herald.Draft
+	Receipts []herald.Receipt // filled for replays now, for the rest by the store and Dup
+	FPs      [][]byte         // fingerprint of each keyed draft
+	Replayed []bool           // the key was stored before: Receipts holds the stored result
+	DupOf    []int            // ≥ 0: the key is that of an earlier draft of the same request
+}
+
+// Fresh reports whether draft i is to be written.
+func (p *Plan) Fresh(i int) bool { return !p.Replayed[i] && p.DupOf[i] < 0 }
+
+// Resolve checks the request's keys without writing anything: a key stored before replays its
+// result (or conflicts, for a different draft), and a key used twice within the request replays
+// its first use (or conflicts). lookup reads a stored key; found is false when it has none.
+func Resolve(scope string, drafts []herald.Draft, lookup func(key string) (s Stored, found bool, err error)) (*Plan, error) {
+	p := &Plan{
+		Scope:    scope,
+		Drafts:   drafts,
+		Receipts: make([]herald.Receipt, len(drafts)),
+		FPs:      make([][]byte, len(drafts)),
+		Replayed: make([]bool, len(drafts)),
+		DupOf:    make([]int, len(drafts)),
+	}
+	var first map[string]int // key → first draft using it
+	for i := range drafts {
+		p.DupOf[i] = -1
+		d := &drafts[i]
+		if d.Key == "" {
+			continue
+		}
+		fp := d.Fingerprint()
+		if j, ok := first[d.Key]; ok {
+			if !bytes.Equal(fp, p.FPs[j]) {
+				return nil, Conflict(d.Key)
+			}
+			p.DupOf[i] = j
+			continue
+		}
+		s, found, err := lookup(d.Key)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			if !bytes.Equal(s.Hash, fp) {
+				return nil, Conflict(d.Key)
+			}
+			ns, err := DecodeResult(s.Result)
+			if err != nil {
+				return nil, herald.Internal(err, "decode idempotency result")
+			}
+			p.Receipts[i] = herald.Receipt{Notifications: ns, Replayed: true}
+			p.Replayed[i] = true
+		}
+		if first == nil {
+			first = make(map[string]int)
+		}
+		first[d.Key] = i
+		p.FPs[i] = fp
+	}
+	return p, nil
+}
+
+// Dup answers draft i, whose key an earlier draft j of the request used, with j's ids as a
+// replay. Call it once j's receipt is filled.
+func (p *Plan) Dup(i int) {
+	src := p.Receipts[p.DupOf[i]].Notifications
+	ns := make([]herald.Notification, len(src))
+	for k := range src {
+		ns[k] = herald.Notification{ID: src[k].ID, User: src[k].User}
+	}
+	p.Receipts[i] = herald.Receipt{Notifications: ns, Replayed: true}
+}
+
+// Streams returns the streams a draft writes to: its recipients, or the broadcast stream.
+func Streams(d *herald.Draft) []string {
+	if d.Broadcast {
+		return []string{herald.BroadcastStream}
+	}
+	return d.To
+}
+
+// Conflict is the error of a key reused for a different draft.
+func Conflict(key string) error {
+	return herald.Errorf(herald.ECONFLICT, "idempotency key %q was already used for a different notification", key)
+}
+
+// EncodeResult is what a replayed key must return: the ids and recipients, in order.
+func EncodeResult(ns []herald.Notification) string {
+	rows := make([][2]any, len(ns))
+	for i := range ns {
+		rows[i] = [2]any{ns[i].ID, ns[i].User}
+	}
+	b, _ := json.Marshal(rows) // ints and strings always marshal
+	return string(b)
+}
+
+// DecodeResult reads what EncodeResult wrote.
+func DecodeResult(s string) ([]herald.Notification, error) {
+	var rows [][2]json.RawMessage
+	if err := json.Unmarshal([]byte(s), &rows); err != nil {
+		return nil, err
+	}
+	ns := make([]herald.Notification, len(rows))
+	for i, r := range rows {
+		if err := json.Unmarshal(r[0], &ns[i].ID); err != nil {
+			return nil, fmt.Errorf("id: %w", err)
+		}
+		if err := json.Unmarshal(r[1], &ns[i].User); err != nil {
+			return nil, fmt.Errorf("user: %w", err)
+		}
+	}
+	return ns, nil
+}
