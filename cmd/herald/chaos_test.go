@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -23,52 +24,91 @@ import (
 	"github.com/heraldhq/herald/internal/testenv"
 )
 
-// privateRedis is a redis-server of the test's own, on a port of its own, that the test can
-// kill and restart (a shared one must stay up for other tests).
-type privateRedis struct {
-	t    *testing.T
-	port string
-	cmd  *exec.Cmd
-	dir  string
+// privateBroker is a broker server of the test's own, on a port of its own, that the test can
+// kill and restart (the shared ones must stay up for other tests).
+type privateBroker struct {
+	t      *testing.T
+	port   string
+	scheme string
+	argv   func(port, dir string) []string
+	cmd    *exec.Cmd
+	dir    string
 }
 
-func startPrivateRedis(t *testing.T) *privateRedis {
+func startPrivateBroker(t *testing.T, binary, scheme string, argv func(port, dir string) []string) *privateBroker {
 	t.Helper()
-	_, err := exec.LookPath("redis-server")
-	testenv.Need(t, err == nil, "redis-server is not installed (the chaos test starts one of its own)")
+	path, err := exec.LookPath(binary)
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/" + binary); serr == nil {
+			path, err = "/usr/sbin/"+binary, nil
+		}
+	}
+	testenv.Need(t, err == nil, "%s is not installed (the chaos test starts one of its own)", binary)
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 	l.Close()
-	r := &privateRedis{t: t, port: port, dir: t.TempDir()}
+	r := &privateBroker{t: t, port: port, scheme: scheme, dir: t.TempDir(),
+		argv: func(port, dir string) []string { return append([]string{path}, argv(port, dir)...) }}
 	r.start()
 	t.Cleanup(r.kill)
 	return r
 }
 
-func (r *privateRedis) url() string { return "redis://127.0.0.1:" + r.port + "/0" }
+func (r *privateBroker) url() string { return r.scheme + "://127.0.0.1:" + r.port }
 
-func (r *privateRedis) start() {
+func (r *privateBroker) start() {
 	r.t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", r.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", r.dir)
+	argv := r.argv(r.port, r.dir)
+	r.cmd = exec.Command(argv[0], argv[1:]...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
-	for i := 0; i < 200; i++ {
+	for i := 0; i < 300; i++ {
 		if c, err := net.Dial("tcp", "127.0.0.1:"+r.port); err == nil {
 			c.Close()
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	r.t.Fatal("private redis did not start")
+	r.t.Fatal("private broker did not start")
 }
 
-func (r *privateRedis) kill() {
+func (r *privateBroker) kill() {
 	if r.cmd != nil && r.cmd.Process != nil {
 		r.cmd.Process.Kill()
 		r.cmd.Wait()
 		r.cmd = nil
 	}
+}
+
+// chaosBus is a bus for the chaos test and its outage: a broker killed and started again, or
+// the nodes' connections cut.
+type chaosBus struct {
+	url             string
+	outage, restore func()
+}
+
+func busFor(t *testing.T, kind, channel string) chaosBus {
+	switch kind {
+	case "redis":
+		r := startPrivateBroker(t, "redis-server", "redis", func(port, dir string) []string {
+			return []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir}
+		})
+		return chaosBus{url: r.url() + "/0", outage: r.kill, restore: r.start}
+	case "nats":
+		r := startPrivateBroker(t, "nats-server", "nats", func(port, dir string) []string {
+			return []string{"-a", "127.0.0.1", "-p", port}
+		})
+		return chaosBus{url: r.url(), outage: r.kill, restore: r.start}
+	case "rabbitmq":
+		// RabbitMQ takes seconds to start: the outage cuts the nodes' connections, twice, on
+		// the shared broker.
+		url := testenv.RabbitMQ(t)
+		cut := func() { testenv.CloseRabbitMQConnections(t, "herald:"+channel) }
+		return chaosBus{url: url, outage: cut, restore: cut}
+	}
+	t.Fatalf("unknown bus %s", kind)
+	return chaosBus{}
 }
 
 // liveNodes is the set of nodes clients and publishers may use right now.
@@ -112,20 +152,27 @@ type chaosEvent struct {
 	}
 }
 
-// TestClusterChaos: three nodes as processes sharing PostgreSQL and a Redis the test owns.
+// TestClusterChaos, once per bus: three nodes as processes sharing PostgreSQL and the bus.
 // Publishers on every node (unicast, multicast, broadcast); logical clients per user that
 // reconnect at random moments to a random node with Last-Event-ID. Meanwhile one node is
-// SIGKILLed and restarted, and Redis is killed and restarted. At the end every client's
-// concatenated stream is exactly its user's feed, in order, and every acknowledged publish is
-// in PostgreSQL.
+// SIGKILLed and restarted, the bus goes down (Redis and NATS: the test's own server is killed
+// and started again; RabbitMQ: the nodes' connections are cut), and another node is killed. At
+// the end every client's concatenated stream is exactly its user's feed, in order, and every
+// acknowledged publish is in PostgreSQL.
 func TestClusterChaos(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs a cluster for half a minute")
+		t.Skip("runs a cluster for half a minute per bus")
 	}
+	for _, kind := range []string{"redis", "nats", "rabbitmq"} {
+		t.Run(kind, func(t *testing.T) { runChaos(t, kind) })
+	}
+}
+
+func runChaos(t *testing.T, busKind string) {
 	store := testenv.Postgres(t)
-	redis := startPrivateRedis(t)
 	channel := testenv.Name("chaos")
-	args := []string{"-store", store, "-bus", redis.url(), "-bus-channel", channel, "-resync-interval", "500ms",
+	bus := busFor(t, busKind, channel)
+	args := []string{"-store", store, "-bus", bus.url, "-bus-channel", channel, "-resync-interval", "500ms",
 		"-heartbeat", "1s", "-max-connections-per-user", "0", "-queue-size", "32", "-retry", "50ms"}
 	nodes := &liveNodes{urls: map[int]string{}}
 	procs := make([]*proc, 3)
@@ -306,8 +353,8 @@ func TestClusterChaos(t *testing.T) {
 		procs[1] = startProc(t, args...)
 		nodes.set(1, procs[1].url)
 	})
-	step(7*time.Second, "kill redis", redis.kill)
-	step(9*time.Second, "restart redis", redis.start)
+	step(7*time.Second, "bus outage ("+busKind+")", bus.outage)
+	step(9*time.Second, "bus back ("+busKind+")", bus.restore)
 	step(11*time.Second, "SIGKILL node 2, right away restarted", func() {
 		nodes.set(2, "")
 		procs[2].cmd.Process.Kill()

@@ -18,6 +18,8 @@ import (
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/auth"
+	amqpbus "github.com/heraldhq/herald/internal/bus/amqp"
+	natsbus "github.com/heraldhq/herald/internal/bus/nats"
 	redisbus "github.com/heraldhq/herald/internal/bus/redis"
 	"github.com/heraldhq/herald/internal/config"
 	"github.com/heraldhq/herald/internal/httpapi"
@@ -208,15 +210,22 @@ func openStore(ctx context.Context, cfg config.Config, onCommit herald.CommitFun
 
 // openBus opens the bus cfg names; nil for "memory", where the store alone links the nodes.
 func openBus(ctx context.Context, cfg config.Config, log *slog.Logger) (herald.Bus, error) {
+	var b herald.Bus
+	var err error
 	switch cfg.BusKind() {
 	case "redis":
-		b, err := redisbus.Open(ctx, cfg.Bus, redisbus.Options{Channel: cfg.BusChannel, Logger: log})
-		if err != nil {
-			return nil, fmt.Errorf("open bus %s: %w", cfg.RedactedBus(), err)
-		}
-		return b, nil
+		b, err = redisbus.Open(ctx, cfg.Bus, redisbus.Options{Channel: cfg.BusChannel, Logger: log})
+	case "nats":
+		b, err = natsbus.Open(ctx, cfg.Bus, natsbus.Options{Subject: cfg.BusChannel, Logger: log})
+	case "amqp":
+		b, err = amqpbus.Open(ctx, cfg.Bus, amqpbus.Options{Channel: cfg.BusChannel, Logger: log})
+	default:
+		return nil, nil
 	}
-	return nil, nil
+	if err != nil {
+		return nil, fmt.Errorf("open bus %s: %w", cfg.RedactedBus(), err)
+	}
+	return b, nil
 }
 
 // close releases what New started, last first.

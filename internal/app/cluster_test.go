@@ -9,11 +9,25 @@ import (
 	"github.com/heraldhq/herald/internal/testenv"
 )
 
-// startCluster starts n in-process nodes sharing a fresh PostgreSQL schema and a Redis channel
-// of their own.
-func startCluster(t *testing.T, n int, mutate func(*config.Config)) []*server {
+// buses are the buses a cluster test runs on, each against its real broker.
+var buses = []string{"redis", "nats", "rabbitmq"}
+
+// busURL returns the URL of a real broker of kind.
+func busURL(t testing.TB, kind string) string {
+	switch kind {
+	case "nats":
+		return testenv.NATS(t)
+	case "rabbitmq":
+		return testenv.RabbitMQ(t)
+	}
+	return testenv.Redis(t)
+}
+
+// startCluster starts n in-process nodes sharing a fresh PostgreSQL schema and a bus channel of
+// their own.
+func startCluster(t *testing.T, busKind string, n int, mutate func(*config.Config)) []*server {
 	t.Helper()
-	store, bus, channel := testenv.Postgres(t), testenv.Redis(t), testenv.Name("herald")
+	store, bus, channel := testenv.Postgres(t), busURL(t, busKind), testenv.Name("herald")
 	var nodes []*server
 	for i := 0; i < n; i++ {
 		nodes = append(nodes, startServer(t, func(c *config.Config) {
@@ -47,7 +61,13 @@ func busReady(s *server) bool {
 // TestClusterDelivery: a notification published on one node reaches the user's streams on every
 // node, promptly.
 func TestClusterDelivery(t *testing.T) {
-	nodes := startCluster(t, 3, nil)
+	for _, bus := range buses {
+		t.Run(bus, func(t *testing.T) { testClusterDelivery(t, bus) })
+	}
+}
+
+func testClusterDelivery(t *testing.T, bus string) {
+	nodes := startCluster(t, bus, 3, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var chans []<-chan received
@@ -79,10 +99,14 @@ func TestClusterDelivery(t *testing.T) {
 // TestClusterGaplessFeed is the gapless-feed scenario across three nodes: publishers on every
 // node, clients reconnecting to random nodes with their last event id.
 func TestClusterGaplessFeed(t *testing.T) {
-	nodes := startCluster(t, 3, func(c *config.Config) {
-		c.QueueSize = 8
-		c.MaxConnectionsPerUser = 64
-		c.ReplayPage = 7
-	})
-	runFeedChaos(t, nodes, nil)
+	for _, bus := range buses {
+		t.Run(bus, func(t *testing.T) {
+			nodes := startCluster(t, bus, 3, func(c *config.Config) {
+				c.QueueSize = 8
+				c.MaxConnectionsPerUser = 64
+				c.ReplayPage = 7
+			})
+			runFeedChaos(t, nodes, nil)
+		})
+	}
 }

@@ -23,7 +23,7 @@ type Config struct {
 
 	Store          string // sqlite:PATH | postgres://...
 	SQLiteSync     string // full | normal
-	Bus            string // memory | redis://... | rediss://...
+	Bus            string // memory | redis://… | nats://… | amqp://…
 	BusChannel     string // the channel (subject, exchange) the nodes of one cluster share
 	ResyncInterval time.Duration
 
@@ -176,7 +176,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow a non-loopback address without auth (anyone may read any feed)")
 	fs.StringVar(&c.Store, "store", c.Store, "store: sqlite:PATH (one node), or postgres://… (a cluster; pool_max_conns=N in the URL sizes the pool)")
 	fs.StringVar(&c.SQLiteSync, "sqlite-sync", c.SQLiteSync, "SQLite durability: full (survives power loss) or normal (survives a crash of Herald)")
-	fs.StringVar(&c.Bus, "bus", c.Bus, "bus between nodes: memory (a single node), or redis://…")
+	fs.StringVar(&c.Bus, "bus", c.Bus, "bus between nodes: memory (a single node), redis://…, nats://… or amqp://…")
 	fs.StringVar(&c.BusChannel, "bus-channel", c.BusChannel, "bus channel the nodes of one cluster share (clusters sharing a broker need different ones)")
 	fs.DurationVar(&c.ResyncInterval, "resync-interval", c.ResyncInterval, "in a cluster, how often each node compares its open streams with the store, to deliver what the bus lost")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, "interval of heartbeat comments on idle streams")
@@ -301,12 +301,17 @@ func (c *Config) Validate() error {
 	}
 	switch c.BusKind() {
 	case "memory":
-	case "redis":
-		if u, err := url.Parse(c.Bus); err != nil || u.Host == "" {
-			bad("bus: a redis:// URL names a host, as in redis://redis.example.com:6379/0")
+	case "redis", "nats", "amqp":
+		for _, one := range strings.Split(c.Bus, ",") { // NATS takes several servers
+			if u, err := url.Parse(strings.TrimSpace(one)); err != nil || u.Host == "" {
+				bad("bus: a %s URL names a host, as in %s", c.BusKind(), map[string]string{
+					"redis": "redis://redis.example.com:6379/0", "nats": "nats://nats.example.com:4222",
+					"amqp": "amqp://user:password@rabbitmq.example.com:5672/"}[c.BusKind()])
+				break
+			}
 		}
 	default:
-		bad("bus %q: use memory (a single node) or redis://…", redactURL(c.Bus))
+		bad("bus %q: use memory (a single node), redis://…, nats://… or amqp://…", redactURL(c.Bus))
 	}
 	if c.BusChannel == "" || strings.ContainsAny(c.BusChannel, " \t*?>") {
 		bad("bus-channel %q must be a plain name", c.BusChannel)
@@ -434,13 +439,17 @@ func (c *Config) StoreKind() string {
 	return ""
 }
 
-// BusKind is "memory", "redis", or "" for anything else.
+// BusKind is "memory", "redis", "nats", "amqp", or "" for anything else.
 func (c *Config) BusKind() string {
 	switch {
 	case c.Bus == "memory":
 		return "memory"
 	case strings.HasPrefix(c.Bus, "redis://"), strings.HasPrefix(c.Bus, "rediss://"):
 		return "redis"
+	case strings.HasPrefix(c.Bus, "nats://"), strings.HasPrefix(c.Bus, "tls://"):
+		return "nats"
+	case strings.HasPrefix(c.Bus, "amqp://"), strings.HasPrefix(c.Bus, "amqps://"):
+		return "amqp"
 	}
 	return ""
 }

@@ -122,6 +122,12 @@ func TestClusterSettings(t *testing.T) {
 	if strings.Contains(c.RedactedStore()+c.RedactedBus(), "pw") {
 		t.Fatalf("redacted: %s %s", c.RedactedStore(), c.RedactedBus())
 	}
+	for bus, kind := range map[string]string{"nats://a:4222,nats://b:4222": "nats", "amqp://u:p@rabbit:5672/": "amqp", "rediss://r:6380": "redis"} {
+		c, err := Parse("herald", []string{"-bus", bus}, &bytes.Buffer{})
+		if err != nil || c.BusKind() != kind {
+			t.Errorf("bus %s: kind %q, %v", bus, c.BusKind(), err)
+		}
+	}
 	if d := Default(); d.Clustered() {
 		t.Fatal("the default is clustered")
 	}
@@ -307,6 +313,8 @@ func TestParseInvalid(t *testing.T) {
 		{name: "postgres without a host", args: []string{"-store", "postgres:///herald"}, want: []string{"store", "host"}},
 		{name: "password kept out of errors", args: []string{"-store", "mysql://u:s3cret@db/herald"}, want: []string{"store", "xxx"}},
 		{name: "redis without a host", args: []string{"-bus", "redis:///0"}, want: []string{"bus", "host"}},
+		{name: "nats without a host", args: []string{"-bus", "nats://"}, want: []string{"bus", "host"}},
+		{name: "one of several nats servers without a host", args: []string{"-bus", "nats://a:4222,nats://"}, want: []string{"bus", "host"}},
 		{name: "bad bus channel", args: []string{"-bus-channel", "a b"}, want: []string{"bus-channel"}},
 		{name: "zero resync interval", args: []string{"-resync-interval", "0s"}, want: []string{"resync-interval"}},
 		{name: "store without path", args: []string{"-store", "sqlite:"}, want: []string{"store"}},

@@ -111,7 +111,7 @@ func New() *Metrics {
 	m.BusReceived = f.NewCounter(prometheus.CounterOpts{
 		Name: "herald_bus_received_total", Help: "Notifications received from the bus (this node's own included)."})
 	m.BusReconnects = f.NewCounter(prometheus.CounterOpts{
-		Name: "herald_bus_reconnects_total", Help: "Bus subscriptions (re)established, the first included: each may have missed messages, and starts a resync."})
+		Name: "herald_bus_reconnects_total", Help: "Times the bus reported that messages may have been missed: a subscription (re)established, the first included, or a slow-consumer cut-off. Each starts a resync."})
 	m.Resyncs = f.NewCounter(prometheus.CounterOpts{
 		Name: "herald_resyncs_total", Help: "Comparisons of this node's open streams with the store (periodic, and after bus reconnects)."})
 	m.ResyncErrors = f.NewCounter(prometheus.CounterOpts{

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -69,19 +70,7 @@ func Postgres(t testing.TB) string {
 // Redis returns the URL of a Redis server. It skips (fails in CI) without one.
 func Redis(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv("HERALD_TEST_REDIS")
-	if u == "" {
-		u = DefaultRedis
-	}
-	p, err := url.Parse(u)
-	if err == nil {
-		var c net.Conn
-		if c, err = net.DialTimeout("tcp", p.Host, 2*time.Second); err == nil {
-			c.Close()
-		}
-	}
-	Need(t, err == nil, "Redis is not reachable at %s (%v); start it, or set HERALD_TEST_REDIS", redact(u), err)
-	return u
+	return reachable(t, "HERALD_TEST_REDIS", DefaultRedis, "Redis")
 }
 
 func redact(s string) string {
@@ -92,4 +81,67 @@ func redact(s string) string {
 		}
 	}
 	return strings.TrimSpace(s)
+}
+
+// DefaultNATS and DefaultRabbitMQ are the brokers on a development machine and in CI;
+// HERALD_TEST_NATS and HERALD_TEST_RABBITMQ override them.
+const (
+	DefaultNATS     = "nats://127.0.0.1:4222"
+	DefaultRabbitMQ = "amqp://guest:guest@127.0.0.1:5672/"
+)
+
+// NATS returns the URL of a NATS server. It skips (fails in CI) without one.
+func NATS(t testing.TB) string {
+	t.Helper()
+	return reachable(t, "HERALD_TEST_NATS", DefaultNATS, "NATS")
+}
+
+// RabbitMQ returns the URL of a RabbitMQ server. It skips (fails in CI) without one.
+func RabbitMQ(t testing.TB) string {
+	t.Helper()
+	return reachable(t, "HERALD_TEST_RABBITMQ", DefaultRabbitMQ, "RabbitMQ")
+}
+
+func reachable(t testing.TB, env, def, what string) string {
+	t.Helper()
+	u := os.Getenv(env)
+	if u == "" {
+		u = def
+	}
+	p, err := url.Parse(u)
+	if err == nil {
+		var c net.Conn
+		if c, err = net.DialTimeout("tcp", p.Host, 2*time.Second); err == nil {
+			c.Close()
+		}
+	}
+	Need(t, err == nil, "%s is not reachable at %s (%v); start it, or set %s", what, redact(u), err, env)
+	return u
+}
+
+// CloseRabbitMQConnections closes, on the broker's side, the connections whose client named
+// itself name (the Herald bus names its connections "herald:<channel>"): what a broker restart
+// or a network cut does to them, without disturbing anyone else's. It runs rabbitmqctl, so the
+// broker must be on this machine.
+func CloseRabbitMQConnections(t testing.TB, name string) {
+	t.Helper()
+	_, err := exec.LookPath("rabbitmqctl")
+	Need(t, err == nil, "rabbitmqctl is not installed (the outage test closes connections with it)")
+	out, err := exec.Command("rabbitmqctl", "-q", "list_connections", "pid", "client_properties").Output()
+	if err != nil {
+		t.Errorf("rabbitmqctl list_connections: %v", err)
+		return
+	}
+	closed := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		pid, props, ok := strings.Cut(strings.TrimSpace(line), "\t")
+		if ok && strings.Contains(props, `{"connection_name","`+name+`"}`) {
+			if err := exec.Command("rabbitmqctl", "-q", "close_connection", pid, "test: cut").Run(); err == nil {
+				closed++
+			}
+		}
+	}
+	if closed == 0 {
+		t.Errorf("no connection named %s to close", name)
+	}
 }
