@@ -144,8 +144,9 @@ type Retention struct {
 
 // CommitFunc receives the notifications of each commit, after the commit is durable and before
 // Append returns to the publishers whose drafts it held: an acknowledged notification has
-// reached it. Stores that commit concurrently (PostgreSQL) call it from several goroutines and
-// not necessarily in commit order; the hub orders each stream itself.
+// reached it. A store calls it from its group-commit loop, one commit at a time, in the order
+// of its commits; other nodes' commits interleave with them in any order, and the hub orders
+// each stream itself.
 type CommitFunc func([]Notification)
 
 // Store keeps notifications durably and answers every read the API needs. Every method that

@@ -39,14 +39,14 @@ type App struct {
 	API     *httpapi.API
 	Metrics *metrics.Metrics
 
-	auth    interface{ Describe() []any } // nil in dev mode
-	stop    []func()                      // closers of what New started, run by Run or on failure
-	srv     *http.Server
-	ln      net.Listener
-	pprofLn net.Listener // nil unless --pprof-addr
-	tls     bool
-	bus     herald.Bus // nil for a single node
-	cluster *cluster   // nil for a single node
+	auth     interface{ Describe() []any } // nil in dev mode
+	stop     []func()                      // closers of what New started, run by Run or on failure
+	srv      *http.Server
+	ln       net.Listener
+	pprofLn  net.Listener // nil unless --pprof-addr
+	tls      bool
+	readyBus herald.Bus // the bus /readyz checks; nil for a single node, or with --readyz-bus=false
+	cluster  *cluster   // nil for a single node
 }
 
 // NewLogger returns the logger cfg asks for, writing to w.
@@ -125,7 +125,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		if b, err = openBus(ctx, cfg, log); err != nil {
 			return nil, err
 		}
-		a.bus = b
+		if cfg.ReadyzBus {
+			a.readyBus = b
+		}
 		cl = newCluster(b, h, log, a.Metrics, cfg.ResyncInterval)
 		a.cluster = cl
 		a.stop = append(a.stop, cl.stop) // also closes the bus
@@ -143,7 +145,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Auth:           authn,
 		Logger:         log,
 		Metrics:        a.Metrics,
-		Bus:            a.bus, // a nil interface when there is no bus
+		Bus:            a.readyBus, // a nil interface when there is no bus, or it is not to count
 		Limiter:        httpapi.NewLimiter(cfg.PublishRate, cfg.PublishBurst),
 		CORSOrigins:    cfg.CORSOriginList(),
 		MaxHeaderBytes: cfg.MaxHeaderBytes,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/heraldhq/herald"
@@ -15,8 +16,9 @@ import (
 // included, reaches the hub through the bus, so that every node delivers commits in the one order
 // the bus gives them; a commit is on the bus before its publisher is answered, so a publisher's
 // next notification can never overtake it, even in another stream. The bus is at most once:
-// the hub is resynced with the store after every bus (re)subscription, every ResyncInterval,
-// and every second while the bus is down, so the store, not the bus, decides what a stream holds.
+// the hub is resynced with the store after every bus (re)subscription, every ResyncInterval
+// (up to the heads of the previous one, so that the bus has delivered what it carries), and
+// every second while the bus is down, so the store, not the bus, decides what a stream holds.
 type cluster struct {
 	bus      herald.Bus // nil: no bus; commits of other nodes arrive by resync only
 	hub      *hub.Hub
@@ -24,7 +26,8 @@ type cluster struct {
 	m        *metrics.Metrics
 	interval time.Duration
 
-	resync chan struct{} // has a value when a resync is wanted now
+	resync  chan struct{} // has a value when a resync is wanted now
+	busDown atomic.Bool   // the last ping or publish failed
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -33,7 +36,7 @@ type cluster struct {
 
 // publishTimeout bounds the wait for the bus on the commit path. A publish that fails is not an
 // error for the publisher (its notification is committed): the nodes get it by resync.
-const publishTimeout = 500 * time.Millisecond
+const publishTimeout = 250 * time.Millisecond
 
 func newCluster(bus herald.Bus, h *hub.Hub, log *slog.Logger, m *metrics.Metrics, interval time.Duration) *cluster {
 	return &cluster{bus: bus, hub: h, log: log, m: m, interval: interval, resync: make(chan struct{}, 1)}
@@ -41,8 +44,16 @@ func newCluster(bus herald.Bus, h *hub.Hub, log *slog.Logger, m *metrics.Metrics
 
 // committed takes a commit of this node: on the bus when there is one (the hub gets it back
 // from there, in the bus's order), else straight to the hub.
+//
+// While the bus is down the commit goes straight to this node's hub, and to the other nodes by
+// their resyncs: waiting for a bus that does not answer would hold every group commit.
 func (c *cluster) committed(ns []herald.Notification) {
 	if c.bus == nil {
+		c.hub.Publish(ns)
+		return
+	}
+	if c.busDown.Load() {
+		c.m.BusPublishErrors.Inc()
 		c.hub.Publish(ns)
 		return
 	}
@@ -50,8 +61,10 @@ func (c *cluster) committed(ns []herald.Notification) {
 	err := c.bus.Publish(ctx, ns)
 	cancel()
 	if err != nil {
+		c.busDown.Store(true)
 		c.m.BusPublishErrors.Inc()
-		c.log.Warn("bus: publish failed; the nodes get these notifications by resync", "notifications", len(ns), "err", err)
+		c.log.Warn("bus: publish failed; delivering by resync until the bus answers", "notifications", len(ns), "err", err)
+		c.hub.Publish(ns)
 		c.want()
 		return
 	}
@@ -101,8 +114,14 @@ func (c *cluster) watchBus(ctx context.Context) {
 		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		err := c.bus.Ping(pctx)
 		cancel()
-		if err != nil && ctx.Err() == nil {
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			c.busDown.Store(true)
 			c.want()
+		default:
+			c.busDown.Store(false)
 		}
 	}
 }
@@ -119,14 +138,16 @@ func (c *cluster) resyncLoop(ctx context.Context) {
 	t := time.NewTicker(c.interval)
 	defer t.Stop()
 	for {
+		lost := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-c.resync:
+			lost = true // the bus lost messages, or is down: repair up to the store's heads
 		}
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := c.hub.Resync(rctx)
+		err := c.hub.Resync(rctx, lost)
 		cancel()
 		c.m.Resyncs.Inc()
 		if err != nil && ctx.Err() == nil {

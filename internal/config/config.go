@@ -26,6 +26,7 @@ type Config struct {
 	Bus            string // memory | redis://… | nats://… | amqp://…
 	BusChannel     string // the channel (subject, exchange) the nodes of one cluster share
 	ResyncInterval time.Duration
+	ReadyzBus      bool // /readyz fails while the bus is unreachable
 
 	Heartbeat       time.Duration
 	WriteTimeout    time.Duration
@@ -94,6 +95,7 @@ func Default() Config {
 		Bus:                   "memory",
 		BusChannel:            "herald",
 		ResyncInterval:        10 * time.Second,
+		ReadyzBus:             true,
 		Heartbeat:             15 * time.Second,
 		WriteTimeout:          10 * time.Second,
 		ShutdownTimeout:       10 * time.Second,
@@ -179,6 +181,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.Bus, "bus", c.Bus, "bus between nodes: memory (a single node), redis://…, nats://… or amqp://…")
 	fs.StringVar(&c.BusChannel, "bus-channel", c.BusChannel, "bus channel the nodes of one cluster share (clusters sharing a broker need different ones)")
 	fs.DurationVar(&c.ResyncInterval, "resync-interval", c.ResyncInterval, "in a cluster, how often each node compares its open streams with the store, to deliver what the bus lost")
+	fs.BoolVar(&c.ReadyzBus, "readyz-bus", c.ReadyzBus, "in a cluster, /readyz answers 503 while the bus is unreachable (false: nodes stay ready, delivering between nodes from the store every second)")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, "interval of heartbeat comments on idle streams")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "deadline of each write to a stream; a client slower than this is dropped")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long shutdown waits for in-flight requests")

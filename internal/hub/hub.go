@@ -58,6 +58,11 @@ type Hub struct {
 
 	holding map[*Subscription]struct{} // subscriptions with held events
 
+	repairSlots chan struct{} // bounds the store reads of concurrent repairs
+	// seenHeads are the store heads the previous periodic resync read: the next one repairs only
+	// up to them, so that the bus has had an interval to deliver what was in flight.
+	seenHeads map[string]uint64
+
 	ctx    context.Context // cancelled by Close; parent of gap repairs
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -119,8 +124,11 @@ func New(opts Options) *Hub {
 		streams:   map[string]*stream{herald.BroadcastStream: b},
 		broadcast: b,
 		holding:   map[*Subscription]struct{}{},
-		ctx:       ctx,
-		cancel:    cancel,
+
+		repairSlots: make(chan struct{}, repairReads),
+		seenHeads:   map[string]uint64{},
+		ctx:         ctx,
+		cancel:      cancel,
 	}
 }
 
@@ -161,9 +169,6 @@ func (h *Hub) Subscribe(user string) (*Subscription, error) {
 		h.streams[user] = st
 	}
 	if h.opts.MaxPerUser > 0 && len(st.subs) >= h.opts.MaxPerUser {
-		if len(st.subs) == 0 {
-			delete(h.streams, user)
-		}
 		return nil, herald.Errorf(herald.ERATELIMITED, "too many open streams for this user (limit %d)", h.opts.MaxPerUser)
 	}
 	s := &Subscription{
@@ -212,6 +217,15 @@ func (h *Hub) unsubscribe(s *Subscription) {
 		}
 		delete(h.streams, s.User)
 	}
+	if b := h.broadcast; len(b.subs) == 0 {
+		// Nor to anyone: the broadcast stream starts afresh with the next subscription, rather
+		// than from a position broadcasts may have passed since.
+		if b.timer != nil {
+			b.timer.Stop()
+		}
+		clear(b.pending)
+		b.pending, b.next, b.wanted, b.uncaught, b.lowCaught = nil, 0, 0, 0, 0
+	}
 }
 
 // Publish hands committed notifications to the hub. Notifications of users with no subscription
@@ -249,11 +263,13 @@ func (h *Hub) sequence(st *stream, ev *Event) {
 		if found {
 			return
 		}
-		st.pending = slices.Insert(st.pending, i, ev)
-		if len(st.pending) > maxPending {
+		if len(st.pending) >= maxPending {
+			// Too far ahead to keep in memory: the store has it. The repair reads up to it.
+			st.wanted = max(st.wanted, seq)
 			h.startRepair(st)
 			return
 		}
+		st.pending = slices.Insert(st.pending, i, ev)
 		if len(st.pending) == 1 {
 			h.arm(st)
 		}
@@ -335,7 +351,10 @@ func (h *Hub) blocked(s *Subscription, ev *Event) bool {
 // held.
 func (h *Hub) hold(s *Subscription, ev *Event) {
 	if s.queued()+len(s.held) >= h.opts.QueueSize {
-		s.push(ev) // the queue is full: this marks the overflow, and the owner catches up
+		// No room to hold more: give the event to the queue now (or have it overflow there).
+		// The order between the two streams may then break for this subscription, never the
+		// order within each, and a full queue makes the owner catch up from the store.
+		s.push(ev)
 		return
 	}
 	i, _ := slices.BinarySearchFunc(s.held, ev.ID, func(e *Event, id int64) int { return cmpSeq(uint64(e.ID), uint64(id)) })
@@ -374,6 +393,9 @@ func (h *Hub) startRepair(st *stream) {
 	h.repair(st, st.pending[0].Seq-1)
 }
 
+// repairReads bounds the store reads repairs make at once.
+const repairReads = 4
+
 // repairLimit bounds one repair's read. A stream further behind than this skips ahead: its
 // subscriptions see the jump and catch up from the store themselves, page by page.
 const repairLimit = 1024
@@ -398,9 +420,17 @@ func (h *Hub) repair(st *stream, upto uint64) {
 		var err error
 		limit := int(min(upto-after, repairLimit))
 		if h.opts.Source != nil {
-			ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
-			ns, err = h.opts.Source.Stream(ctx, st.key, after, limit)
-			cancel()
+			// A resync after a bus outage may find every stream behind: a few reads at a time,
+			// so that repairs never crowd publishes out of the store's connections.
+			select {
+			case h.repairSlots <- struct{}{}:
+				ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
+				ns, err = h.opts.Source.Stream(ctx, st.key, after, limit)
+				cancel()
+				<-h.repairSlots
+			case <-h.ctx.Done():
+				err = h.ctx.Err()
+			}
 		}
 		if err != nil && h.ctx.Err() == nil {
 			h.log.Warn("hub: gap repair failed; subscribers will catch up themselves", "err", err)
@@ -408,8 +438,8 @@ func (h *Hub) repair(st *stream, upto uint64) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		st.repairing = false
-		if h.closed || h.streams[st.key] != st {
-			return
+		if h.closed || h.streams[st.key] != st || len(st.subs) == 0 {
+			return // nobody left to deliver to (the broadcast stream is reset then)
 		}
 		for i := range ns {
 			if ns[i].Seq <= upto {
@@ -450,7 +480,12 @@ const resyncChunk = 1000
 // what the hub has not seen: lost by the bus (an outage), or never published (a node died
 // between its commit and its publish). Subscriptions still catching up at subscription time
 // (the hub knows no position for their stream yet) are left to that catch-up.
-func (h *Hub) Resync(ctx context.Context) error {
+//
+// With lost set (the bus reported a loss, or is down), it repairs up to the heads it reads.
+// Otherwise (the periodic check) only up to the heads the previous periodic check read: what
+// was committed since may still be on the bus, and repairing it ahead of the bus could deliver
+// a user's two streams out of their publish order.
+func (h *Hub) Resync(ctx context.Context, lost bool) error {
 	if h.opts.Source == nil {
 		return nil
 	}
@@ -462,6 +497,7 @@ func (h *Hub) Resync(ctx context.Context) error {
 		}
 	}
 	h.mu.Unlock()
+	seen := make(map[string]uint64, len(keys))
 	for len(keys) > 0 {
 		n := min(len(keys), resyncChunk)
 		heads, err := h.opts.Source.StreamHeads(ctx, keys[:n])
@@ -470,12 +506,22 @@ func (h *Hub) Resync(ctx context.Context) error {
 		}
 		h.mu.Lock()
 		for key, head := range heads {
-			if st := h.streams[key]; st != nil && st.next > 0 && head >= st.next {
-				h.repair(st, head)
+			upto := head
+			if !lost {
+				upto = min(head, h.seenHeads[key])
+			}
+			seen[key] = head
+			if st := h.streams[key]; st != nil && st.next > 0 && upto >= st.next {
+				h.repair(st, upto)
 			}
 		}
 		h.mu.Unlock()
 		keys = keys[n:]
+	}
+	if !lost {
+		h.mu.Lock()
+		h.seenHeads = seen
+		h.mu.Unlock()
 	}
 	return nil
 }
@@ -604,6 +650,9 @@ func (s *Subscription) Caught(pos herald.Cursor) {
 	defer h.mu.Unlock()
 	if h.closed || s.caught {
 		return
+	}
+	if _, ok := h.broadcast.subs[s]; !ok {
+		return // closed already
 	}
 	s.caught = true
 	for _, st := range []*stream{h.streams[s.User], h.broadcast} {
