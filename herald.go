@@ -101,20 +101,36 @@ type InboxPage struct {
 	NextBefore int64
 }
 
-// Bus carries committed notifications from the node that committed them to every node, so that
-// each delivers them to the streams open on it. It is at most once and unordered: a message may
-// be lost (an outage, a node killed between commit and publish) or overtaken. Nodes repair both
+// Bus carries messages between the nodes of a cluster: each node's commits (and read-state
+// changes), so that every node delivers them to the streams open on it. Messages are opaque to
+// the bus (internal/bus encodes them). It is at most once and unordered: a message may be lost
+// (an outage, a node killed between its commit and its publish) or overtaken. Nodes repair both
 // from the store, so the bus decides how soon a notification arrives, never whether.
 type Bus interface {
-	// Publish sends notifications committed on this node to every node, this one included.
-	Publish(ctx context.Context, ns []Notification) error
-	// Listen delivers what any node publishes, batch by batch, until ctx ends, reconnecting as
-	// needed. It calls lost whenever messages may have been missed (after a reconnect), so that
-	// the caller catches up from the store. It returns when ctx ends.
-	Listen(ctx context.Context, deliver func([]Notification), lost func())
+	// Publish sends a message to every node, this one included. It returns once the bus has
+	// it, so that a message published after it cannot overtake it.
+	Publish(ctx context.Context, msg []byte) error
+	// Listen delivers what any node publishes until ctx ends, reconnecting as needed. It calls
+	// lost whenever messages may have been missed (when its subscription is established, the
+	// first time included, and after any loss it notices), so that the caller catches up from
+	// the store. It returns when ctx ends.
+	Listen(ctx context.Context, deliver func(msg []byte), lost func())
 	// Ping reports whether the bus is reachable now.
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// ReadChange is a change of a user's read state. The user's streams are told of it, so that
+// every tab and device shows the same unread badge.
+type ReadChange struct {
+	User string
+	// IDs are the notifications marked; empty when All is set.
+	IDs []int64
+	// All: every notification of the user was marked read.
+	All  bool
+	Read bool
+	// Unread is the user's unread count after the change.
+	Unread int64
 }
 
 // Subscriber is a caller that authentication allows to read one user's feed.

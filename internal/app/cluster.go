@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/bus"
+	"github.com/heraldhq/herald/internal/httpapi"
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/metrics"
 )
@@ -58,17 +60,64 @@ func (c *cluster) committed(ns []herald.Notification) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-	err := c.bus.Publish(ctx, ns)
+	defer cancel()
+	msgs := bus.EncodeNotifications(ns)
+	for _, msg := range msgs {
+		if err := c.bus.Publish(ctx, msg); err != nil {
+			c.busDown.Store(true)
+			c.m.BusPublishErrors.Inc()
+			c.log.Warn("bus: publish failed; delivering by resync until the bus answers", "notifications", len(ns), "err", err)
+			// Messages already published come back through the bus too; the hub drops what
+			// it already has.
+			c.hub.Publish(ns)
+			c.want()
+			return
+		}
+	}
+	c.m.BusPublished.Add(float64(len(ns)))
+}
+
+// readChanged tells every node's streams of user about a change of its read state. Read state
+// lives in the store; this message only updates what open tabs show, so when the bus is down
+// only this node's streams hear of it.
+func (c *cluster) readChanged(rc herald.ReadChange) {
+	if c.bus == nil || c.busDown.Load() {
+		c.notifyRead(rc)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	err := c.bus.Publish(ctx, bus.EncodeRead(rc))
 	cancel()
 	if err != nil {
 		c.busDown.Store(true)
 		c.m.BusPublishErrors.Inc()
-		c.log.Warn("bus: publish failed; delivering by resync until the bus answers", "notifications", len(ns), "err", err)
-		c.hub.Publish(ns)
+		c.notifyRead(rc)
+		c.want()
+	}
+}
+
+func (c *cluster) notifyRead(rc herald.ReadChange) {
+	c.hub.Notify(rc.User, hub.NewControl(httpapi.ReadFrame(rc)))
+}
+
+// received handles a message from the bus.
+func (c *cluster) received(msg []byte) {
+	m, err := bus.Decode(msg)
+	if err != nil {
+		// A node of another version, or a foreign publisher on our subject: the store still
+		// has every notification, so resync rather than guess.
+		c.m.BusDecodeErrors.Inc()
+		c.log.Warn("bus: undecodable message; resyncing", "bytes", len(msg), "err", err)
 		c.want()
 		return
 	}
-	c.m.BusPublished.Add(float64(len(ns)))
+	if len(m.Notifications) > 0 {
+		c.m.BusReceived.Add(float64(len(m.Notifications)))
+		c.hub.Publish(m.Notifications)
+	}
+	for _, rc := range m.Reads {
+		c.notifyRead(rc)
+	}
 }
 
 // start runs the listener and the resync loops until stop.
@@ -86,10 +135,7 @@ func (c *cluster) start() {
 	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
-		c.bus.Listen(ctx, func(ns []herald.Notification) {
-			c.m.BusReceived.Add(float64(len(ns)))
-			c.hub.Publish(ns)
-		}, func() {
+		c.bus.Listen(ctx, c.received, func() {
 			c.m.BusReconnects.Inc()
 			c.want()
 		})

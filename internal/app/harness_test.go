@@ -165,6 +165,7 @@ type received struct {
 	Cursor string // the SSE id in effect
 	Type   string
 	Env    envelope
+	Data   string // a control event's data, as sent
 }
 
 // idOnly is the Type the test client gives a frame that only moves the cursor.
@@ -204,11 +205,11 @@ func (s *server) openStreamWith(ctx context.Context, query string, header http.H
 			if err != nil {
 				return
 			}
-			r := received{Cursor: ev.LastEventID, Type: ev.Type}
+			r := received{Cursor: ev.LastEventID, Type: ev.Type, Data: ev.Data}
 			if ev.Type == "" && ev.Data == "" {
 				// An id-only frame: browsers dispatch nothing but remember the id.
 				r.Type = idOnly
-			} else if !strings.HasPrefix(ev.Type, "herald.") {
+			} else if ev.Type == "" || !strings.HasPrefix(ev.Type, "herald.") {
 				if err := json.Unmarshal([]byte(ev.Data), &r.Env); err != nil {
 					r.Type = "decode-error: " + err.Error()
 				}

@@ -5,9 +5,12 @@
 // A message is JSON, so that an operator can read the channel with a stock client:
 //
 //	{"v":1,"n":[{"i":42,"u":"alice","s":7,"t":"comment","d":{"text":"hi"},"c":1795452000123456}]}
+//	{"v":1,"r":[{"u":"alice","i":[42,43],"read":true,"c":5}]}
 //
-// i is the id, u the stream (the user, "" for a broadcast), s the sequence number, t the type,
-// d the data exactly as stored, c the commit time in unix microseconds.
+// n are notifications: i the id, u the stream (the user, "" for a broadcast), s the sequence
+// number, t the type, d the data exactly as stored, c the commit time in unix microseconds.
+// r are read-state changes: u the user, i the ids (absent with "all":true), read, and c the
+// user's unread count after the change.
 package bus
 
 import (
@@ -28,9 +31,15 @@ const Version = 1
 // than this is sent alone.
 const MaxMessage = 256 << 10
 
-// Encode turns committed notifications into messages of at most MaxMessage bytes each (unless a
-// single notification is larger).
-func Encode(ns []herald.Notification) [][]byte {
+// Message is what a bus message carries.
+type Message struct {
+	Notifications []herald.Notification
+	Reads         []herald.ReadChange
+}
+
+// EncodeNotifications turns committed notifications into messages of at most MaxMessage bytes
+// each (unless a single notification is larger).
+func EncodeNotifications(ns []herald.Notification) [][]byte {
 	var msgs [][]byte
 	var cur []byte
 	open := func() { cur = append(make([]byte, 0, 1024), `{"v":1,"n":[`...) }
@@ -72,8 +81,26 @@ func appendItem(b []byte, n *herald.Notification) []byte {
 	return append(b, '}')
 }
 
+type readJSON struct {
+	U    string  `json:"u"`
+	I    []int64 `json:"i,omitempty"`
+	All  bool    `json:"all,omitempty"`
+	Read bool    `json:"read"`
+	C    int64   `json:"c"`
+}
+
+// EncodeRead makes the message of a read-state change.
+func EncodeRead(rc herald.ReadChange) []byte {
+	b, _ := json.Marshal(struct {
+		V int        `json:"v"`
+		R []readJSON `json:"r"`
+	}{Version, []readJSON{{U: rc.User, I: rc.IDs, All: rc.All, Read: rc.Read, C: rc.Unread}}})
+	return b
+}
+
 type message struct {
-	V int `json:"v"`
+	V int        `json:"v"`
+	R []readJSON `json:"r"`
 	N []struct {
 		I int64           `json:"i"`
 		U *string         `json:"u"`
@@ -86,20 +113,29 @@ type message struct {
 
 // Decode reads a message. A message of another version, or malformed, is an error: the caller
 // drops it (the nodes repair what it carried from the store).
-func Decode(b []byte) ([]herald.Notification, error) {
+func Decode(b []byte) (Message, error) {
 	var m message
+	var out Message
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("bus: malformed message: %w", err)
+		return out, fmt.Errorf("bus: malformed message: %w", err)
 	}
 	if m.V != Version {
-		return nil, fmt.Errorf("bus: message version %d, this build reads %d", m.V, Version)
+		return out, fmt.Errorf("bus: message version %d, this build reads %d", m.V, Version)
 	}
-	ns := make([]herald.Notification, len(m.N))
+	if len(m.N) > 0 {
+		out.Notifications = make([]herald.Notification, len(m.N))
+	}
 	for i, x := range m.N {
 		if x.U == nil || x.S == 0 || x.I <= 0 || x.D == nil {
-			return nil, errors.New("bus: malformed message: a notification lacks its id, stream, sequence or data")
+			return Message{}, errors.New("bus: malformed message: a notification lacks its id, stream, sequence or data")
 		}
-		ns[i] = herald.Notification{ID: x.I, User: *x.U, Seq: x.S, Type: x.T, Data: x.D, CreatedAt: time.UnixMicro(x.C).UTC()}
+		out.Notifications[i] = herald.Notification{ID: x.I, User: *x.U, Seq: x.S, Type: x.T, Data: x.D, CreatedAt: time.UnixMicro(x.C).UTC()}
 	}
-	return ns, nil
+	for _, r := range m.R {
+		if r.U == "" || (!r.All && len(r.I) == 0) {
+			return Message{}, errors.New("bus: malformed message: a read change lacks its user or ids")
+		}
+		out.Reads = append(out.Reads, herald.ReadChange{User: r.U, IDs: r.I, All: r.All, Read: r.Read, Unread: r.C})
+	}
+	return out, nil
 }

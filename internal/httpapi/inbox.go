@@ -125,7 +125,23 @@ func (a *API) setRead(w http.ResponseWriter, r *http.Request, read bool) {
 		a.writeError(w, r, err)
 		return
 	}
+	a.readChanged(r, herald.ReadChange{User: user, IDs: []int64{id}, Read: read})
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// readChanged tells OnRead of a change, with the user's unread count after it. The change is
+// made: if the count cannot be read, the user's other tabs learn of it at their next reload.
+func (a *API) readChanged(r *http.Request, rc herald.ReadChange) {
+	if a.opts.OnRead == nil {
+		return
+	}
+	n, err := a.opts.Store.UnreadCount(r.Context(), rc.User)
+	if err != nil {
+		a.logFor(r).Warn("read state changed but the unread count could not be read; other streams are not told", "err", err)
+		return
+	}
+	rc.Unread = n
+	a.opts.OnRead(rc)
 }
 
 func (a *API) readAll(w http.ResponseWriter, r *http.Request) {
@@ -138,6 +154,9 @@ func (a *API) readAll(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.writeError(w, r, err)
 		return
+	}
+	if n > 0 {
+		a.readChanged(r, herald.ReadChange{User: sub.User, All: true, Read: true})
 	}
 	writeJSON(w, http.StatusOK, map[string]int64{"updated": n})
 }

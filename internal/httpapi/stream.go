@@ -23,6 +23,34 @@ const MissedType = herald.ControlPrefix + "missed"
 // expired.
 const ExpiredType = herald.ControlPrefix + "expired"
 
+// ReadType is the event a user's streams receive when the user's read state changes, from any
+// tab or device, so that every one shows the same badge. It has no id: it is not in the feed.
+const ReadType = herald.ControlPrefix + "read"
+
+// ReadFrame encodes the event telling a user's streams of rc. Ids are strings, as everywhere in
+// the API (JavaScript numbers lose precision past 2^53).
+func ReadFrame(rc herald.ReadChange) []byte {
+	b := make([]byte, 0, 64+24*len(rc.IDs))
+	b = append(b, `{"ids":[`...)
+	for i, id := range rc.IDs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = strconv.AppendInt(b, id, 10)
+		b = append(b, '"')
+	}
+	b = append(b, `],"all":`...)
+	b = strconv.AppendBool(b, rc.All)
+	b = append(b, `,"read":`...)
+	b = strconv.AppendBool(b, rc.Read)
+	b = append(b, `,"unread":`...)
+	b = strconv.AppendInt(b, rc.Unread, 10)
+	b = append(b, '}')
+	f, _ := sse.AppendEvent(nil, "", ReadType, b)
+	return f
+}
+
 // stream serves GET /v1/stream.
 //
 // The subscription is registered before anything is read from the store, so nothing committed
@@ -59,6 +87,13 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		a.refuseStream(w, r, err)
 		return
 	}
+	named := true
+	if v := q.Get("named"); v != "" {
+		if named, err = strconv.ParseBool(v); err != nil {
+			a.refuseStream(w, r, herald.Errorf(herald.EINVALID, "named must be true or false"))
+			return
+		}
+	}
 
 	sub, err := a.opts.Hub.Subscribe(user)
 	if err != nil {
@@ -71,6 +106,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		api:    a,
 		user:   user,
 		filter: filter,
+		named:  named,
 		sub:    sub,
 		w:      w,
 		rc:     http.NewResponseController(w),
@@ -188,6 +224,7 @@ type conn struct {
 	api    *API
 	user   string
 	filter map[string]bool // nil: every type
+	named  bool            // notifications carry their type as the SSE event field
 	sub    *hub.Subscription
 	w      http.ResponseWriter
 	rc     *http.ResponseController
@@ -274,6 +311,10 @@ func (c *conn) run(ctx context.Context, catchUp bool, expires time.Time) error {
 // It writes whenever flushSize is buffered, so a queue of large events never piles up in memory.
 func (c *conn) deliver(events []*hub.Event) (gap bool, err error) {
 	for _, ev := range events {
+		if f := ev.Control(); f != nil {
+			c.buf = append(c.buf, f...)
+			continue
+		}
 		have := c.pos.Of(ev.User)
 		switch {
 		case ev.Seq <= have:
@@ -283,7 +324,7 @@ func (c *conn) deliver(events []*hub.Event) (gap bool, err error) {
 		}
 		c.pos = c.pos.With(ev.User, ev.Seq)
 		if c.wanted(ev.Type) {
-			c.buf = c.appendEvent(c.buf, ev.Frame(encodeNotification))
+			c.buf = c.appendEvent(c.buf, ev.Frame(c.named, encodeNotification))
 			c.live = append(c.live, ev.CreatedAt)
 			if err := c.flushAt(flushSize); err != nil {
 				return false, err
@@ -352,7 +393,7 @@ func (c *conn) catchUp(ctx context.Context) error {
 			}
 			c.pos = c.pos.With(n.User, n.Seq)
 			if c.wanted(n.Type) {
-				c.buf = c.appendEvent(c.buf, encodeNotification(n))
+				c.buf = c.appendEvent(c.buf, encodeNotification(n, c.named))
 				c.replayed++
 			}
 			if err := c.flushAt(flushSize); err != nil {
@@ -498,10 +539,15 @@ func (a *API) parseTypes(values []string) (map[string]bool, error) {
 }
 
 // encodeNotification is the event every subscriber of n receives, less its id line: the type as
-// the SSE event name and the JSON envelope as data.
-func encodeNotification(n *herald.Notification) []byte {
+// the SSE event name (unless named is false: then EventSource's onmessage gets it) and the JSON
+// envelope as data.
+func encodeNotification(n *herald.Notification, named bool) []byte {
 	b := make([]byte, 0, 96+len(n.Type)*2+len(n.Data))
-	b, _ = sse.AppendEvent(b, "", n.Type, appendEnvelope(nil, n))
+	typ := ""
+	if named {
+		typ = n.Type
+	}
+	b, _ = sse.AppendEvent(b, "", typ, appendEnvelope(nil, n))
 	return b
 }
 

@@ -95,15 +95,29 @@ type stream struct {
 // every subscription it reaches, so its wire encoding is computed once.
 type Event struct {
 	herald.Notification
-	once  sync.Once
-	frame []byte
+	control []byte // a control event's frame; nil for a notification
+	once    [2]sync.Once
+	frames  [2][]byte // the encodings, with and without the event field
 }
 
-// Frame returns the event's encoding, computing it with encode on first use.
-func (e *Event) Frame(encode func(*herald.Notification) []byte) []byte {
-	e.once.Do(func() { e.frame = encode(&e.Notification) })
-	return e.frame
+// Frame returns the event's encoding, named (with its type as the SSE event field) or not,
+// computing each with encode on first use.
+func (e *Event) Frame(named bool, encode func(n *herald.Notification, named bool) []byte) []byte {
+	i := 0
+	if named {
+		i = 1
+	}
+	e.once[i].Do(func() { e.frames[i] = encode(&e.Notification, named) })
+	return e.frames[i]
 }
+
+// NewControl returns an event that is not a notification but a message from Herald: its frame
+// is written as it is, without an id (it does not move the cursor), whatever the stream's
+// filter, and it is not sequenced.
+func NewControl(frame []byte) *Event { return &Event{control: frame} }
+
+// Control returns a control event's frame, or nil for a notification.
+func (e *Event) Control() []byte { return e.control }
 
 // New returns a running hub. Close stops it.
 func New(opts Options) *Hub {
@@ -225,6 +239,21 @@ func (h *Hub) unsubscribe(s *Subscription) {
 		}
 		clear(b.pending)
 		b.pending, b.next, b.wanted, b.uncaught, b.lowCaught = nil, 0, 0, 0, 0
+	}
+}
+
+// Notify queues a control event on every subscription of user here. Control events are at most
+// once: a subscription that is catching up may miss one.
+func (h *Hub) Notify(user string, ev *Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	if st := h.streams[user]; st != nil && user != herald.BroadcastStream {
+		for s := range st.subs {
+			s.push(ev)
+		}
 	}
 }
 

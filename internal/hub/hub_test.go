@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -189,9 +190,15 @@ func TestRouting(t *testing.T) {
 			t.Fatalf("a broadcast should be one *Event shared by all: %v %v", describe(a), describe(b))
 		}
 		calls := 0
-		enc := func(n *herald.Notification) []byte { calls++; return []byte(n.Type) }
-		if string(a[0].Frame(enc)) != "test" || string(b[0].Frame(enc)) != "test" || calls != 1 {
+		enc := func(n *herald.Notification, named bool) []byte {
+			calls++
+			return []byte(n.Type + strconv.FormatBool(named))
+		}
+		if string(a[0].Frame(true, enc)) != "testtrue" || string(b[0].Frame(true, enc)) != "testtrue" || calls != 1 {
 			t.Fatalf("Frame encoded %d times, want once", calls)
+		}
+		if string(a[0].Frame(false, enc)) != "testfalse" || string(b[0].Frame(false, enc)) != "testfalse" || calls != 2 {
+			t.Fatalf("unnamed Frame encoded %d times in all, want twice", calls)
 		}
 	})
 	t.Run("no stream for users without subscriptions", func(t *testing.T) {
@@ -1074,4 +1081,30 @@ func TestPendingIsBounded(t *testing.T) {
 	if got := seqs(collect(t, sub, len(ns)), "alice"); len(got) != len(ns) || got[len(got)-1] != uint64(len(ns)) {
 		t.Fatalf("delivered %d events ending at %d, want all %d", len(got), got[len(got)-1], len(ns))
 	}
+}
+
+func TestNotify(t *testing.T) {
+	h := newHub(t, Options{Source: openStore(t), GapTimeout: never})
+	alice1, alice2, bob := subscribe(t, h, "alice"), subscribe(t, h, "alice"), subscribe(t, h, "bob")
+	ev := NewControl([]byte("event: herald.read\ndata: {}\n\n"))
+	h.Notify("alice", ev)
+	h.Notify("carol", ev)                // nobody: a no-op
+	h.Notify(herald.BroadcastStream, ev) // not a user
+	for name, s := range map[string]*Subscription{"alice1": alice1, "alice2": alice2} {
+		got := take(s)
+		if len(got) != 1 || got[0] != ev || string(got[0].Control()) != "event: herald.read\ndata: {}\n\n" {
+			t.Errorf("%s got %v, want the control event", name, describe(got))
+		}
+	}
+	if got := take(bob); len(got) != 0 {
+		t.Errorf("bob got %v, want nothing", describe(got))
+	}
+	h.mu.Lock()
+	_, ok := h.streams["carol"]
+	h.mu.Unlock()
+	if ok {
+		t.Error("notifying carol created a stream")
+	}
+	h.Close()
+	h.Notify("alice", ev) // after Close: a no-op, not a panic
 }

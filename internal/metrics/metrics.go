@@ -40,6 +40,7 @@ type Metrics struct {
 	BusPublishErrors prometheus.Counter
 	BusReceived      prometheus.Counter
 	BusReconnects    prometheus.Counter
+	BusDecodeErrors  prometheus.Counter
 	Resyncs          prometheus.Counter
 	ResyncErrors     prometheus.Counter
 }
@@ -112,6 +113,8 @@ func New() *Metrics {
 		Name: "herald_bus_received_total", Help: "Notifications received from the bus (this node's own included)."})
 	m.BusReconnects = f.NewCounter(prometheus.CounterOpts{
 		Name: "herald_bus_reconnects_total", Help: "Times the bus reported that messages may have been missed: a subscription (re)established, the first included, or a slow-consumer cut-off. Each starts a resync."})
+	m.BusDecodeErrors = f.NewCounter(prometheus.CounterOpts{
+		Name: "herald_bus_decode_errors_total", Help: "Bus messages this node could not read (another version, or a foreign publisher on the channel). Each starts a resync."})
 	m.Resyncs = f.NewCounter(prometheus.CounterOpts{
 		Name: "herald_resyncs_total", Help: "Comparisons of this node's open streams with the store (periodic, and after bus reconnects)."})
 	m.ResyncErrors = f.NewCounter(prometheus.CounterOpts{

@@ -20,7 +20,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/heraldhq/herald"
-	"github.com/heraldhq/herald/internal/bus"
 )
 
 var _ herald.Bus = (*Bus)(nil)
@@ -173,9 +172,9 @@ func (b *Bus) dial() (*amqp.Connection, *amqp.Channel, error) {
 // confirmTimeout bounds the wait for the broker to confirm a commit's messages.
 const confirmTimeout = 2 * time.Second
 
-// Publish sends ns and waits for the broker's confirmation: the messages are then in every
-// node's queue, before any the publisher's next commit makes.
-func (b *Bus) Publish(ctx context.Context, ns []herald.Notification) error {
+// Publish sends msg and waits for the broker's confirmation: it is then in every node's queue,
+// before any message published after.
+func (b *Bus) Publish(ctx context.Context, msg []byte) error {
 	b.mu.Lock()
 	closed, pub := b.closed, b.pub
 	b.mu.Unlock()
@@ -189,25 +188,19 @@ func (b *Bus) Publish(ctx context.Context, ns []herald.Notification) error {
 	defer cancel()
 	b.pubMu.Lock()
 	defer b.pubMu.Unlock()
-	var confirms []*amqp.DeferredConfirmation
-	for _, m := range bus.Encode(ns) {
-		c, err := pub.PublishWithDeferredConfirmWithContext(ctx, b.exchange, "", false, false, amqp.Publishing{
-			ContentType: "application/json",
-			Body:        m,
-		})
-		if err != nil {
-			return fmt.Errorf("amqp: publish: %w", err)
-		}
-		confirms = append(confirms, c)
+	c, err := pub.PublishWithDeferredConfirmWithContext(ctx, b.exchange, "", false, false, amqp.Publishing{
+		ContentType: "application/json",
+		Body:        msg,
+	})
+	if err != nil {
+		return fmt.Errorf("amqp: publish: %w", err)
 	}
-	for _, c := range confirms {
-		ok, err := c.WaitContext(ctx)
-		if err != nil {
-			return fmt.Errorf("amqp: confirm: %w", err)
-		}
-		if !ok {
-			return errors.New("amqp: the broker refused the message")
-		}
+	ok, err := c.WaitContext(ctx)
+	if err != nil {
+		return fmt.Errorf("amqp: confirm: %w", err)
+	}
+	if !ok {
+		return errors.New("amqp: the broker refused the message")
 	}
 	return nil
 }
@@ -217,7 +210,7 @@ func (b *Bus) Publish(ctx context.Context, ns []herald.Notification) error {
 const queueMax = 100000
 
 // Listen consumes this node's queue until ctx ends, declaring it again on every connection.
-func (b *Bus) Listen(ctx context.Context, deliver func([]herald.Notification), lost func()) {
+func (b *Bus) Listen(ctx context.Context, deliver func(msg []byte), lost func()) {
 	for ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
@@ -235,7 +228,7 @@ func (b *Bus) Listen(ctx context.Context, deliver func([]herald.Notification), l
 }
 
 // consume runs one consumer on the current connection until it ends.
-func (b *Bus) consume(ctx context.Context, deliver func([]herald.Notification), lost func()) error {
+func (b *Bus) consume(ctx context.Context, deliver func(msg []byte), lost func()) error {
 	b.mu.Lock()
 	conn := b.conn
 	b.mu.Unlock()
@@ -264,11 +257,7 @@ func (b *Bus) consume(ctx context.Context, deliver func([]herald.Notification), 
 	// A new queue: whatever was published before it was bound is only in the store.
 	lost()
 	for d := range deliveries {
-		if ns, err := bus.Decode(d.Body); err == nil {
-			deliver(ns)
-		} else {
-			b.log.Warn("bus: message dropped", "err", err)
-		}
+		deliver(d.Body)
 		d.Ack(false)
 	}
 	return errors.New("deliveries ended")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/bus"
 )
 
 // Cluster is what a bus under test gives the suite.
@@ -68,10 +69,15 @@ func listen(t *testing.T, b herald.Bus) *recorder {
 	r := &recorder{got: map[int64]herald.Notification{}, lost: make(chan struct{}, 100), stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
-		b.Listen(ctx, func(ns []herald.Notification) {
+		b.Listen(ctx, func(msg []byte) {
+			m, err := bus.Decode(msg)
+			if err != nil {
+				t.Errorf("a message that does not decode: %v", err)
+				return
+			}
 			r.mu.Lock()
 			defer r.mu.Unlock()
-			for _, n := range ns {
+			for _, n := range m.Notifications {
 				r.got[n.ID] = n
 			}
 			r.events = append(r.events, "deliver")
@@ -159,13 +165,23 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 	}
 }
 
+// publish sends ns as Herald does: in as many messages as bus.EncodeNotifications makes.
 func publish(t *testing.T, b herald.Bus, ns []herald.Notification) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.Publish(ctx, ns); err != nil {
+	if err := publishErr(b, ns); err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
+}
+
+func publishErr(b herald.Bus, ns []herald.Notification) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, m := range bus.EncodeNotifications(ns) {
+		if err := b.Publish(ctx, m); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func testDelivers(t *testing.T, c Cluster) {
@@ -196,9 +212,12 @@ func testDelivers(t *testing.T, c Cluster) {
 func testLarge(t *testing.T, c Cluster) {
 	rb := listen(t, c.B)
 	rb.ready(t)
-	ns := batch(1000, 2000) // about 2 MB: more than any single message should carry
+	ns := batch(1000, 2000) // about 2 MB, in messages of bus.MaxMessage
 	publish(t, c.A, ns)
 	eventually(t, 20*time.Second, "all of a 2 MB commit", func() bool { return rb.has(ids(ns)...) })
+	one := batch(1, bus.MaxMessage+1000) // a single message larger than that
+	publish(t, c.A, one)
+	eventually(t, 20*time.Second, "a message larger than bus.MaxMessage", func() bool { return rb.has(ids(one)...) })
 }
 
 func testLostFirst(t *testing.T, c Cluster) {
@@ -245,11 +264,9 @@ func testOutage(t *testing.T, c Cluster) {
 	var want []int64
 	eventually(t, 20*time.Second, "delivery after the outage", func() bool {
 		ns := batch(1, 0)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		if c.A.Publish(ctx, ns) == nil {
+		if publishErr(c.A, ns) == nil {
 			want = append(want, ns[0].ID)
 		}
-		cancel()
 		time.Sleep(50 * time.Millisecond)
 		return len(want) > 0 && rb.has(want[len(want)-1]) && ra.has(want[len(want)-1])
 	})
@@ -263,7 +280,7 @@ func testStops(t *testing.T, c Cluster) {
 		lost := make(chan struct{}, 1)
 		go func() {
 			defer close(done)
-			c.B.Listen(ctx, func([]herald.Notification) {}, func() {
+			c.B.Listen(ctx, func([]byte) {}, func() {
 				select {
 				case lost <- struct{}{}:
 				default:
@@ -296,7 +313,7 @@ func testClose(t *testing.T, c Cluster) {
 	if err := c.A.Ping(ctx); herald.ErrorCode(err) != herald.EUNAVAILABLE {
 		t.Fatalf("Ping after Close: %v, want %s", err, herald.EUNAVAILABLE)
 	}
-	if err := c.A.Publish(ctx, batch(1, 0)); herald.ErrorCode(err) != herald.EUNAVAILABLE {
+	if err := c.A.Publish(ctx, bus.EncodeNotifications(batch(1, 0))[0]); herald.ErrorCode(err) != herald.EUNAVAILABLE {
 		t.Fatalf("Publish after Close: %v, want %s", err, herald.EUNAVAILABLE)
 	}
 	c.A.Close() // twice is harmless

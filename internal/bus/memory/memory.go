@@ -1,7 +1,6 @@
 // Package memory is a bus inside one process: a Network connects the Buses of several nodes
-// running in the same process (tests, benchmarks). It keeps the semantics of a real bus: every
-// message goes through the wire format, delivery is asynchronous, and a listener that falls
-// behind loses messages and is told so.
+// running in the same process (tests, benchmarks). It keeps the semantics of a real bus:
+// delivery is asynchronous, and a listener that falls behind loses messages and is told so.
 package memory
 
 import (
@@ -9,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/heraldhq/herald"
-	"github.com/heraldhq/herald/internal/bus"
 )
 
 var _ herald.Bus = (*Bus)(nil)
@@ -61,28 +59,26 @@ type Bus struct {
 	closed bool
 }
 
-// Publish encodes ns and queues the messages for every listener on the network.
-func (b *Bus) Publish(ctx context.Context, ns []herald.Notification) error {
+// Publish queues a copy of msg for every listener on the network.
+func (b *Bus) Publish(ctx context.Context, msg []byte) error {
 	if err := b.check(); err != nil {
 		return err
 	}
-	msgs := bus.Encode(ns)
+	m := append([]byte(nil), msg...) // the caller may reuse msg
 	b.net.mu.Lock()
 	defer b.net.mu.Unlock()
 	for l := range b.net.listeners {
-		for _, m := range msgs {
-			select {
-			case l.queue <- m:
-			default:
-				l.markLost() // at most once: a listener that falls behind loses messages
-			}
+		select {
+		case l.queue <- m:
+		default:
+			l.markLost() // at most once: a listener that falls behind loses messages
 		}
 	}
 	return nil
 }
 
 // Listen delivers messages until ctx ends.
-func (b *Bus) Listen(ctx context.Context, deliver func([]herald.Notification), lost func()) {
+func (b *Bus) Listen(ctx context.Context, deliver func(msg []byte), lost func()) {
 	l := &listener{queue: make(chan []byte, queueSize), lost: make(chan struct{}, 1)}
 	b.net.mu.Lock()
 	b.net.listeners[l] = struct{}{}
@@ -101,9 +97,7 @@ func (b *Bus) Listen(ctx context.Context, deliver func([]herald.Notification), l
 		case <-l.lost:
 			lost()
 		case m := <-l.queue:
-			if ns, err := bus.Decode(m); err == nil {
-				deliver(ns)
-			}
+			deliver(m)
 		}
 	}
 }

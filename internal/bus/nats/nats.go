@@ -19,7 +19,6 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 
 	"github.com/heraldhq/herald"
-	"github.com/heraldhq/herald/internal/bus"
 )
 
 var _ herald.Bus = (*Bus)(nil)
@@ -132,9 +131,9 @@ func (b *Bus) lostAll() {
 // flushTimeout bounds the wait for the server to have a commit's messages.
 const flushTimeout = 2 * time.Second
 
-// Publish sends ns and waits until the server has them: the messages of a publisher's next
-// commit, on whichever node, then come after these in every subscriber's order.
-func (b *Bus) Publish(ctx context.Context, ns []herald.Notification) error {
+// Publish sends msg and waits until the server has it: a message published after, on whichever
+// node, then comes after it in every subscriber's order.
+func (b *Bus) Publish(ctx context.Context, msg []byte) error {
 	if b.nc.IsClosed() {
 		return herald.Errorf(herald.EUNAVAILABLE, "bus is closed")
 	}
@@ -143,10 +142,8 @@ func (b *Bus) Publish(ctx context.Context, ns []herald.Notification) error {
 		// nodes get these by resync instead.
 		return errors.New("nats: not connected")
 	}
-	for _, m := range bus.Encode(ns) {
-		if err := b.nc.Publish(b.subject, m); err != nil {
-			return fmt.Errorf("nats: publish: %w", err)
-		}
+	if err := b.nc.Publish(b.subject, msg); err != nil {
+		return fmt.Errorf("nats: publish: %w", err)
 	}
 	fctx, cancel := context.WithTimeout(ctx, flushTimeout)
 	defer cancel()
@@ -164,7 +161,7 @@ const (
 )
 
 // Listen subscribes and delivers until ctx ends.
-func (b *Bus) Listen(ctx context.Context, deliver func([]herald.Notification), lost func()) {
+func (b *Bus) Listen(ctx context.Context, deliver func(msg []byte), lost func()) {
 	msgs := make(chan *natsgo.Msg, 1024)
 	var sub *natsgo.Subscription
 	for ctx.Err() == nil {
@@ -203,12 +200,7 @@ func (b *Bus) Listen(ctx context.Context, deliver func([]herald.Notification), l
 		case <-ctx.Done():
 			return
 		case m := <-msgs:
-			ns, err := bus.Decode(m.Data)
-			if err != nil {
-				b.log.Warn("bus: message dropped", "err", err)
-				continue
-			}
-			deliver(ns)
+			deliver(m.Data)
 		}
 	}
 }

@@ -19,7 +19,6 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald"
-	"github.com/heraldhq/herald/internal/bus"
 )
 
 var _ herald.Bus = (*Bus)(nil)
@@ -85,15 +84,13 @@ func redact(msg, rawURL string) string {
 	return msg
 }
 
-// Publish sends ns, in as many messages as bus.Encode makes.
-func (b *Bus) Publish(ctx context.Context, ns []herald.Notification) error {
+// Publish sends msg; Redis orders it before anything published after it returns.
+func (b *Bus) Publish(ctx context.Context, msg []byte) error {
 	if b.closed.Load() {
 		return herald.Errorf(herald.EUNAVAILABLE, "bus is closed")
 	}
-	for _, m := range bus.Encode(ns) {
-		if err := b.rdb.Publish(ctx, b.channel, m).Err(); err != nil {
-			return fmt.Errorf("redis: publish: %w", err)
-		}
+	if err := b.rdb.Publish(ctx, b.channel, msg).Err(); err != nil {
+		return fmt.Errorf("redis: publish: %w", err)
 	}
 	return nil
 }
@@ -105,7 +102,7 @@ const healthInterval = 5 * time.Second
 // Listen subscribes and delivers until ctx ends. Every subscription, the first included, starts
 // with a call to lost: whatever was published while this node was not subscribed is only in the
 // store.
-func (b *Bus) Listen(ctx context.Context, deliver func([]herald.Notification), lost func()) {
+func (b *Bus) Listen(ctx context.Context, deliver func(msg []byte), lost func()) {
 	backoff := 250 * time.Millisecond
 	for ctx.Err() == nil {
 		ps := b.rdb.Subscribe(ctx, b.channel)
@@ -132,7 +129,7 @@ func (b *Bus) Listen(ctx context.Context, deliver func([]herald.Notification), l
 }
 
 // session receives on one subscription until it fails; ok reports whether it was established.
-func (b *Bus) session(ctx context.Context, ps *goredis.PubSub, deliver func([]herald.Notification), lost func()) (ok bool, err error) {
+func (b *Bus) session(ctx context.Context, ps *goredis.PubSub, deliver func(msg []byte), lost func()) (ok bool, err error) {
 	awaitingPong := false
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, healthInterval)
@@ -158,12 +155,7 @@ func (b *Bus) session(ctx context.Context, ps *goredis.PubSub, deliver func([]he
 			awaitingPong = false
 		case *goredis.Message:
 			awaitingPong = false
-			ns, err := bus.Decode([]byte(m.Payload))
-			if err != nil {
-				b.log.Warn("bus: message dropped", "err", err)
-				continue
-			}
-			deliver(ns)
+			deliver([]byte(m.Payload))
 		}
 	}
 }
