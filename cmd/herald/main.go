@@ -5,6 +5,8 @@
 //	herald keygen [--name billing]              make a publisher API key and its hash
 //	herald backup OUT.db                        copy the SQLite store, consistently, while it runs
 //	herald healthcheck                          exit 0 if the server configured here answers /healthz
+//	herald send --to alice --type comment       publish a notification
+//	herald listen --user alice                  print a feed, one JSON object per event
 //	herald version                              print the version
 //
 // Every flag can also be set as a HERALD_* environment variable: --max-payload is
@@ -44,7 +46,11 @@ func main() {
 	}()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "herald:", err)
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "herald") { // the client's errors say where they come from
+				msg = "herald: " + msg
+			}
+			fmt.Fprintln(os.Stderr, msg)
 		}
 		os.Exit(2)
 	}
@@ -59,9 +65,14 @@ const usage = `usage:
                                          while a server runs on it
   herald healthcheck                     exit 0 if the server configured here answers /healthz
                                          (for container HEALTHCHECKs: the image has no curl)
+  herald send --to alice --type comment --data '{"text":"hi"}'
+                                         publish a notification (--broadcast: to everyone)
+  herald listen --user alice             print alice's feed, one JSON object per event,
+                                         reconnecting and resuming (--token with auth on)
   herald version                         print the version
 
-Run "herald serve -h" (or token -h, keygen -h) for the flags.
+Run "herald serve -h" (or token -h, send -h, ...) for the flags. send and listen talk to
+--server (default http://127.0.0.1:8080) with --token, or HERALD_SERVER and HERALD_TOKEN.
 `
 
 // token mints an HS256 token with the secret, issuer and audience the server is configured with
@@ -213,6 +224,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "keygen":
 		return keygen(args, stdout, stderr)
+	case "send":
+		return send(ctx, args, stdout, stderr)
+	case "listen":
+		return listen(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

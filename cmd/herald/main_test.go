@@ -3,7 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	sse "github.com/tmaxmax/go-sse"
+	"github.com/heraldhq/herald/client"
 )
 
 // TestMain lets the test binary act as the herald binary, so subprocess tests run the real
@@ -111,31 +111,32 @@ func TestDurableAck(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			client := &http.Client{Timeout: 5 * time.Second}
+			pub, err := client.New(p.url)
+			if err != nil {
+				panic(err)
+			}
 			for i := 0; ; i++ {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				body := fmt.Sprintf(`{"to":[%q],"data":{"g":%d,"i":%d}}`, users[(g+i)%len(users)], g, i)
+				m := client.Message{To: []string{users[(g+i)%len(users)]}, Data: map[string]int{"g": g, "i": i}}
 				if i%7 == 0 {
-					body = fmt.Sprintf(`{"broadcast":true,"data":{"g":%d,"i":%d}}`, g, i)
+					m = client.Message{Broadcast: true, Data: map[string]int{"g": g, "i": i}}
 				}
-				resp, err := client.Post(p.url+"/v1/notifications", "application/json", strings.NewReader(body))
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				receipts, err := pub.Publish(ctx, m)
+				cancel()
+				var he *client.Error
+				if errors.As(err, &he) {
+					continue // refused: not acknowledged
+				}
 				if err != nil {
 					return // killed
 				}
-				var r struct {
-					Notifications []struct{ ID, User string }
-				}
-				err = json.NewDecoder(resp.Body).Decode(&r)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusCreated || err != nil {
-					continue
-				}
 				mu.Lock()
-				for _, n := range r.Notifications {
+				for _, n := range receipts {
 					acked[n.ID] = n.User
 				}
 				mu.Unlock()
@@ -187,66 +188,34 @@ func TestDurableAck(t *testing.T) {
 // gap. It returns the notification ids seen.
 func replayAll(t *testing.T, base, user string) map[string]bool {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/stream?user="+user, nil)
-	req.Header.Set("Last-Event-ID", "0.0")
-	resp, err := http.DefaultClient.Do(req)
+	c, err := client.New(base, client.WithUser(user))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	// The replay is written before any heartbeat; stop reading once it has gone quiet.
+	// The replay is written at once; stop reading once it has gone quiet.
+	quiet := time.AfterFunc(2*time.Second, cancel)
 	ids := map[string]bool{}
-	events := make(chan sse.Event)
-	go func() {
-		defer close(events)
-		for ev, err := range sse.Read(resp.Body, nil) {
-			if err != nil {
-				return
-			}
-			select {
-			case events <- ev:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
 	var prevU, prevB uint64
-	for {
-		select {
-		case ev, ok := <-events:
-			if !ok {
-				return ids
-			}
-			if ev.Type == "" && ev.Data == "" {
-				continue
-			}
-			if strings.HasPrefix(ev.Type, "herald.") {
-				t.Errorf("%s: unexpected %s %s", user, ev.Type, ev.Data)
-				continue
-			}
-			var env struct {
-				ID        string `json:"id"`
-				Broadcast bool   `json:"broadcast"`
-			}
-			if err := json.Unmarshal([]byte(ev.Data), &env); err != nil {
-				t.Fatalf("%s: %v", user, err)
-			}
-			ids[env.ID] = true
-			var u, b uint64
-			fmt.Sscanf(ev.LastEventID, "%d.%d", &u, &b)
-			if (env.Broadcast && (b != prevB+1 || u != prevU)) || (!env.Broadcast && (u != prevU+1 || b != prevB)) {
-				t.Errorf("%s: cursor %s after %d.%d is not the next step", user, ev.LastEventID, prevU, prevB)
-			}
-			prevU, prevB = u, b
-		case <-time.After(500 * time.Millisecond):
-			cancel()
-			for range events {
-			}
-			return ids
+	for ev, err := range c.Subscribe(ctx, client.SubscribeOptions{LastEventID: "0.0"}) {
+		if err != nil {
+			t.Fatalf("%s: %v", user, err)
 		}
+		quiet.Reset(500 * time.Millisecond)
+		if ev.Control() {
+			t.Errorf("%s: unexpected %s %s", user, ev.Type, ev.Data)
+			continue
+		}
+		ids[ev.Notification.ID] = true
+		var u, b uint64
+		fmt.Sscanf(ev.Cursor, "%d.%d", &u, &b)
+		if (ev.Notification.Broadcast && (b != prevB+1 || u != prevU)) || (!ev.Notification.Broadcast && (u != prevU+1 || b != prevB)) {
+			t.Errorf("%s: cursor %s after %d.%d is not the next step", user, ev.Cursor, prevU, prevB)
+		}
+		prevU, prevB = u, b
 	}
+	return ids
 }
 
 // TestStartupRefusesNonLoopbackInDevMode: without auth the server will not listen on a public

@@ -404,3 +404,42 @@ func TestShutdown(t *testing.T) {
 	}
 	t.Logf("%d publishes acknowledged before shutdown, all stored", len(acked))
 }
+
+// TestWebPage: the demo page and herald.js are served at a few fixed paths; everything else is
+// the API's, and --web=false leaves only the API.
+func TestWebPage(t *testing.T) {
+	on := startServer(t, nil)
+	off := startServer(t, func(c *config.Config) { c.Web = false })
+	tests := []struct {
+		name   string
+		s      *server
+		method string
+		path   string
+		status int
+		ctype  string
+	}{
+		{"page", on, "GET", "/", 200, "text/html; charset=utf-8"},
+		{"page HEAD", on, "HEAD", "/", 200, "text/html; charset=utf-8"},
+		{"page with a query", on, "GET", "/?user=alice", 200, "text/html; charset=utf-8"},
+		{"client", on, "GET", "/herald.js", 200, "text/javascript; charset=utf-8"},
+		{"POST to the page", on, "POST", "/", 404, "application/json"},
+		{"unknown file", on, "GET", "/index.html", 404, "application/json"},
+		{"API still there", on, "GET", "/healthz", 200, "application/json"},
+		{"off: page", off, "GET", "/", 404, "application/json"},
+		{"off: client", off, "GET", "/herald.js", 404, "application/json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, tt.s.url+tt.path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status || !strings.HasPrefix(resp.Header.Get("Content-Type"), tt.ctype) {
+				t.Errorf("%s %s: %d %q, want %d %q", tt.method, tt.path, resp.StatusCode, resp.Header.Get("Content-Type"), tt.status, tt.ctype)
+			}
+		})
+	}
+}

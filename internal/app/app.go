@@ -27,6 +27,7 @@ import (
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/store/sqlite"
+	"github.com/heraldhq/herald/web"
 )
 
 // App is one Herald node.
@@ -167,6 +168,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	handler, err := a.API.Handler()
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Web {
+		page, err := web.New(web.Config{Dev: !cfg.AuthEnabled(), Cookie: cfg.AuthCookie})
+		if err != nil {
+			return nil, err
+		}
+		// The page's few paths go to it; everything else, and every other method, to the API.
+		mux := http.NewServeMux()
+		for _, p := range web.Paths {
+			if p == "/" {
+				p = "/{$}"
+			}
+			mux.Handle("GET "+p, page)
+		}
+		mux.Handle("/", handler)
+		handler = mux
 	}
 	a.ln, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {

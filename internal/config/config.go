@@ -60,6 +60,7 @@ type Config struct {
 	LogFormat string // text | json
 	LogLevel  string // debug | info | warn | error
 	PprofAddr string // loopback listener for net/http/pprof; empty: off
+	Web       bool   // serve the demo inbox page and herald.js at /
 
 	// Authentication. Setting any credential leaves dev mode.
 	JWTSecret        string // HS256 secret; prefer JWTSecretFile or the environment
@@ -96,6 +97,7 @@ func Default() Config {
 		BusChannel:            "herald",
 		ResyncInterval:        10 * time.Second,
 		ReadyzBus:             true,
+		Web:                   true,
 		Heartbeat:             15 * time.Second,
 		WriteTimeout:          10 * time.Second,
 		ShutdownTimeout:       10 * time.Second,
@@ -204,6 +206,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "bytes of request headers")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.BoolVar(&c.Web, "web", c.Web, "serve the demo inbox page at / and the browser client at /herald.js")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "serve net/http/pprof on this loopback address (empty: off)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", c.JWTSecret, "HS256 secret of subscriber and publisher tokens, at least 32 bytes (prefer HERALD_JWT_SECRET or --jwt-secret-file: flags show in process lists)")
 	fs.StringVar(&c.JWTSecretFile, "jwt-secret-file", c.JWTSecretFile, "file holding the HS256 secret")

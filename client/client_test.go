@@ -1,0 +1,385 @@
+package client_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/client"
+	"github.com/heraldhq/herald/internal/app"
+	"github.com/heraldhq/herald/internal/config"
+)
+
+// server is a real Herald, in process, on a loopback port, over SQLite.
+type server struct {
+	url  string
+	stop func()
+}
+
+// start runs Herald on addr ("127.0.0.1:0" for any port) with the SQLite file db.
+func start(t *testing.T, addr, db string, mutate func(*config.Config)) *server {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Addr, cfg.Store, cfg.SQLiteSync = addr, "sqlite:"+db, "normal"
+	cfg.DrainWindow, cfg.Heartbeat = 0, time.Second
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	a, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	var once sync.Once
+	s := &server{url: a.URL()}
+	s.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("server: %v", err)
+			}
+		})
+	}
+	t.Cleanup(s.stop)
+	return s
+}
+
+func newClient(t *testing.T, url string, opts ...client.Option) *client.Client {
+	t.Helper()
+	c, err := client.New(url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestNew(t *testing.T) {
+	for _, u := range []string{"", "127.0.0.1:8080", "ftp://x", "http://"} {
+		if _, err := client.New(u); err == nil {
+			t.Errorf("New(%q) accepted", u)
+		}
+	}
+	if _, err := client.New("http://x", client.WithHTTPClient(&http.Client{Timeout: time.Second})); err == nil {
+		t.Error("an HTTP client with a Timeout was accepted")
+	}
+}
+
+func TestPublishAndInbox(t *testing.T) {
+	s := start(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "h.db"), nil)
+	ctx := context.Background()
+	pub := newClient(t, s.url)
+	alice := newClient(t, s.url, client.WithUser("alice"))
+
+	r, err := pub.Publish(ctx, client.Message{To: []string{"alice", "bob"}, Type: "comment", Data: map[string]string{"text": "hi"}})
+	if err != nil || len(r) != 2 || r[0].User != "alice" || r[1].User != "bob" {
+		t.Fatalf("Publish: %+v, %v", r, err)
+	}
+	b, err := pub.Publish(ctx, client.Message{Broadcast: true, Type: "maintenance", Data: json.RawMessage(`{"at":"02:00"}`)})
+	if err != nil || len(b) != 1 || b[0].User != "" {
+		t.Fatalf("broadcast: %+v, %v", b, err)
+	}
+	batch, err := pub.PublishBatch(ctx, []client.Message{{To: []string{"alice"}, Type: "like"}, {To: []string{"alice"}, Type: "like", Key: "k1"}})
+	if err != nil || len(batch) != 2 {
+		t.Fatalf("PublishBatch: %+v, %v", batch, err)
+	}
+	again, err := pub.Publish(ctx, client.Message{To: []string{"alice"}, Type: "like", Key: "k1"})
+	if err != nil || again[0].ID != batch[1].ID {
+		t.Fatalf("idempotent retry: %+v, %v; want id %s", again, err, batch[1].ID)
+	}
+
+	page, err := alice.List(ctx, client.ListOptions{Limit: 2})
+	if err != nil || len(page.Notifications) != 2 || page.NextBefore == "" {
+		t.Fatalf("List: %+v, %v", page, err)
+	}
+	rest, err := alice.List(ctx, client.ListOptions{Before: page.NextBefore})
+	if err != nil || len(rest.Notifications) != 2 || rest.NextBefore != "" {
+		t.Fatalf("List page 2: %+v, %v", rest, err)
+	}
+	if n, _ := alice.UnreadCount(ctx); n != 4 {
+		t.Fatalf("unread %d, want 4", n)
+	}
+	if err := alice.MarkRead(ctx, r[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	n, err := alice.Get(ctx, r[0].ID)
+	if err != nil || !n.Read || n.ReadAt == nil || n.Type != "comment" || string(n.Data) != `{"text":"hi"}` {
+		t.Fatalf("Get after MarkRead: %+v, %v", n, err)
+	}
+	if err := alice.MarkUnread(ctx, r[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if unread, err := alice.List(ctx, client.ListOptions{Unread: true, Types: []string{"comment"}}); err != nil || len(unread.Notifications) != 1 {
+		t.Fatalf("unread comments: %+v, %v", unread, err)
+	}
+	if changed, err := alice.MarkAllRead(ctx); err != nil || changed != 4 {
+		t.Fatalf("MarkAllRead: %d, %v", changed, err)
+	}
+
+	errs := []struct {
+		name string
+		call func() error
+		code string
+	}{
+		{"publish to nobody", func() error { _, err := pub.Publish(ctx, client.Message{Type: "x"}); return err }, "invalid"},
+		{"get another user's", func() error { _, err := newClient(t, s.url, client.WithUser("carol")).Get(ctx, r[1].ID); return err }, "not_found"},
+		{"bad id", func() error { return alice.MarkRead(ctx, "x/../1") }, "invalid"},
+		{"key reused", func() error {
+			_, err := pub.Publish(ctx, client.Message{To: []string{"alice"}, Type: "other", Key: "k1"})
+			return err
+		}, "conflict"},
+	}
+	for _, tt := range errs {
+		t.Run(tt.name, func(t *testing.T) {
+			var he *client.Error
+			if err := tt.call(); !errors.As(err, &he) || he.Code != tt.code || he.Message == "" || he.Temporary() {
+				t.Errorf("got %v, want a %s *client.Error", err, tt.code)
+			}
+		})
+	}
+}
+
+// collect reads n events from a subscription, failing after a while.
+func collect(t *testing.T, events <-chan client.Event, n int) []client.Event {
+	t.Helper()
+	var got []client.Event
+	timeout := time.After(15 * time.Second)
+	for len(got) < n {
+		select {
+		case ev := <-events:
+			got = append(got, ev)
+		case <-timeout:
+			t.Fatalf("got %d events, want %d: %+v", len(got), n, got)
+		}
+	}
+	return got
+}
+
+// subscribe runs Subscribe on a goroutine, sending its events on a channel; states are recorded.
+func subscribe(t *testing.T, ctx context.Context, c *client.Client, o client.SubscribeOptions) (<-chan client.Event, func() []string, <-chan error) {
+	events, errc := make(chan client.Event, 256), make(chan error, 1)
+	var mu sync.Mutex
+	var states []string
+	o.OnState = func(s client.State, err error) {
+		mu.Lock()
+		states = append(states, s.String())
+		mu.Unlock()
+	}
+	go func() {
+		defer close(errc)
+		for ev, err := range c.Subscribe(ctx, o) {
+			if err != nil {
+				errc <- err
+				return
+			}
+			events <- ev
+		}
+	}()
+	return events, func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(states) }, errc
+}
+
+// waitState waits until the last state recorded is want.
+func waitState(t *testing.T, states func() []string, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for st := states(); len(st) == 0 || st[len(st)-1] != want; st = states() {
+		if time.Now().After(deadline) {
+			t.Fatalf("states %v, want %s", st, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestSubscribeResumesAcrossRestarts: the server is stopped and started again (same address,
+// same store) several times while publishes continue; the subscription sees every notification
+// once, in order, and says it was reconnecting.
+func TestSubscribeResumesAcrossRestarts(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	db := filepath.Join(t.TempDir(), "h.db")
+	s := start(t, addr, db, nil)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	alice := newClient(t, s.url, client.WithUser("alice"))
+	events, states, errc := subscribe(t, ctx, alice, client.SubscribeOptions{MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	waitLive := func() { t.Helper(); waitState(t, states, "live") }
+	waitLive()
+
+	pub := newClient(t, s.url)
+	var want []string
+	publish := func(i int) {
+		r, err := pub.Publish(context.Background(), client.Message{To: []string{"alice"}, Type: "n", Data: i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, r[0].ID)
+	}
+	for round := 0; round < 3; round++ {
+		for i := 0; i < 5; i++ {
+			publish(round*10 + i)
+		}
+		s.stop()
+		s = start(t, addr, db, nil)
+		for i := 5; i < 10; i++ {
+			publish(round*10 + i) // while the subscription may still be away
+		}
+		waitLive()
+	}
+	got := collect(t, events, len(want))
+	var ids []string
+	for _, ev := range got {
+		if ev.Control() || ev.Cursor == "" {
+			t.Fatalf("unexpected event %+v", ev)
+		}
+		ids = append(ids, ev.Notification.ID)
+	}
+	if !slices.Equal(ids, want) {
+		t.Fatalf("got %v\nwant %v", ids, want)
+	}
+	if st := states(); strings.Count(strings.Join(st, " "), "reconnecting") < 3 {
+		t.Errorf("states %v: want a reconnection per restart", st)
+	}
+	// Resuming from a cursor in a new subscription picks up exactly after it.
+	mid := got[len(got)/2]
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	rest, _, _ := subscribe(t, ctx2, alice, client.SubscribeOptions{LastEventID: mid.Cursor})
+	for i, ev := range collect(t, rest, len(want)-len(want)/2-1) {
+		if ev.Notification.ID != want[len(want)/2+1+i] {
+			t.Fatalf("resumed event %d is %s, want %s", i, ev.Notification.ID, want[len(want)/2+1+i])
+		}
+	}
+	cancel()
+	select {
+	case err, ok := <-errc:
+		if ok {
+			t.Fatalf("subscription ended with %v, want nothing after ctx ends", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the subscription did not end with its context")
+	}
+}
+
+// TestSubscribeControlEvents: control events arrive as such, whatever the type filter, and the
+// filter holds.
+func TestSubscribeControlEvents(t *testing.T) {
+	s := start(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "h.db"), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	alice := newClient(t, s.url, client.WithUser("alice"))
+	events, states, _ := subscribe(t, ctx, alice, client.SubscribeOptions{Types: []string{"comment"}})
+	waitState(t, states, "live") // it starts at the present
+	pub := newClient(t, s.url)
+	pub.Publish(ctx, client.Message{To: []string{"alice"}, Type: "like"})
+	r, _ := pub.Publish(ctx, client.Message{To: []string{"alice"}, Type: "comment", Data: "hi"})
+	if err := alice.MarkRead(ctx, r[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	got := collect(t, events, 2)
+	if got[0].Control() || got[0].Type != "comment" || got[0].Notification.ID != r[0].ID || string(got[0].Notification.Data) != `"hi"` {
+		t.Errorf("first event %+v, want the comment (the like is filtered out)", got[0])
+	}
+	var read struct {
+		IDs    []string `json:"ids"`
+		Read   bool     `json:"read"`
+		Unread int      `json:"unread"`
+	}
+	if !got[1].Control() || got[1].Type != "herald.read" || json.Unmarshal(got[1].Data, &read) != nil ||
+		!slices.Equal(read.IDs, []string{r[0].ID}) || !read.Read || read.Unread != 1 {
+		t.Errorf("second event %+v (%+v), want herald.read of the comment, 1 unread", got[1], read)
+	}
+	if got[1].Cursor != got[0].Cursor {
+		t.Errorf("a control event without an id moved the cursor: %q after %q", got[1].Cursor, got[0].Cursor)
+	}
+}
+
+// TestSubscribePermanentErrors: what retrying cannot fix is yielded once, and the sequence ends.
+func TestSubscribePermanentErrors(t *testing.T) {
+	authed := start(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "h.db"), func(c *config.Config) {
+		c.JWTSecret = strings.Repeat("s", 40)
+	})
+	dev := start(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "h.db"), nil)
+	tests := []struct {
+		name   string
+		c      *client.Client
+		o      client.SubscribeOptions
+		status int
+	}{
+		{"bad token", newClient(t, authed.url, client.WithToken("not-a-token")), client.SubscribeOptions{}, 401},
+		{"no credentials", newClient(t, authed.url), client.SubscribeOptions{}, 401},
+		{"bad type filter", newClient(t, dev.url, client.WithUser("alice")), client.SubscribeOptions{Types: []string{"bad type!"}}, 400},
+		{"bad cursor", newClient(t, dev.url, client.WithUser("alice")), client.SubscribeOptions{LastEventID: "nope"}, 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			n := 0
+			for _, err := range tt.c.Subscribe(ctx, tt.o) {
+				n++
+				var he *client.Error
+				if !errors.As(err, &he) || he.Status != tt.status {
+					t.Fatalf("got %v, want a %d", err, tt.status)
+				}
+			}
+			if n != 1 || ctx.Err() != nil {
+				t.Fatalf("yielded %d times (ctx %v), want one error and the end", n, ctx.Err())
+			}
+		})
+	}
+}
+
+// TestSubscribeIdleTimeout: a server that answers and then goes silent (a dead peer behind a
+// NAT looks like this) is left after IdleTimeout, and the subscription reconnects with its
+// cursor.
+func TestSubscribeIdleTimeout(t *testing.T) {
+	var mu sync.Mutex
+	var cursors []string
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		cursors = append(cursors, r.Header.Get("Last-Event-ID"))
+		n := len(cursors)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "id: %d.0\nevent: n\ndata: {\"id\":\"%d\",\"type\":\"n\",\"data\":null,\"created_at\":\"2026-11-23T00:00:00Z\",\"broadcast\":false}\n\n", n, n)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // then nothing, not even a heartbeat
+	}))
+	defer silent.Close()
+	defer silent.CloseClientConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := newClient(t, silent.URL)
+	var got []string
+	for ev, err := range c.Subscribe(ctx, client.SubscribeOptions{IdleTimeout: 100 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ev.Cursor)
+		if len(got) == 3 {
+			break
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, []string{"1.0", "2.0", "3.0"}) || !slices.Equal(cursors, []string{"", "1.0", "2.0"}) {
+		t.Fatalf("events %v, requests' cursors %v", got, cursors)
+	}
+}

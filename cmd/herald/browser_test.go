@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/internal/testenv"
+)
+
+// browserDir holds the browser test's script and its npm lockfile.
+const browserDir = "../../test/browser"
+
+// TestBrowser opens the demo page in Debian's Chromium (test/browser/inbox.mjs, driven by
+// playwright-core): two tabs as alice get a notification within a second of its 201, marking read
+// in one clears the other, and after a server restart a notification published before the tabs
+// reconnect reaches both. A screenshot lands in test/browser/screenshots (ignored by git).
+//
+// It needs /usr/bin/chromium (or $CHROMIUM), node, and `npm ci` run in test/browser; .ci/run
+// provides all three.
+func TestBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	_, err := os.Stat(chromium)
+	testenv.Need(t, err == nil, "no Chromium at %s (apt-get install chromium, or set CHROMIUM)", chromium)
+	node, err := exec.LookPath("node")
+	testenv.Need(t, err == nil, "node is not installed (apt-get install nodejs npm)")
+	_, err = os.Stat(filepath.Join(browserDir, "node_modules", "playwright-core"))
+	testenv.Need(t, err == nil, "playwright-core is not installed (cd test/browser && npm ci)")
+
+	t.Run("dev mode", func(t *testing.T) {
+		// A fixed address, so that the restarted server is where the tabs reconnect to.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		// retry 5s: the tabs wait that long before reconnecting, so the test publishes while
+		// they are away. drain-window 0: the restart is prompt.
+		args := []string{"-store", "sqlite:" + filepath.Join(t.TempDir(), "h.db"), "-addr", addr, "-retry", "5s", "-drain-window", "0"}
+		runBrowserScript(t, node, chromium, args, "MODE=dev")
+	})
+	t.Run("token", func(t *testing.T) {
+		secretFile := filepath.Join(t.TempDir(), "secret")
+		os.WriteFile(secretFile, []byte(strings.Repeat("s", 40)), 0o600)
+		var tok, keyOut strings.Builder
+		if err := run(context.Background(), []string{"token", "-user", "alice", "-ttl", "10m", "-jwt-secret-file", secretFile}, &tok, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if err := run(context.Background(), []string{"keygen", "-name", "app"}, &keyOut, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		var key, hash string
+		for _, f := range strings.Fields(keyOut.String()) {
+			switch {
+			case strings.HasPrefix(f, "hk_"):
+				key = f
+			case strings.HasPrefix(f, "app=sha256:"):
+				hash = f
+			}
+		}
+		args := []string{"-store", "sqlite:" + filepath.Join(t.TempDir(), "h.db"), "-jwt-secret-file", secretFile, "-publisher-keys", hash}
+		runBrowserScript(t, node, chromium, args, "MODE=token", "HERALD_TOKEN="+strings.TrimSpace(tok.String()), "HERALD_KEY="+key)
+	})
+}
+
+// runBrowserScript starts a server with args, runs inbox.mjs against it with env, and restarts
+// the server (same args) whenever the script asks.
+func runBrowserScript(t *testing.T, node, chromium string, args []string, env ...string) {
+	server := startProc(t, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	shots, err := filepath.Abs(filepath.Join(browserDir, "screenshots"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, node, "inbox.mjs")
+	cmd.Dir = browserDir
+	cmd.Env = append(os.Environ(), "HERALD_URL="+server.url, "CHROMIUM="+chromium, "SCREENSHOT_DIR="+shots)
+	cmd.Env = append(cmd.Env, env...)
+	cmd.WaitDelay = 5 * time.Second
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+
+	var out []string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		out = append(out, line)
+		t.Log(line)
+		if line != "restart" {
+			continue
+		}
+		restartedAt := time.Now()
+		server.cmd.Process.Kill() // a crash, not a goodbye: the tabs see their streams cut
+		<-server.done
+		server.cmd.Wait()
+		server = startProc(t, args...)
+		t.Logf("server restarted in %s", time.Since(restartedAt).Round(time.Millisecond))
+		if _, err := io.WriteString(stdin, "restarted\n"); err != nil {
+			t.Fatalf("tell the script: %v", err)
+		}
+	}
+	err = cmd.Wait()
+	if err != nil || len(out) == 0 || out[len(out)-1] != "ok" {
+		t.Fatalf("browser test failed (%v); screenshots in %s\nstderr:\n%s\nserver log:\n%s", err, shots, stderr.String(), server.logText())
+	}
+	if stderr.Len() > 0 {
+		t.Errorf("the script wrote to stderr:\n%s", stderr.String())
+	}
+}

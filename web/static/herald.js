@@ -1,0 +1,216 @@
+/**
+ * herald.js — a small browser client for Herald: the live notification stream and the inbox.
+ *
+ *   import { Herald } from "https://herald.example.com/herald.js";
+ *
+ *   const herald = new Herald({ url: "https://herald.example.com" }); // auth: the herald_token cookie
+ *   herald.on("comment.created", (n) => show(n));  // n: {id, type, data, created_at, broadcast}
+ *   herald.on("*", (n) => bump());                 // every notification
+ *   herald.onRead(({ ids, all, read, unread }) => setBadge(unread)); // read in another tab
+ *   herald.onState((state) => showState(state));   // "connecting", "live", "reconnecting", "closed"
+ *   herald.onMissed(() => reloadInbox());          // history was pruned past the cursor
+ *   herald.connect();
+ *
+ *   const page = await herald.list({ limit: 20 });             // newest first
+ *   const older = await herald.list({ before: page.next_before });
+ *   await herald.markRead(id); await herald.markUnread(id); await herald.markAllRead();
+ *   const unread = await herald.unreadCount();
+ *
+ * Resuming is exact: every event id is a cursor. The browser's EventSource sends the last one
+ * (Last-Event-ID) whenever it reconnects by itself; when herald.js has to open a new stream
+ * (after a refusal, or herald.expired), it passes the last id in the URL. Either way nothing is
+ * missed and nothing arrives twice.
+ *
+ * Authentication, in order of preference:
+ *  - a cookie (default): your backend sets an HttpOnly herald_token cookie; requests are sent
+ *    with credentials. Cross-origin, your origin must be in Herald's --cors-origins.
+ *  - token: sent as Authorization: Bearer on inbox calls; the stream (which cannot send headers)
+ *    takes it in the URL only if you also set tokenInQuery (the server needs --allow-query-token).
+ *  - user: dev mode only (?user=).
+ *  Give `refresh`, an async function that renews the cookie (or returns a new token), and it is
+ *  called when the stream's credentials expire or are refused, before reconnecting.
+ */
+export class Herald {
+  /**
+   * @param {object} [options]
+   * @param {string} [options.url] Herald's base URL; "" for the page's own origin.
+   * @param {string} [options.token] a subscriber token (see above).
+   * @param {boolean} [options.tokenInQuery] also send the token in the stream's URL.
+   * @param {string} [options.user] dev mode: the user.
+   * @param {string[]} [options.types] only these notification types.
+   * @param {string} [options.lastEventId] resume from this cursor (else: from now).
+   * @param {() => Promise<string|void>} [options.refresh] renews credentials; may return a token.
+   */
+  constructor(options = {}) {
+    this.url = (options.url || "").replace(/\/$/, "");
+    this.token = options.token || "";
+    this.tokenInQuery = !!options.tokenInQuery;
+    this.user = options.user || "";
+    this.types = options.types || [];
+    this.lastEventId = options.lastEventId || "";
+    this.refresh = options.refresh;
+    this.handlers = new Map();
+    this.stateHandlers = [];
+    this.readHandlers = [];
+    this.missedHandlers = [];
+    this.state = "closed";
+    this.source = null;
+    this.retryTimer = null;
+    this.backoff = 1000;
+  }
+
+  /** on registers a handler for notifications of a type, or "*" for all. */
+  on(type, fn) {
+    if (!this.handlers.has(type)) this.handlers.set(type, []);
+    this.handlers.get(type).push(fn);
+    return this;
+  }
+
+  /** onState registers a handler of the connection state. */
+  onState(fn) { this.stateHandlers.push(fn); return this; }
+
+  /** onRead registers a handler of read-state changes made anywhere (another tab, device). */
+  onRead(fn) { this.readHandlers.push(fn); return this; }
+
+  /** onMissed registers a handler called when notifications after the cursor were pruned. */
+  onMissed(fn) { this.missedHandlers.push(fn); return this; }
+
+  /** connect opens the stream. */
+  connect() {
+    this.closed = false;
+    this.open();
+    return this;
+  }
+
+  /** close ends the stream for good. */
+  close() {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    if (this.source) this.source.close();
+    this.source = null;
+    this.setState("closed");
+  }
+
+  setState(state) {
+    if (state === this.state) return;
+    this.state = state;
+    for (const fn of this.stateHandlers) fn(state);
+  }
+
+  query(extra = {}) {
+    const q = new URLSearchParams();
+    if (this.user) q.set("user", this.user);
+    for (const [k, v] of Object.entries(extra)) {
+      if (v !== undefined && v !== null && v !== "") q.set(k, String(v));
+    }
+    const s = q.toString();
+    return s ? "?" + s : "";
+  }
+
+  open() {
+    if (this.source) this.source.close();
+    const params = { named: "false" };
+    if (this.types.length) params.types = this.types.join(",");
+    // A stream opened by us (not the browser's own reconnect) carries the cursor in the URL.
+    if (this.lastEventId) params.last_event_id = this.lastEventId;
+    if (this.token && this.tokenInQuery) params.access_token = this.token;
+    this.setState(this.state === "closed" ? "connecting" : "reconnecting");
+    const es = new EventSource(this.url + "/v1/stream" + this.query(params), { withCredentials: true });
+    this.source = es;
+    es.onopen = () => { this.backoff = 1000; this.setState("live"); };
+    es.onmessage = (e) => {
+      this.lastEventId = e.lastEventId || this.lastEventId;
+      let n;
+      try { n = JSON.parse(e.data); } catch { return; }
+      for (const key of [n.type, "*"]) {
+        for (const fn of this.handlers.get(key) || []) fn(n);
+      }
+    };
+    es.addEventListener("herald.connected", (e) => { this.lastEventId = e.lastEventId || this.lastEventId; });
+    es.addEventListener("herald.missed", (e) => {
+      this.lastEventId = e.lastEventId || this.lastEventId;
+      const info = JSON.parse(e.data);
+      for (const fn of this.missedHandlers) fn(info);
+    });
+    es.addEventListener("herald.read", (e) => {
+      const change = JSON.parse(e.data);
+      for (const fn of this.readHandlers) fn(change);
+    });
+    es.addEventListener("herald.expired", async () => {
+      // The server ends the stream after this; renew before the browser reconnects.
+      es.close();
+      await this.renewAndReopen(0);
+    });
+    es.onerror = () => {
+      if (this.closed || es !== this.source) return;
+      if (es.readyState === EventSource.CONNECTING) {
+        // The browser reconnects by itself, sending Last-Event-ID: nothing to do.
+        this.setState("reconnecting");
+        return;
+      }
+      // Refused (401, 429, 503, …): the browser gives up; so do not we.
+      es.close();
+      this.renewAndReopen(this.backoff);
+      this.backoff = Math.min(this.backoff * 2, 30000);
+    };
+  }
+
+  async renewAndReopen(delay) {
+    this.setState("reconnecting");
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(async () => {
+      if (this.closed) return;
+      if (this.refresh) {
+        try {
+          const token = await this.refresh();
+          if (typeof token === "string" && token) this.token = token;
+        } catch { /* try with what we have */ }
+      }
+      this.open();
+    }, delay);
+  }
+
+  async request(method, path, params, body) {
+    const headers = {};
+    if (this.token) headers["Authorization"] = "Bearer " + this.token;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const resp = await fetch(this.url + path + this.query(params), {
+      method, headers, credentials: "include",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (resp.status === 204) return null;
+    const data = await resp.json().catch(() => null);
+    if (!resp.ok) {
+      const err = new Error((data && data.error && data.error.message) || `HTTP ${resp.status}`);
+      err.status = resp.status;
+      err.code = data && data.error && data.error.code;
+      throw err;
+    }
+    return data;
+  }
+
+  /** list returns a page of the inbox, newest first: {notifications, next_before}. */
+  list({ limit, before, unread, types } = {}) {
+    return this.request("GET", "/v1/notifications", {
+      limit, before, unread: unread ? "true" : undefined, types: types && types.join(","),
+    });
+  }
+
+  /** get returns one notification. */
+  get(id) { return this.request("GET", "/v1/notifications/" + encodeURIComponent(id)); }
+
+  /** markRead marks a notification read. */
+  markRead(id) { return this.request("POST", `/v1/notifications/${encodeURIComponent(id)}/read`); }
+
+  /** markUnread marks a notification unread. */
+  markUnread(id) { return this.request("DELETE", `/v1/notifications/${encodeURIComponent(id)}/read`); }
+
+  /** markAllRead marks everything read and returns how many changed. */
+  async markAllRead() { return (await this.request("POST", "/v1/notifications/read-all")).updated; }
+
+  /** unreadCount returns the number of unread notifications. */
+  async unreadCount() { return (await this.request("GET", "/v1/notifications/unread-count")).unread; }
+
+  /** publish sends a notification (dev mode, or a token with the publish scope). */
+  publish(notification) { return this.request("POST", "/v1/notifications", undefined, notification); }
+}
