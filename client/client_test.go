@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,44 +16,19 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/client"
-	"github.com/heraldhq/herald/internal/app"
+	"github.com/heraldhq/herald/internal/apptest"
 	"github.com/heraldhq/herald/internal/config"
 )
 
-// server is a real Herald, in process, on a loopback port, over SQLite.
-type server struct {
-	url  string
-	stop func()
-}
-
 // start runs Herald on addr ("127.0.0.1:0" for any port) with the SQLite file db.
-func start(t *testing.T, addr, db string, mutate func(*config.Config)) *server {
+func start(t *testing.T, addr, db string, mutate func(*config.Config)) *apptest.Server {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Addr, cfg.Store, cfg.SQLiteSync = addr, "sqlite:"+db, "normal"
-	cfg.DrainWindow, cfg.Heartbeat = 0, time.Second
+	cfg := apptest.Config(t)
+	cfg.Addr, cfg.Store = addr, "sqlite:"+db
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	a, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	var once sync.Once
-	s := &server{url: a.URL()}
-	s.stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("server: %v", err)
-			}
-		})
-	}
-	t.Cleanup(s.stop)
-	return s
+	return apptest.Start(t, cfg)
 }
 
 func newClient(t *testing.T, url string, opts ...client.Option) *client.Client {
@@ -80,8 +54,8 @@ func TestNew(t *testing.T) {
 func TestPublishAndInbox(t *testing.T) {
 	s := start(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "h.db"), nil)
 	ctx := context.Background()
-	pub := newClient(t, s.url)
-	alice := newClient(t, s.url, client.WithUser("alice"))
+	pub := newClient(t, s.URL)
+	alice := newClient(t, s.URL, client.WithUser("alice"))
 
 	r, err := pub.Publish(ctx, client.Message{To: []string{"alice", "bob"}, Type: "comment", Data: map[string]string{"text": "hi"}})
 	if err != nil || len(r) != 2 || r[0].User != "alice" || r[1].User != "bob" {
@@ -134,7 +108,7 @@ func TestPublishAndInbox(t *testing.T) {
 		code string
 	}{
 		{"publish to nobody", func() error { _, err := pub.Publish(ctx, client.Message{Type: "x"}); return err }, "invalid"},
-		{"get another user's", func() error { _, err := newClient(t, s.url, client.WithUser("carol")).Get(ctx, r[1].ID); return err }, "not_found"},
+		{"get another user's", func() error { _, err := newClient(t, s.URL, client.WithUser("carol")).Get(ctx, r[1].ID); return err }, "not_found"},
 		{"bad id", func() error { return alice.MarkRead(ctx, "x/../1") }, "invalid"},
 		{"key reused", func() error {
 			_, err := pub.Publish(ctx, client.Message{To: []string{"alice"}, Type: "other", Key: "k1"})
@@ -217,12 +191,12 @@ func TestSubscribeResumesAcrossRestarts(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	alice := newClient(t, s.url, client.WithUser("alice"))
+	alice := newClient(t, s.URL, client.WithUser("alice"))
 	events, states, errc := subscribe(t, ctx, alice, client.SubscribeOptions{MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	waitLive := func() { t.Helper(); waitState(t, states, "live") }
 	waitLive()
 
-	pub := newClient(t, s.url)
+	pub := newClient(t, s.URL)
 	var want []string
 	publish := func(i int) {
 		r, err := pub.Publish(context.Background(), client.Message{To: []string{"alice"}, Type: "n", Data: i})
@@ -235,7 +209,7 @@ func TestSubscribeResumesAcrossRestarts(t *testing.T) {
 		for i := 0; i < 5; i++ {
 			publish(round*10 + i)
 		}
-		s.stop()
+		s.Stop()
 		s = start(t, addr, db, nil)
 		for i := 5; i < 10; i++ {
 			publish(round*10 + i) // while the subscription may still be away
@@ -283,10 +257,10 @@ func TestSubscribeControlEvents(t *testing.T) {
 	s := start(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "h.db"), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	alice := newClient(t, s.url, client.WithUser("alice"))
+	alice := newClient(t, s.URL, client.WithUser("alice"))
 	events, states, _ := subscribe(t, ctx, alice, client.SubscribeOptions{Types: []string{"comment"}})
 	waitState(t, states, "live") // it starts at the present
-	pub := newClient(t, s.url)
+	pub := newClient(t, s.URL)
 	pub.Publish(ctx, client.Message{To: []string{"alice"}, Type: "like"})
 	r, _ := pub.Publish(ctx, client.Message{To: []string{"alice"}, Type: "comment", Data: "hi"})
 	if err := alice.MarkRead(ctx, r[0].ID); err != nil {
@@ -322,10 +296,10 @@ func TestSubscribePermanentErrors(t *testing.T) {
 		o      client.SubscribeOptions
 		status int
 	}{
-		{"bad token", newClient(t, authed.url, client.WithToken("not-a-token")), client.SubscribeOptions{}, 401},
-		{"no credentials", newClient(t, authed.url), client.SubscribeOptions{}, 401},
-		{"bad type filter", newClient(t, dev.url, client.WithUser("alice")), client.SubscribeOptions{Types: []string{"bad type!"}}, 400},
-		{"bad cursor", newClient(t, dev.url, client.WithUser("alice")), client.SubscribeOptions{LastEventID: "nope"}, 400},
+		{"bad token", newClient(t, authed.URL, client.WithToken("not-a-token")), client.SubscribeOptions{}, 401},
+		{"no credentials", newClient(t, authed.URL), client.SubscribeOptions{}, 401},
+		{"bad type filter", newClient(t, dev.URL, client.WithUser("alice")), client.SubscribeOptions{Types: []string{"bad type!"}}, 400},
+		{"bad cursor", newClient(t, dev.URL, client.WithUser("alice")), client.SubscribeOptions{LastEventID: "nope"}, 400},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,8 +4,6 @@ package deploy
 
 import (
 	"bufio"
-	"context"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,7 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/heraldhq/herald/internal/app"
+	"github.com/heraldhq/herald/internal/apptest"
 	"github.com/heraldhq/herald/internal/config"
 )
 
@@ -293,20 +291,10 @@ func TestOperationsDocumentsEveryMetric(t *testing.T) {
 // metricNames starts a server and returns the names of what it exports.
 func metricNames(t *testing.T) map[string]bool {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.Store = "sqlite:" + filepath.Join(t.TempDir(), "h.db")
-	a, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	a := apptest.Start(t, apptest.Config(t))
 	// Series of labelled metrics appear once used: one refused stream shows both the request
 	// and the rejection metrics.
-	if resp, err := http.Get(a.URL() + "/v1/stream"); err == nil {
+	if resp, err := http.Get(a.URL + "/v1/stream"); err == nil {
 		resp.Body.Close()
 	}
 	fams, err := a.Metrics.Registry.Gather()
