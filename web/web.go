@@ -45,7 +45,7 @@ type Handler struct {
 	files map[string]file
 }
 
-// csp allows the page nothing but its own origin: its scripts are files (the config block is
+// csp allows the page nothing but its own origin (and data: images, for inline icons): its scripts are files (the config block is
 // JSON, which a browser never executes), and it talks only to the API it is served by.
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; " +
 	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"

@@ -20,8 +20,14 @@ const browserDir = "../../test/browser"
 
 // TestBrowser opens the demo page in Debian's Chromium (test/browser/inbox.mjs, driven by
 // playwright-core): two tabs as alice get a notification within a second of its 201, marking read
-// in one clears the other, and after a server restart a notification published before the tabs
-// reconnect reaches both. A screenshot lands in test/browser/screenshots (ignored by git).
+// in one clears the other, after a server restart a notification published before the tabs
+// reconnect reaches both, and a burst gets a few toasts, not one each. With auth: a reload keeps
+// the session, two users in two tabs of one origin (one cookie) each see only their own feed,
+// sign out, and an expired token brings the login form back. herald.js on its own: refused
+// beyond --max-connections-per-user, it retries by itself and resumes with ?last_event_id=;
+// close() and connect() while a refresh is in flight win over it; from another origin with
+// tokenInQuery a stale cookie is not sent, and an expired token is refreshed without loss.
+// A screenshot lands in test/browser/screenshots (ignored by git).
 //
 // It needs /usr/bin/chromium (or $CHROMIUM), node, and `npm ci` run in test/browser; .ci/run
 // provides all three.
@@ -41,21 +47,17 @@ func TestBrowser(t *testing.T) {
 	testenv.Need(t, err == nil, "playwright-core is not installed (cd test/browser && npm ci)")
 
 	t.Run("dev mode", func(t *testing.T) {
-		// A fixed address, so that the restarted server is where the tabs reconnect to.
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		// retry 5s: the tabs wait that long before reconnecting, so the test publishes while
-		// they are away. drain-window 0: the restart is prompt.
-		args := []string{"-store", "sqlite:" + filepath.Join(t.TempDir(), "h.db"), "-addr", addr, "-retry", "5s", "-drain-window", "0"}
+		// A fixed address, so that the restarted server is where the tabs reconnect to. retry
+		// 5s: the tabs wait that long before reconnecting, so the test publishes while they are
+		// away. drain-window 0: the restart is prompt. Two streams per user: a third is refused.
+		args := []string{"-store", "sqlite:" + filepath.Join(t.TempDir(), "h.db"), "-addr", freeAddr(t),
+			"-retry", "5s", "-drain-window", "0", "-max-connections-per-user", "2"}
 		runBrowserScript(t, node, chromium, args, "MODE=dev")
 	})
 	t.Run("token", func(t *testing.T) {
+		secret := strings.Repeat("s", 40)
 		secretFile := filepath.Join(t.TempDir(), "secret")
-		os.WriteFile(secretFile, []byte(strings.Repeat("s", 40)), 0o600)
+		writeFile(t, secretFile, secret)
 		var tok, keyOut strings.Builder
 		if err := run(context.Background(), []string{"token", "-user", "alice", "-ttl", "10m", "-jwt-secret-file", secretFile}, &tok, io.Discard); err != nil {
 			t.Fatal(err)
@@ -72,9 +74,26 @@ func TestBrowser(t *testing.T) {
 				hash = f
 			}
 		}
-		args := []string{"-store", "sqlite:" + filepath.Join(t.TempDir(), "h.db"), "-jwt-secret-file", secretFile, "-publisher-keys", hash}
-		runBrowserScript(t, node, chromium, args, "MODE=token", "HERALD_TOKEN="+strings.TrimSpace(tok.String()), "HERALD_KEY="+key)
+		// The script serves a page at pageAddr, another origin that calls Herald with herald.js.
+		// jwt-leeway 0: a token the script mints for a few seconds expires when it says.
+		pageAddr := freeAddr(t)
+		args := []string{"-store", "sqlite:" + filepath.Join(t.TempDir(), "h.db"), "-addr", freeAddr(t), "-drain-window", "0",
+			"-jwt-secret-file", secretFile, "-publisher-keys", hash, "-jwt-leeway", "0",
+			"-allow-query-token", "-cors-origins", "http://" + pageAddr}
+		runBrowserScript(t, node, chromium, args, "MODE=token", "HERALD_TOKEN="+strings.TrimSpace(tok.String()),
+			"HERALD_SECRET="+secret, "HERALD_KEY="+key, "PAGE_ADDR="+pageAddr)
 	})
+}
+
+// freeAddr returns a loopback address that was free a moment ago, for a server that must come
+// back at the same address after a restart, or one whose address must be known in advance.
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // runBrowserScript starts a server with args, runs inbox.mjs against it with env, and restarts

@@ -5,9 +5,13 @@ const config = JSON.parse(document.getElementById("herald-config").textContent);
 const $ = (id) => document.getElementById(id);
 
 let herald = null;
+let token = ""; // token mode: this tab's token (sessionStorage), which the stream's cookie carries
 let unread = 0;
 let nextBefore = null;
 const items = new Map(); // id → {n, el}
+// While a reload fetches, live notifications wait here: the reload replaces the list.
+let arrivedDuringReload = null;
+let arrivals = 0; // live notifications so far: tells a count request that one raced it
 
 function setBadge(n) {
   unread = Math.max(0, n);
@@ -60,6 +64,14 @@ function add(n, { atTop }) {
   return true;
 }
 
+// showLive puts a notification from the stream at the top, and reports whether it was new.
+// One older than the pages loaded comes from a long replay after a reconnect: the reload that
+// followed counted it, and "Load older" shows it in its place.
+function showLive(n) {
+  if (nextBefore && BigInt(n.id) < BigInt(nextBefore)) return false;
+  return add({ ...n, read: false }, { atTop: true });
+}
+
 function markLocal(ids, read) {
   for (const id of ids) {
     const it = items.get(id);
@@ -80,30 +92,77 @@ async function toggleRead(id) {
   } catch (err) {
     markLocal([id], !read);
     setBadge(unread + (read ? 1 : -1));
-    toast(`Could not update: ${err.message}`, "error");
+    failed(err, "Could not update");
+  }
+}
+
+// countNow returns the unread count. The server cannot say which notifications it counted: if
+// one arrived while the request was out, it may or may not be in, so ask again (a few times at
+// most, so that a busy stream cannot stall a reload).
+async function countNow() {
+  for (let tries = 1; ; tries++) {
+    const seen = arrivals;
+    const count = await herald.unreadCount();
+    if (arrivals === seen || tries === 3) return count;
   }
 }
 
 async function loadPage() {
-  const page = await herald.list({ limit: 10, before: nextBefore || undefined });
+  const before = nextBefore;
+  const page = await herald.list({ limit: 10, before: before || undefined });
+  if (nextBefore !== before) return; // a reload replaced the list meanwhile
   for (const n of page.notifications) add(n, { atTop: false });
   nextBefore = page.next_before;
   $("more").hidden = !nextBefore;
+  $("load-error").hidden = true;
 }
 
-// reload replaces the list and the badge with the server's. Both are fetched before anything is
-// replaced, in one synchronous step after the last await: a notification that arrives live
-// meanwhile is either in the fetched page and count, or arrives after them and is counted once.
-async function reload() {
-  const [page, count] = await Promise.all([herald.list({ limit: 10 }), herald.unreadCount()]);
+// reloadOnce replaces the list and the badge with the server's. The list is fetched before the
+// count, so the count has everything the list has; what arrives live meanwhile is held back
+// and shown after the swap, uncounted: the count, asked after it arrived, has it too.
+async function reloadOnce() {
+  const arrived = (arrivedDuringReload = []);
+  let page, count;
+  try {
+    page = await herald.list({ limit: 10 });
+    count = await countNow();
+  } catch (err) {
+    arrivedDuringReload = null;
+    for (const n of arrived) if (showLive(n)) setBadge(unread + 1); // the old list stays
+    throw err;
+  }
+  arrivedDuringReload = null;
   items.clear();
   $("list").replaceChildren();
-  $("empty").hidden = true;
   for (const n of page.notifications) add(n, { atTop: false });
-  $("empty").hidden = items.size > 0;
   nextBefore = page.next_before;
   $("more").hidden = !nextBefore;
+  for (const n of arrived) showLive(n);
+  $("empty").hidden = items.size > 0;
+  $("load-error").hidden = true;
   setBadge(count);
+}
+
+// reload runs reloadOnce, or if one is running, once more after it: two at once would each
+// swap the list and hold back live notifications in their own buffer.
+let reloading = null;
+let reloadAgain = false;
+function reload() {
+  if (reloading) {
+    reloadAgain = true;
+    return reloading;
+  }
+  reloading = (async () => {
+    try {
+      do {
+        reloadAgain = false;
+        await reloadOnce();
+      } while (reloadAgain);
+    } finally {
+      reloading = null;
+    }
+  })();
+  return reloading;
 }
 
 function toast(message, kind = "info") {
@@ -114,12 +173,89 @@ function toast(message, kind = "info") {
   setTimeout(() => t.remove(), 4000);
 }
 
+// announce toasts a notification. A replay after a long absence can bring hundreds at once:
+// the first few of each second get a toast, the rest one summary a second later.
+const burst = { start: 0, shown: 0, held: 0, timer: null };
+function announce(n) {
+  const now = Date.now();
+  if (now - burst.start >= 1000 && !burst.held) Object.assign(burst, { start: now, shown: 0 });
+  if (burst.shown < 3) {
+    burst.shown++;
+    toast(`${n.type}: ${text(n)}`);
+    return;
+  }
+  burst.held++;
+  burst.timer ??= setTimeout(() => {
+    toast(burst.held === 1 ? "1 more new notification" : `${burst.held} more new notifications`);
+    Object.assign(burst, { held: 0, timer: null });
+  }, 1000);
+}
+
+// failed reports a failed call; a token the server refuses means signing in again.
+function failed(err, what) {
+  if (err.status === 401 && !config.dev) signOut("Your token expired or was refused: paste a new one.");
+  else toast(`${what}: ${err.message}`, "error");
+}
+
+function loadFailed(err) {
+  $("empty").hidden = true;
+  $("load-error").textContent = `Could not load the inbox: ${err.message}`;
+  $("load-error").hidden = false;
+  failed(err, "Could not load the inbox");
+}
+
+// The stream authenticates with this cookie (EventSource cannot send a header), as a real app's
+// backend would set it (there, HttpOnly). A cookie belongs to the origin, not the tab: signing in
+// in another tab replaces it. Each tab therefore keeps its own token in sessionStorage, names
+// its user in the stream's URL (the server refuses another user's cookie instead of serving
+// that user's feed), and writes its cookie again before it opens a stream.
+const secure = location.protocol === "https:" ? "; Secure" : "";
+function setCookie(value, extra = "") {
+  document.cookie = `${config.cookie}=${value}; Path=/; SameSite=Strict${secure}${extra}`;
+}
+
+// subject reads the user out of a token (without verifying it: the server does that).
+function subject(jwt) {
+  try {
+    return JSON.parse(atob(jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).sub || "";
+  } catch {
+    return "";
+  }
+}
+
+// refresh is what herald.js calls before reopening a stream that ended with herald.expired or
+// was refused. The demo cannot renew a token, only check it with a call that sends it as a
+// header: refused there too, it has expired. Anything else (a 403 because another tab's sign-in
+// replaced the cookie, a 429, a restarting server) is fixed by writing the cookie again.
+async function refresh() {
+  try {
+    await herald.unreadCount();
+  } catch (err) {
+    if (err.status === 401) return signOut("Your token has expired: paste a new one.");
+  }
+  setCookie(token);
+}
+
+// signOut forgets this tab's credentials and starts a fresh page, so that nothing of the
+// session (a reload in flight, a pending toast) outlives it. notice is shown on the login form.
+function signOut(notice) {
+  if (herald) herald.close();
+  if (token) {
+    sessionStorage.removeItem("herald-token");
+    // Clear the cookie only if it is this tab's: another tab may have signed in since.
+    if (document.cookie.split("; ").includes(`${config.cookie}=${token}`)) setCookie("", "; Max-Age=0");
+  }
+  if (notice) sessionStorage.setItem("herald-notice", notice);
+  location.replace(location.pathname);
+}
+
 const stateLabels = { connecting: "connecting…", live: "live", reconnecting: "reconnecting…", closed: "offline" };
 
 function start(opts) {
   $("login").hidden = true;
   $("bell").disabled = false;
-  $("who").textContent = opts.user ? `signed in as ${opts.user}` : "signed in with a token";
+  $("sign-out").hidden = false;
+  $("who").textContent = `signed in as ${opts.user}`;
   herald = new Herald(opts);
   herald.onState((s) => {
     $("state").dataset.state = s;
@@ -127,22 +263,37 @@ function start(opts) {
     // Each time the stream is (re)established, reload from the server: herald.read events
     // sent while this tab was away are not replayed. The stream is registered before the
     // browser sees it open, so nothing published from then on is missed.
-    if (s === "live") reload().catch((err) => toast(`Could not load the inbox: ${err.message}`, "error"));
+    if (s === "live") reload().catch(loadFailed);
   });
   herald.on("*", (n) => {
-    // A replay after a reconnect may bring what the reloaded page already shows.
-    if (!add({ ...n, read: false }, { atTop: true })) return;
-    setBadge(unread + 1);
-    toast(`${n.type}: ${text(n)}`);
+    arrivals++;
+    announce(n);
+    if (arrivedDuringReload) arrivedDuringReload.push(n);
+    else if (showLive(n)) setBadge(unread + 1); // else: a replay of what the reload showed
   });
   herald.onRead((c) => {
     if (c.all) markLocal([...items.keys()], true);
     else markLocal(c.ids || [], c.read);
     if (typeof c.unread === "number") setBadge(c.unread);
   });
-  herald.onMissed(() => reload());
+  herald.onMissed(() => reload().catch(loadFailed));
   herald.connect();
   if (config.dev) $("send").hidden = false;
+}
+
+// startWithToken signs in with t, or says why it cannot.
+function startWithToken(t) {
+  const user = subject(t);
+  if (!user) {
+    $("login-notice").textContent = "That is not a subscriber token (a JWT naming a user in sub).";
+    $("login-notice").hidden = false;
+    return;
+  }
+  token = t;
+  sessionStorage.setItem("herald-token", t);
+  setCookie(t);
+  // Inbox calls send the token as a header, so another tab's cookie never matters to them.
+  start({ user, token: t, refresh });
 }
 
 $("bell").addEventListener("click", () => {
@@ -150,16 +301,20 @@ $("bell").addEventListener("click", () => {
   $("panel").hidden = !open;
   $("bell").setAttribute("aria-expanded", String(open));
 });
-$("more").addEventListener("click", () => loadPage());
+$("more").addEventListener("click", () => loadPage().catch(loadFailed));
 $("read-all").addEventListener("click", async () => {
+  // Only what was shown when the request left: a notification arriving meanwhile may be newer
+  // than what the server marked. The badge is the server's count after the change.
+  const shown = [...items.keys()];
   try {
     await herald.markAllRead();
-    markLocal([...items.keys()], true);
-    setBadge(0);
+    markLocal(shown, true);
+    setBadge(await countNow());
   } catch (err) {
-    toast(`Could not mark all read: ${err.message}`, "error");
+    failed(err, "Could not mark all read");
   }
 });
+$("sign-out").addEventListener("click", () => signOut());
 
 $("dev-login").addEventListener("submit", (e) => {
   e.preventDefault();
@@ -169,13 +324,7 @@ $("dev-login").addEventListener("submit", (e) => {
 });
 $("token-login").addEventListener("submit", (e) => {
   e.preventDefault();
-  const token = $("token").value.trim();
-  // EventSource cannot send a header: the stream authenticates with the cookie, as a real app's
-  // backend would set it (there, HttpOnly).
-  const secure = location.protocol === "https:" ? "; Secure" : "";
-  document.cookie = `${config.cookie}=${token}; Path=/; SameSite=Strict${secure}`;
-  sessionStorage.setItem("herald-token", token);
-  start({ token });
+  startWithToken($("token").value.trim());
 });
 
 $("send-form").addEventListener("submit", async (e) => {
@@ -192,7 +341,14 @@ $("send-form").addEventListener("submit", async (e) => {
   }
 });
 
-// Pick up where the page was: ?user= in dev mode, a token in this tab's session otherwise.
+// Pick up where the page was: ?user= in dev mode, a token in this tab's session otherwise (its
+// cookie rewritten: another tab may have replaced or cleared it).
+const notice = sessionStorage.getItem("herald-notice");
+if (notice) {
+  sessionStorage.removeItem("herald-notice");
+  $("login-notice").textContent = notice;
+  $("login-notice").hidden = false;
+}
 const params = new URLSearchParams(location.search);
 if (config.dev) {
   $("dev-login").hidden = false;
@@ -200,6 +356,6 @@ if (config.dev) {
   if (params.get("user")) start({ user: params.get("user") });
 } else {
   $("token-login").hidden = false;
-  const token = sessionStorage.getItem("herald-token");
-  if (token) start({ token });
+  const saved = sessionStorage.getItem("herald-token");
+  if (saved) startWithToken(saved);
 }

@@ -18,17 +18,22 @@
  *
  * Resuming is exact: every event id is a cursor. The browser's EventSource sends the last one
  * (Last-Event-ID) whenever it reconnects by itself; when herald.js has to open a new stream
- * (after a refusal, or herald.expired), it passes the last id in the URL. Either way nothing is
- * missed and nothing arrives twice.
+ * (after a refusal, herald.expired, or close() then connect()), it passes the last id in the URL.
+ * Either way nothing is missed and nothing arrives twice.
  *
  * Authentication, in order of preference:
  *  - a cookie (default): your backend sets an HttpOnly herald_token cookie; requests are sent
  *    with credentials. Cross-origin, your origin must be in Herald's --cors-origins.
  *  - token: sent as Authorization: Bearer on inbox calls; the stream (which cannot send headers)
  *    takes it in the URL only if you also set tokenInQuery (the server needs --allow-query-token).
- *  - user: dev mode only (?user=).
+ *    That stream is then opened without credentials (withCredentials: false), so that a stale
+ *    cookie, which the server prefers, cannot override the token. Browsers send cookies to the
+ *    page's own origin regardless: there, use the cookie or the query token, not both.
+ *  - user: dev mode (?user=). With auth on it is a guard: the server refuses (403) a token or
+ *    cookie for anyone else, rather than serve another user's feed.
  *  Give `refresh`, an async function that renews the cookie (or returns a new token), and it is
- *  called when the stream's credentials expire or are refused, before reconnecting.
+ *  called when the stream's credentials expire or are refused, before reconnecting. It may call
+ *  close() to give up. Handlers that throw are reported on the console and do not stop others.
  */
 export class Herald {
   /**
@@ -36,7 +41,7 @@ export class Herald {
    * @param {string} [options.url] Herald's base URL; "" for the page's own origin.
    * @param {string} [options.token] a subscriber token (see above).
    * @param {boolean} [options.tokenInQuery] also send the token in the stream's URL.
-   * @param {string} [options.user] dev mode: the user.
+   * @param {string} [options.user] dev mode: the user; with auth on, the only user to accept.
    * @param {string[]} [options.types] only these notification types.
    * @param {string} [options.lastEventId] resume from this cursor (else: from now).
    * @param {() => Promise<string|void>} [options.refresh] renews credentials; may return a token.
@@ -57,6 +62,9 @@ export class Herald {
     this.source = null;
     this.retryTimer = null;
     this.backoff = 1000;
+    // generation changes on every connect() and close(): a reopen that was scheduled, or is
+    // waiting for refresh, before either one belongs to a past generation and must not happen.
+    this.generation = 0;
   }
 
   /** on registers a handler for notifications of a type, or "*" for all. */
@@ -75,16 +83,20 @@ export class Herald {
   /** onMissed registers a handler called when notifications after the cursor were pruned. */
   onMissed(fn) { this.missedHandlers.push(fn); return this; }
 
-  /** connect opens the stream. */
+  /** connect opens the stream, resuming after the last event received, if any. */
   connect() {
     this.closed = false;
+    this.generation++;
+    clearTimeout(this.retryTimer); // else a pending reopen would replace the stream opened here
+    this.backoff = 1000;
     this.open();
     return this;
   }
 
-  /** close ends the stream for good. */
+  /** close ends the stream until the next connect(). */
   close() {
     this.closed = true;
+    this.generation++;
     clearTimeout(this.retryTimer);
     if (this.source) this.source.close();
     this.source = null;
@@ -94,7 +106,19 @@ export class Herald {
   setState(state) {
     if (state === this.state) return;
     this.state = state;
-    for (const fn of this.stateHandlers) fn(state);
+    this.emit(this.stateHandlers, state);
+  }
+
+  // emit calls each handler with arg: one that throws is the app's bug, and must not keep the
+  // others (or herald.js itself) from seeing the event.
+  emit(handlers, arg) {
+    for (const fn of handlers) {
+      try {
+        fn(arg);
+      } catch (err) {
+        console.error("herald.js: a handler threw:", err);
+      }
+    }
   }
 
   query(extra = {}) {
@@ -113,33 +137,29 @@ export class Herald {
     if (this.types.length) params.types = this.types.join(",");
     // A stream opened by us (not the browser's own reconnect) carries the cursor in the URL.
     if (this.lastEventId) params.last_event_id = this.lastEventId;
-    if (this.token && this.tokenInQuery) params.access_token = this.token;
+    // The server takes a cookie before the query's token: send none when the token is in the URL.
+    const queryToken = !!(this.token && this.tokenInQuery);
+    if (queryToken) params.access_token = this.token;
     this.setState(this.state === "closed" ? "connecting" : "reconnecting");
-    const es = new EventSource(this.url + "/v1/stream" + this.query(params), { withCredentials: true });
+    const es = new EventSource(this.url + "/v1/stream" + this.query(params), { withCredentials: !queryToken });
     this.source = es;
     es.onopen = () => { this.backoff = 1000; this.setState("live"); };
     es.onmessage = (e) => {
       this.lastEventId = e.lastEventId || this.lastEventId;
       let n;
       try { n = JSON.parse(e.data); } catch { return; }
-      for (const key of [n.type, "*"]) {
-        for (const fn of this.handlers.get(key) || []) fn(n);
-      }
+      this.emit([...(this.handlers.get(n.type) || []), ...(this.handlers.get("*") || [])], n);
     };
     es.addEventListener("herald.connected", (e) => { this.lastEventId = e.lastEventId || this.lastEventId; });
     es.addEventListener("herald.missed", (e) => {
       this.lastEventId = e.lastEventId || this.lastEventId;
-      const info = JSON.parse(e.data);
-      for (const fn of this.missedHandlers) fn(info);
+      this.emit(this.missedHandlers, JSON.parse(e.data));
     });
-    es.addEventListener("herald.read", (e) => {
-      const change = JSON.parse(e.data);
-      for (const fn of this.readHandlers) fn(change);
-    });
-    es.addEventListener("herald.expired", async () => {
-      // The server ends the stream after this; renew before the browser reconnects.
+    es.addEventListener("herald.read", (e) => this.emit(this.readHandlers, JSON.parse(e.data)));
+    es.addEventListener("herald.expired", () => {
+      // The server ends the stream after this; renew before opening the next one.
       es.close();
-      await this.renewAndReopen(0);
+      this.renewAndReopen(0);
     });
     es.onerror = () => {
       if (this.closed || es !== this.source) return;
@@ -148,24 +168,28 @@ export class Herald {
         this.setState("reconnecting");
         return;
       }
-      // Refused (401, 429, 503, …): the browser gives up; so do not we.
+      // Refused (401, 403, 429, 503, …): the browser gives up for good, herald.js does not.
       es.close();
       this.renewAndReopen(this.backoff);
       this.backoff = Math.min(this.backoff * 2, 30000);
     };
   }
 
-  async renewAndReopen(delay) {
+  renewAndReopen(delay) {
     this.setState("reconnecting");
     clearTimeout(this.retryTimer);
+    const generation = this.generation;
     this.retryTimer = setTimeout(async () => {
-      if (this.closed) return;
       if (this.refresh) {
         try {
           const token = await this.refresh();
           if (typeof token === "string" && token) this.token = token;
-        } catch { /* try with what we have */ }
+        } catch (err) {
+          console.error("herald.js: refresh failed; reconnecting with the credentials at hand:", err);
+        }
       }
+      // close(), or close() and connect(), while refresh ran: that call decides, not this one.
+      if (generation !== this.generation) return;
       this.open();
     }, delay);
   }
