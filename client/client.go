@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Client talks to one Herald server (or a cluster behind one address).
@@ -63,6 +64,8 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("herald client: %q is not an http(s) URL", baseURL)
 	}
+	// Keep the prefix's escaping ("/a%2Fb" is one segment), without a trailing slash.
+	u.RawPath = strings.TrimSuffix(u.EscapedPath(), "/")
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	c := &Client{base: u, http: &http.Client{}}
 	for _, o := range opts {
@@ -74,12 +77,16 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
-// Error is an error answer of the server.
+// Error is an error answer of the server, or of a proxy in front of it.
 type Error struct {
-	Status  int    // HTTP status
-	Code    string // the API's error code: invalid, unauthorized, forbidden, not_found, conflict, ...
+	Status int // HTTP status
+	// Code is the API's error code: invalid, unauthorized, forbidden, not_found, conflict,
+	// too_large, rate_limited, unavailable, internal, ... An answer without one (a proxy's HTML
+	// page) gets the code of its status: a 502 is unavailable.
+	Code    string
 	Message string
-	// RetryAfter is the server's Retry-After, when it gave one (429, 503).
+	// RetryAfter is the server's Retry-After, when it gave one (429, 503), in seconds or as a
+	// date.
 	RetryAfter time.Duration
 }
 
@@ -87,9 +94,10 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("herald: %d %s: %s", e.Status, e.Code, e.Message)
 }
 
-// Temporary reports whether trying again later may succeed.
+// Temporary reports whether trying again later may succeed: 408 (a proxy's timeout), 429 and
+// 5xx.
 func (e *Error) Temporary() bool {
-	return e.Status == http.StatusTooManyRequests || e.Status >= 500
+	return e.Status == http.StatusRequestTimeout || e.Status == http.StatusTooManyRequests || e.Status >= 500
 }
 
 // Message is a notification to publish: to users (To) or to everyone (Broadcast).
@@ -183,18 +191,42 @@ func (c *Client) List(ctx context.Context, o ListOptions) (Page, error) {
 // Get returns one notification of the subscriber's.
 func (c *Client) Get(ctx context.Context, id string) (Notification, error) {
 	var n Notification
-	err := c.do(ctx, http.MethodGet, "/v1/notifications/"+url.PathEscape(id), nil, nil, &n)
+	p, err := notificationPath(id, "")
+	if err == nil {
+		err = c.do(ctx, http.MethodGet, p, nil, nil, &n)
+	}
 	return n, err
 }
 
 // MarkRead marks a notification read (for this subscriber: a broadcast's read state is per user).
 func (c *Client) MarkRead(ctx context.Context, id string) error {
-	return c.do(ctx, http.MethodPost, "/v1/notifications/"+url.PathEscape(id)+"/read", nil, nil, nil)
+	p, err := notificationPath(id, "/read")
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodPost, p, nil, nil, nil)
 }
 
 // MarkUnread marks a notification unread.
 func (c *Client) MarkUnread(ctx context.Context, id string) error {
-	return c.do(ctx, http.MethodDelete, "/v1/notifications/"+url.PathEscape(id)+"/read", nil, nil, nil)
+	p, err := notificationPath(id, "/read")
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodDelete, p, nil, nil, nil)
+}
+
+// notificationPath is the escaped path of a notification, with suffix. The id is one path
+// segment whatever it holds: "1/read" or ".." must not address another resource.
+func notificationPath(id, suffix string) (string, error) {
+	if id == "" {
+		return "", errors.New("herald: no notification id")
+	}
+	seg := url.PathEscape(id)
+	if id == "." || id == ".." {
+		seg = strings.Repeat("%2E", len(id)) // dot segments are removed by clients and proxies
+	}
+	return "/v1/notifications/" + seg + suffix, nil
 }
 
 // MarkAllRead marks every notification read and returns how many changed.
@@ -219,6 +251,10 @@ func (c *Client) UnreadCount(ctx context.Context) (int64, error) {
 // the largest payload fits with room to spare).
 const maxAnswer = 64 << 20
 
+// maxDrain bounds what the client reads past what it needs of an answer so that the connection
+// can serve the next request; a longer rest costs a new connection instead.
+const maxDrain = 256 << 10
+
 // do sends a request and decodes a 2xx answer into out (when not nil), or returns an *Error.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body, out any) error {
 	req, err := c.request(ctx, method, path, q, body)
@@ -229,12 +265,17 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() {
+		// Read to the end (the JSON decoder stops at the value, before the chunked body's end)
+		// or the transport closes the connection instead of reusing it: a new TCP and TLS
+		// handshake per call, and sockets piling up in TIME_WAIT.
+		io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+		resp.Body.Close()
+	}()
 	if resp.StatusCode/100 != 2 {
 		return readError(resp)
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		return nil
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(out); err != nil {
@@ -243,10 +284,15 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	return nil
 }
 
-// request builds a request with the client's credentials.
+// request builds a request with the client's credentials. path is escaped already.
 func (c *Client) request(ctx context.Context, method, path string, q url.Values, body any) (*http.Request, error) {
 	u := *c.base
-	u.Path += path
+	u.RawPath = c.base.EscapedPath() + path
+	p, err := url.PathUnescape(u.RawPath)
+	if err != nil {
+		return nil, fmt.Errorf("herald: path %q: %w", u.RawPath, err)
+	}
+	u.Path = p
 	if c.user != "" {
 		if q == nil {
 			q = url.Values{}
@@ -274,14 +320,19 @@ func (c *Client) request(ctx context.Context, method, path string, q url.Values,
 		if err != nil {
 			return nil, fmt.Errorf("herald: get a token: %w", err)
 		}
+		if strings.ContainsFunc(tok, isControl) {
+			// No request could carry it; say so rather than fail in the transport.
+			return nil, permanentError{errors.New("herald: the token contains control characters (a trailing newline?)")}
+		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	return req, nil
 }
 
-// readError turns an error answer into an *Error.
+// readError turns an error answer into an *Error: Herald's JSON error, or whatever a proxy in
+// front of it answered (an HTML page, plain text, nothing).
 func readError(resp *http.Response) error {
-	e := &Error{Status: resp.StatusCode, Code: http.StatusText(resp.StatusCode), Message: "(no message)"}
+	e := &Error{Status: resp.StatusCode, Code: statusCode(resp.StatusCode), Message: "(no message)"}
 	var body struct {
 		Error struct {
 			Code    string `json:"code"`
@@ -291,11 +342,87 @@ func readError(resp *http.Response) error {
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(raw, &body) == nil && body.Error.Code != "" {
 		e.Code, e.Message = body.Error.Code, body.Error.Message
-	} else if len(raw) > 0 {
-		e.Message = strings.TrimSpace(string(raw[:min(len(raw), 200)]))
+	} else if text := plainText(raw); text != "" {
+		e.Message = text
 	}
-	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
-		e.RetryAfter = time.Duration(s) * time.Second
-	}
+	e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
 	return e
+}
+
+// statusCode is the API's error code for an HTTP status, for answers that do not carry one.
+func statusCode(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "invalid"
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case http.StatusRequestTimeout:
+		return "timeout"
+	case http.StatusConflict:
+		return "conflict"
+	case http.StatusRequestEntityTooLarge, http.StatusRequestHeaderFieldsTooLarge:
+		return "too_large"
+	case http.StatusUnsupportedMediaType:
+		return "unsupported_media_type"
+	case http.StatusTooManyRequests:
+		return "rate_limited"
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return "unavailable"
+	}
+	switch {
+	case status >= 500:
+		return "internal"
+	case status >= 400:
+		return "invalid"
+	}
+	return strings.ToLower(strings.ReplaceAll(http.StatusText(status), " ", "_"))
+}
+
+// plainText is the start of an answer's body as one line of text, without markup.
+func plainText(raw []byte) string {
+	var b strings.Builder
+	inTag := false
+	for _, r := range strings.ToValidUTF8(string(raw), "\uFFFD") {
+		switch {
+		case r == '<':
+			inTag = true
+		case r == '>' && inTag:
+			inTag = false
+			b.WriteByte(' ')
+		case !inTag:
+			b.WriteRune(r)
+		}
+	}
+	text := strings.Join(strings.Fields(b.String()), " ")
+	if len(text) > 200 {
+		cut := 200
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut] + "…"
+	}
+	return text
+}
+
+// retryAfter parses a Retry-After header: seconds, or an HTTP date. Zero if absent or invalid.
+func retryAfter(h string, now time.Time) time.Duration {
+	if h = strings.TrimSpace(h); h == "" {
+		return 0
+	}
+	if s, err := strconv.ParseInt(h, 10, 64); err == nil {
+		if s <= 0 {
+			return 0
+		}
+		return time.Duration(min(s, int64(24*time.Hour/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }

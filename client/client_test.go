@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -356,4 +358,207 @@ func TestSubscribeIdleTimeout(t *testing.T) {
 	if !slices.Equal(got, []string{"1.0", "2.0", "3.0"}) || !slices.Equal(cursors, []string{"", "1.0", "2.0"}) {
 		t.Fatalf("events %v, requests' cursors %v", got, cursors)
 	}
+}
+
+// TestClientErrors: every error answer becomes an *Error with the API's code — also when a
+// proxy in front of Herald answers in HTML or plain text — and a Retry-After in either form.
+func TestClientErrors(t *testing.T) {
+	soon := time.Now().Add(30 * time.Second).UTC().Format(http.TimeFormat)
+	tests := []struct {
+		name       string
+		status     int
+		header     map[string]string
+		body       string
+		code       string
+		message    string
+		retryAfter time.Duration // ± 2s for dates
+		temporary  bool
+	}{
+		{"Herald's JSON", 409, map[string]string{"Content-Type": "application/json"}, `{"error":{"code":"conflict","message":"key reused"}}`, "conflict", "key reused", 0, false},
+		{"rate limited, seconds", 429, map[string]string{"Retry-After": "7"}, `{"error":{"code":"rate_limited","message":"slow down"}}`, "rate_limited", "slow down", 7 * time.Second, true},
+		{"unavailable, HTTP date", 503, map[string]string{"Retry-After": soon}, `{"error":{"code":"unavailable","message":"draining"}}`, "unavailable", "draining", 30 * time.Second, true},
+		{"date in the past", 503, map[string]string{"Retry-After": "Mon, 02 Jan 2006 15:04:05 GMT"}, ``, "unavailable", "", 0, true},
+		{"garbage Retry-After", 503, map[string]string{"Retry-After": "soon"}, ``, "unavailable", "", 0, true},
+		{"negative Retry-After", 503, map[string]string{"Retry-After": "-5"}, ``, "unavailable", "", 0, true},
+		{"proxy HTML", 502, map[string]string{"Content-Type": "text/html"}, "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>", "unavailable", "502 Bad Gateway", 0, true},
+		{"gateway timeout, empty", 504, nil, ``, "unavailable", "", 0, true},
+		{"plain text 401", 401, map[string]string{"Content-Type": "text/plain"}, "Unauthorized\n", "unauthorized", "Unauthorized", 0, false},
+		{"plain 413", 413, nil, "request entity too large", "too_large", "request entity too large", 0, false},
+		{"JSON of another shape", 400, map[string]string{"Content-Type": "application/json"}, `{"message":"nope"}`, "invalid", `{"message":"nope"}`, 0, false},
+		{"plain 500", 500, nil, "Internal Server Error", "internal", "Internal Server Error", 0, true},
+		{"proxy timeout 408", 408, nil, "", "timeout", "", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				for k, v := range tt.header {
+					w.Header().Set(k, v)
+				}
+				w.WriteHeader(tt.status)
+				fmt.Fprint(w, tt.body)
+			}))
+			defer srv.Close()
+			_, err := newClient(t, srv.URL).UnreadCount(context.Background())
+			var he *client.Error
+			if !errors.As(err, &he) {
+				t.Fatalf("got %v, want an *Error", err)
+			}
+			if he.Status != tt.status || he.Code != tt.code || he.Temporary() != tt.temporary ||
+				(tt.message != "" && !strings.Contains(he.Message, tt.message)) || strings.Contains(he.Message, "<") {
+				t.Errorf("got %+v (temporary %v), want status %d, code %s, a message with %q, temporary %v", he, he.Temporary(), tt.status, tt.code, tt.message, tt.temporary)
+			}
+			if d := he.RetryAfter - tt.retryAfter; d < -2*time.Second || d > 2*time.Second || (tt.retryAfter == 0 && he.RetryAfter != 0) {
+				t.Errorf("RetryAfter %v, want %v", he.RetryAfter, tt.retryAfter)
+			}
+		})
+	}
+}
+
+// TestClientReusesConnections: a publisher or an inbox reader keeps one connection however
+// large the answers, instead of a new TCP (and TLS) connection per call.
+func TestClientReusesConnections(t *testing.T) {
+	big := strings.Repeat("x", 64<<10)
+	answers := map[string]string{
+		"/v1/notifications":       `{"notifications":[{"id":"1","type":"n","data":"` + big + `","created_at":"2026-11-23T00:00:00Z","broadcast":false,"read":false,"read_at":null}],"next_before":null}`,
+		"/v1/notifications/batch": `{"notifications":[` + strings.Repeat(`{"id":"1","user":"alice"},`, 2000) + `{"id":"2"}]}`,
+		"/v1/notifications/7":     `{"id":"7","type":"n","data":"` + big + `","created_at":"2026-11-23T00:00:00Z","broadcast":false,"read":false,"read_at":null}`,
+	}
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/notifications" {
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprintln(w, `{"notifications":[{"id":"1","user":"alice"}]}`)
+			return
+		}
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/read") {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		if r.URL.Path == "/v1/notifications/404" {
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprintln(w, `{"error":{"code":"not_found","message":"`+big+`"}}`)
+			return
+		}
+		fmt.Fprintln(w, answers[r.URL.Path])
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := newClient(t, srv.URL, client.WithUser("alice"))
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		if _, err := c.List(ctx, client.ListOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := c.PublishBatch(ctx, []client.Message{{To: []string{"alice"}}}); err != nil || len(r) != 2001 {
+			t.Fatal(len(r), err)
+		}
+		if _, err := c.Publish(ctx, client.Message{To: []string{"alice"}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Get(ctx, "7"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Get(ctx, "404"); err == nil {
+			t.Fatal("no error")
+		}
+		if err := c.MarkRead(ctx, "7"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for 30 calls, want 1", n)
+	}
+}
+
+// TestClientRequests: what the client sends: paths escaped once (under the base URL's own
+// path, escaping kept), the user and inbox parameters in the query, the idempotency key, credentials from the
+// token source on every call, and nothing once the context has ended.
+func TestClientRequests(t *testing.T) {
+	type seen struct{ method, path, query, auth, body, ctype string }
+	var mu sync.Mutex
+	var got []seen
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := new(strings.Builder)
+		io.Copy(b, r.Body)
+		mu.Lock()
+		got = append(got, seen{r.Method, r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Get("Authorization"), b.String(), r.Header.Get("Content-Type")})
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/read"):
+			w.WriteHeader(http.StatusNoContent)
+		case r.Method == http.MethodPost:
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprint(w, `{"notifications":[{"id":"1","user":"a"}]}`)
+		default:
+			fmt.Fprint(w, `{"id":"1","type":"n","data":null,"created_at":"2026-11-23T00:00:00Z","broadcast":false,"read":false,"read_at":null,"notifications":[],"next_before":null}`)
+		}
+	}))
+	defer srv.Close()
+	sent := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
+	n := 0
+	c := newClient(t, srv.URL+"/her%2Fald/", client.WithUser("al ice&x=1"), client.WithTokenSource(func(context.Context) (string, error) {
+		n++
+		return fmt.Sprintf("t%d", n), nil
+	}))
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		call func() error
+		want seen
+	}{
+		{"get an odd id", func() error { _, err := c.Get(ctx, "a/b c%"); return err },
+			seen{"GET", "/her%2Fald/v1/notifications/a%2Fb%20c%25", "user=al+ice%26x%3D1", "Bearer t1", "", ""}},
+		{"mark read", func() error { return c.MarkRead(ctx, "12") },
+			seen{"POST", "/her%2Fald/v1/notifications/12/read", "user=al+ice%26x%3D1", "Bearer t2", "", ""}},
+		{"mark unread of a dotted id", func() error { return c.MarkUnread(ctx, "..") },
+			seen{"DELETE", "/her%2Fald/v1/notifications/%2E%2E/read", "user=al+ice%26x%3D1", "Bearer t3", "", ""}},
+		{"list", func() error {
+			_, err := c.List(ctx, client.ListOptions{Limit: 5, Before: "9&x", Unread: true, Types: []string{"a", "b"}})
+			return err
+		}, seen{"GET", "/her%2Fald/v1/notifications", "before=9%26x&limit=5&types=a%2Cb&unread=true&user=al+ice%26x%3D1", "Bearer t4", "", ""}},
+		{"publish with a key", func() error {
+			_, err := c.Publish(ctx, client.Message{To: []string{"a"}, Type: "t", Data: json.RawMessage(`{"k":1}`), Key: "order-7"})
+			return err
+		}, seen{"POST", "/her%2Fald/v1/notifications", "user=al+ice%26x%3D1", "Bearer t5", `{"to":["a"],"type":"t","data":{"k":1},"key":"order-7"}`, "application/json"}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.call(); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(got) != i+1 || got[i] != tt.want {
+				t.Errorf("sent %+v\nwant %+v", got[len(got)-1], tt.want)
+			}
+		})
+	}
+	t.Run("empty id", func(t *testing.T) {
+		before := sent()
+		_, err := c.Get(ctx, "")
+		if err == nil || c.MarkRead(ctx, "") == nil || c.MarkUnread(ctx, "") == nil {
+			t.Error("an empty id was accepted")
+		}
+		if sent() != before {
+			t.Error("a request was sent")
+		}
+	})
+	t.Run("ended context", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		before := sent()
+		if _, err := c.Publish(ctx, client.Message{To: []string{"a"}}); !errors.Is(err, context.Canceled) {
+			t.Errorf("got %v, want context.Canceled", err)
+		}
+		if sent() != before {
+			t.Error("a request was sent")
+		}
+	})
 }

@@ -145,7 +145,12 @@ func listen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err != nil {
 			return err
 		}
-		var line any = controlLine{Cursor: ev.Cursor, Event: ev.Type, Data: ev.Data}
+		data := ev.Data
+		if !json.Valid(data) {
+			// Print a line whatever a server or proxy sent, rather than fail on it.
+			data, _ = json.Marshal(string(data))
+		}
+		var line any = controlLine{Cursor: ev.Cursor, Event: ev.Type, Data: data}
 		if n := ev.Notification; n != nil {
 			line = notificationLine{Cursor: ev.Cursor, ID: n.ID, Type: n.Type, Data: n.Data, CreatedAt: n.CreatedAt, Broadcast: n.Broadcast}
 		}

@@ -1,16 +1,24 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/client"
+	"github.com/heraldhq/herald/internal/apptest"
 )
 
 // lockedBuffer is a strings.Builder safe to write from one goroutine and read from another.
@@ -147,5 +155,175 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestListenOptions: what listen is given reaches the server as meant — a type list written
+// with spaces after the commas, --count — and every line it prints is one JSON object, also
+// for control events whose data is not JSON (a proxy's doing, a newer server).
+func TestListenOptions(t *testing.T) {
+	s := apptest.Start(t, apptest.Config(t))
+	pub, err := client.New(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("types with spaces", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, typ := range []string{"comment", "other", "like"} {
+			if _, err := pub.Publish(ctx, client.Message{To: []string{"bob"}, Type: typ}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var out, errOut lockedBuffer
+		err := run(ctx, []string{"listen", "--server", s.URL, "--user", "bob", "--last-event-id", "0.0", "--types", "comment, like ,", "--count", "2"}, &out, &errOut)
+		if err != nil {
+			t.Fatalf("listen: %v; stderr: %s", err, errOut.String())
+		}
+		var types []string
+		for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+			var l struct{ Type string }
+			if err := json.Unmarshal([]byte(line), &l); err != nil {
+				t.Fatalf("line %q: %v", line, err)
+			}
+			types = append(types, l.Type)
+		}
+		if strings.Join(types, ",") != "comment,like" {
+			t.Errorf("printed types %v, want comment and like", types)
+		}
+	})
+	t.Run("odd control events", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "event: herald.read\ndata:\n\nevent: herald.future\ndata: not json\n\nevent: herald.read\ndata: {\"unread\":1}\n\n")
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		}))
+		defer srv.Close()
+		defer srv.CloseClientConnections()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var out lockedBuffer
+		if err := run(ctx, []string{"listen", "--server", srv.URL, "--quiet", "--count", "2"}, &out, io.Discard); err != nil {
+			t.Fatalf("listen: %v; printed %s", err, out.String())
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		// An event without data is not dispatched (the SSE specification), so it is not printed.
+		want := []string{`{"cursor":"","event":"herald.future","data":"not json"}`, `{"cursor":"","event":"herald.read","data":{"unread":1}}`}
+		if !slices.Equal(lines, want) {
+			t.Errorf("printed\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+		}
+	})
+}
+
+// TestListenProcess runs herald listen as a program: each event is on stdout as soon as it
+// arrives (not held in a buffer), the connection's state goes to stderr, Ctrl-C ends it with
+// status 0, and an error that retrying cannot fix ends it with status 2 and a message.
+func TestListenProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts subprocesses")
+	}
+	s := apptest.Start(t, apptest.Config(t))
+	secret := strings.Repeat("s", 40)
+	authCfg := apptest.Config(t)
+	authCfg.JWTSecret = secret
+	authed := apptest.Start(t, authCfg)
+	command := func(args ...string) (*exec.Cmd, *lockedBuffer) {
+		cmd := exec.Command(os.Args[0], args...)
+		cmd.Env = append(os.Environ(), "HERALD_TEST_BECOME_SERVER=1")
+		var stderr lockedBuffer
+		cmd.Stderr = &stderr
+		return cmd, &stderr
+	}
+
+	t.Run("live lines and Ctrl-C", func(t *testing.T) {
+		cmd, stderr := command("listen", "--server", s.URL, "--user", "carol")
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer cmd.Process.Kill()
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "live"); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("never live; stderr: %s", stderr.String())
+			}
+		}
+		lines := make(chan string, 10)
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+			close(lines)
+		}()
+		pub, _ := client.New(s.URL)
+		for i := range 2 {
+			r, err := pub.Publish(context.Background(), client.Message{To: []string{"carol"}, Type: "ping", Data: i})
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case line := <-lines:
+				if !strings.Contains(line, `"id":"`+r[0].ID+`"`) {
+					t.Errorf("line %q, want notification %s", line, r[0].ID)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("notification %d not printed while listen runs", i)
+			}
+		}
+		cmd.Process.Signal(os.Interrupt)
+		exited := make(chan error, 1)
+		go func() {
+			for range lines {
+			}
+			exited <- cmd.Wait()
+		}()
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("exit after Ctrl-C: %v; stderr: %s", err, stderr.String())
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("listen did not exit after Ctrl-C")
+		}
+	})
+
+	tests := []struct {
+		name   string
+		args   []string
+		stderr string
+	}{
+		{"listen without credentials", []string{"listen", "--server", authed.URL}, "401 unauthorized"},
+		{"listen with a bad cursor", []string{"listen", "--server", s.URL, "--user", "carol", "--last-event-id", "x"}, "400 invalid"},
+		{"send without recipients", []string{"send", "--server", s.URL}, "give --to users, or --broadcast"},
+		{"send to a server with auth", []string{"send", "--server", authed.URL, "--to", "a"}, "401 unauthorized"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd, stderr := command(tt.args...)
+			var stdout lockedBuffer
+			cmd.Stdout = &stdout
+			done := make(chan error, 1)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+					t.Errorf("exit %v, want status 2", err)
+				}
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("did not exit; stderr: %s", stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.stderr) || stdout.String() != "" {
+				t.Errorf("stderr %q, stdout %q; want %q on stderr only", stderr.String(), stdout.String(), tt.stderr)
+			}
+		})
 	}
 }
