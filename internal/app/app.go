@@ -155,6 +155,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Limiter:        httpapi.NewLimiter(cfg.PublishRate, cfg.PublishBurst),
 		CORSOrigins:    cfg.CORSOriginList(),
 		MaxHeaderBytes: cfg.MaxHeaderBytes,
+		NoPark:         !cfg.ParkStreams,
 		Heartbeat:      cfg.Heartbeat,
 		WriteTimeout:   cfg.WriteTimeout,
 		Retry:          cfg.Retry,
@@ -401,6 +402,7 @@ func (a *App) Run(ctx context.Context) error {
 		a.cluster.stop() // before the store closes: a resync reads it
 	}
 	a.Hub.Close()
+	a.API.Close() // parked streams: the hub ended them; this stops their goroutines
 	if cerr := a.Store.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
 	}

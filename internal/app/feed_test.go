@@ -21,7 +21,9 @@ import (
 // connection at random moments and resume with their last event id. Each client's concatenated
 // stream must be exactly its user's feed: nothing missing, nothing twice, every stream's cursor
 // advancing one step at a time, every publisher's order kept.
-func TestGaplessFeedUnderReconnects(t *testing.T) {
+func TestGaplessFeedUnderReconnects(t *testing.T) { streamModes(t, testGaplessFeedUnderReconnects) }
+
+func testGaplessFeedUnderReconnects(t *testing.T) {
 	tests := []struct {
 		name  string
 		types []string // the clients' filter; nil for all

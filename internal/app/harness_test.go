@@ -31,6 +31,16 @@ type server struct {
 
 // startServer starts Herald on 127.0.0.1:0 with a fresh SQLite file, applying mutate to the
 // config first. It is stopped (and its shutdown checked) when the test ends.
+// Streams are served two ways: parked (hijacked, epoll-driven, the default on Linux) and each on
+// its own goroutine (TLS, HTTP/2, --park-streams=false). streamModes runs a test both ways; the
+// subtest's name tells startServer which.
+const modeGoroutine = "goroutine"
+
+func streamModes(t *testing.T, test func(t *testing.T)) {
+	t.Run("parked", test)
+	t.Run(modeGoroutine, test)
+}
+
 func startServer(t testing.TB, mutate func(*config.Config)) *server {
 	t.Helper()
 	cfg := config.Default()
@@ -40,6 +50,7 @@ func startServer(t testing.TB, mutate func(*config.Config)) *server {
 	cfg.Heartbeat = time.Second
 	cfg.Retry = 10 * time.Millisecond
 	cfg.DrainWindow = 0 // tests that stop a server with streams open do not wait for a spread
+	cfg.ParkStreams = !strings.Contains(t.Name(), "/"+modeGoroutine)
 	if mutate != nil {
 		mutate(&cfg)
 	}

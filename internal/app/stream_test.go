@@ -71,7 +71,9 @@ func TestStreamOpening(t *testing.T) {
 
 // TestStreamLongerThanReadTimeout: the server's ReadTimeout guards request reading, but must not
 // end a stream that stays open longer.
-func TestStreamLongerThanReadTimeout(t *testing.T) {
+func TestStreamLongerThanReadTimeout(t *testing.T) { streamModes(t, testStreamLongerThanReadTimeout) }
+
+func testStreamLongerThanReadTimeout(t *testing.T) {
 	s := startServer(t, func(c *config.Config) {
 		c.ReadTimeout = 200 * time.Millisecond
 		c.Heartbeat = 50 * time.Millisecond
@@ -95,7 +97,9 @@ func TestStreamLongerThanReadTimeout(t *testing.T) {
 
 // TestSlowConsumerIsolation proves invariant 3: a client that stops reading never delays the
 // others; its queue overflows, it is disconnected, and it catches up on reconnect.
-func TestSlowConsumerIsolation(t *testing.T) {
+func TestSlowConsumerIsolation(t *testing.T) { streamModes(t, testSlowConsumerIsolation) }
+
+func testSlowConsumerIsolation(t *testing.T) {
 	// The write timeout is long, so that only the overflow, not the timeout, can free the stalled
 	// stream within the test's bounds, and normal clients finishing first cannot be luck.
 	s := startServer(t, func(c *config.Config) {
@@ -189,7 +193,9 @@ func TestSlowConsumerIsolation(t *testing.T) {
 
 // TestStreamsDoNotLeak opens and closes many streams, by the client and by shutdown, and checks
 // that every goroutine the server started is gone.
-func TestStreamsDoNotLeak(t *testing.T) {
+func TestStreamsDoNotLeak(t *testing.T) { streamModes(t, testStreamsDoNotLeak) }
+
+func testStreamsDoNotLeak(t *testing.T) {
 	before := runtime.NumGoroutine()
 	s := startServer(t, func(c *config.Config) { c.MaxConnectionsPerUser = 0 })
 	baseline := runtime.NumGoroutine()

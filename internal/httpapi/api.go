@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -63,6 +64,9 @@ type Options struct {
 	// MaxHeaderBytes bounds a request's headers; larger ones get a JSON 431. The server's own
 	// limit must be above it (App sets twice), or Go answers first in plain text.
 	MaxHeaderBytes int
+	// NoPark keeps every stream on its handler's goroutine, as on systems without epoll. Parked
+	// streams (park.go) need far less memory; this is for comparison and as a way out.
+	NoPark bool
 
 	Heartbeat    time.Duration // comment sent on an idle stream
 	WriteTimeout time.Duration // deadline of each write to a stream
@@ -101,6 +105,9 @@ type API struct {
 	published [3]prometheus.Counter
 
 	slowDisconnects atomic.Int64
+
+	parkOnce sync.Once
+	parker   atomic.Pointer[parker]
 }
 
 // New returns the API. Store and Hub are required.
@@ -126,6 +133,9 @@ func New(opts Options) *API {
 		opts.Metrics = metrics.New()
 	}
 	a := &API{opts: opts, log: opts.Logger, metrics: opts.Metrics, ids: newRequestIDs()}
+	if parkSupported && !opts.NoPark {
+		a.startParker() // now, so that its goroutines are there from the start; Close stops them
+	}
 	for k, name := range []string{kindUnicast: metrics.KindUnicast, kindMulticast: metrics.KindMulticast, kindBroadcast: metrics.KindBroadcast} {
 		a.published[k] = a.metrics.Published.WithLabelValues(name)
 	}

@@ -19,6 +19,9 @@ type requestInfo struct {
 	log   *slog.Logger
 	route string
 	start time.Time
+	// parked is set when the stream handler hands its connection to the parker, which logs and
+	// counts the request when the stream ends.
+	parked bool
 }
 
 type infoKey struct{}
@@ -100,6 +103,9 @@ func (a *API) observe(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-ID", id)
 		rec := &recorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), infoKey{}, ri)))
+		if ri.parked {
+			return
+		}
 
 		status := rec.status
 		if status == 0 {

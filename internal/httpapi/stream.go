@@ -3,8 +3,10 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,7 +71,8 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		a.refuseStream(w, r, err)
 		return
 	}
-	user := caller.User
+	// A copy: the id may be a slice of the request line, which a long-lived stream would pin.
+	user := strings.Clone(caller.User)
 	q := r.URL.Query()
 	raw := r.Header.Get("Last-Event-ID")
 	if raw == "" {
@@ -100,7 +103,12 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		a.refuseStream(w, r, err)
 		return
 	}
-	defer sub.Close()
+	parked := false
+	defer func() {
+		if !parked {
+			sub.Close()
+		}
+	}()
 
 	c := &conn{
 		api:    a,
@@ -126,17 +134,30 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		hello = true
 	}
 
-	// The server's ReadTimeout would end a long stream; this request has no body left to read.
-	_ = c.rc.SetReadDeadline(time.Time{})
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer this response
 	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
+	// A stream over plain HTTP/1 leaves net/http: it is parked once caught up, holding no
+	// goroutine and no buffers while idle (park.go). Any other stream keeps its handler.
+	if c.nc = a.hijack(w, r); c.nc != nil {
+		c.buf = appendHead(c.buf, h)
+	} else {
+		// The server's ReadTimeout would end a long stream; this request has no body left to read.
+		_ = c.rc.SetReadDeadline(time.Time{})
+		w.WriteHeader(http.StatusOK)
+	}
 	a.metrics.StreamsOpened.Inc()
 	a.metrics.StreamsOpen.Inc()
-	defer a.metrics.StreamsOpen.Dec()
+	defer func() {
+		if !parked {
+			a.metrics.StreamsOpen.Dec()
+			if c.nc != nil {
+				c.nc.Close()
+			}
+		}
+	}()
 
 	c.buf = sse.AppendComment(c.buf, "herald stream")
 	c.buf = sse.AppendRetry(c.buf, a.opts.Retry.Milliseconds())
@@ -148,7 +169,37 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	if err := c.flush(); err != nil {
 		return
 	}
-	err = c.run(r.Context(), raw != "", caller.Expires)
+	catchUp := raw != ""
+	if c.nc != nil {
+		// Catch up here, where blocking on the store and on the client is fine; then park.
+		if catchUp {
+			if err = c.catchUp(r.Context()); err != nil {
+				a.endStream(r, err)
+				return
+			}
+			catchUp = false
+		}
+		c.sub.Caught(c.pos)
+		ri := info(r)
+		c.reqID, c.start, c.remote, c.expires = "", time.Now(), r.RemoteAddr, caller.Expires
+		if ri != nil {
+			c.reqID, c.start = ri.id, ri.start
+		}
+		if parked = a.park(c); parked {
+			if ri != nil {
+				ri.parked = true // the parker logs the request when the stream ends
+			}
+			return // the parker owns the subscription and the connection now
+		}
+		// Not parked (the server is stopping): serve it here. Without net/http reading the
+		// connection, a client that leaves is noticed at the next write.
+	}
+	err = c.run(r.Context(), catchUp, caller.Expires)
+	a.endStream(r, err)
+}
+
+// endStream logs and counts why a stream's handler ended.
+func (a *API) endStream(r *http.Request, err error) {
 	switch {
 	case errors.Is(err, errSlow):
 		a.slowDisconnects.Add(1)
@@ -204,7 +255,7 @@ func (c *conn) kickIfStuck(start int64) {
 		return
 	}
 	if c.kicked.CompareAndSwap(false, true) {
-		_ = c.rc.SetWriteDeadline(time.Now())
+		_ = c.setWriteDeadline(time.Now())
 	}
 }
 
@@ -228,6 +279,16 @@ type conn struct {
 	sub    *hub.Subscription
 	w      http.ResponseWriter
 	rc     *http.ResponseController
+	// nc is the connection, once hijacked from net/http (then w and rc are not used).
+	nc net.Conn
+
+	// For a parked stream (park.go): its request's id, start and peer for the log line at its
+	// end, when its credentials expire, and its state in the parker.
+	reqID   string
+	start   time.Time
+	remote  string
+	expires time.Time
+	park    parkState
 
 	// writing is when the write in progress began (unix ns), 0 between writes. kicked is set
 	// when the stream is ended as too slow.
@@ -326,6 +387,9 @@ func (c *conn) deliver(events []*hub.Event) (gap bool, err error) {
 		if c.wanted(ev.Type) {
 			c.buf = c.appendEvent(c.buf, ev.Frame(c.named, encodeNotification))
 			c.live = append(c.live, ev.CreatedAt)
+			if c.park.shard != nil {
+				continue // parked: the shard writes what deliver buffers, without blocking
+			}
 			if err := c.flushAt(flushSize); err != nil {
 				return false, err
 			}
@@ -474,7 +538,7 @@ func (c *conn) flush() error {
 	if len(c.buf) == 0 {
 		return nil
 	}
-	if err := c.rc.SetWriteDeadline(time.Now().Add(c.api.opts.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+	if err := c.setWriteDeadline(time.Now().Add(c.api.opts.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}
 	// Checked after setting the deadline: an overflow after this point moves it back to now.
@@ -482,8 +546,10 @@ func (c *conn) flush() error {
 		return errSlow
 	}
 	c.writing.Store(time.Now().UnixNano())
-	_, err := c.w.Write(c.buf)
-	if err == nil {
+	var err error
+	if c.nc != nil {
+		_, err = c.nc.Write(c.buf)
+	} else if _, err = c.w.Write(c.buf); err == nil {
 		err = c.rc.Flush()
 	}
 	c.writing.Store(0)
@@ -499,6 +565,13 @@ func (c *conn) flush() error {
 		c.buf = nil // a large replay page must not stay pinned to an idle connection
 	}
 	return err
+}
+
+func (c *conn) setWriteDeadline(t time.Time) error {
+	if c.nc != nil {
+		return c.nc.SetWriteDeadline(t)
+	}
+	return c.rc.SetWriteDeadline(t)
 }
 
 // written counts what a successful flush delivered.

@@ -189,8 +189,6 @@ func (h *Hub) Subscribe(user string) (*Subscription, error) {
 		hub:   h,
 		User:  user,
 		queue: make([]*Event, 0, 8),
-		ready: make(chan struct{}, 1),
-		done:  make(chan struct{}),
 	}
 	st.subs[s] = struct{}{}
 	h.broadcast.subs[s] = struct{}{}
@@ -636,10 +634,12 @@ type Subscription struct {
 	overflowed bool
 	reason     string
 	onOverflow func()
+	notify     func()
 
-	ready chan struct{} // has a value when the queue may be non-empty
-	done  chan struct{} // closed when the hub ends the subscription
-	once  sync.Once
+	// Made on first use, as an owner with OnNotify needs neither. ready has a value when the
+	// queue may be non-empty; done is closed when the hub ends the subscription (reason set).
+	ready chan struct{}
+	done  chan struct{}
 }
 
 func (s *Subscription) queued() int {
@@ -660,13 +660,19 @@ func (s *Subscription) push(ev *Event) {
 		}
 		overflow = s.onOverflow
 	}
+	notify, ready := s.notify, s.ready
 	s.mu.Unlock()
 	if overflow != nil {
 		overflow()
 	}
-	select {
-	case s.ready <- struct{}{}:
-	default:
+	switch {
+	case notify != nil:
+		notify()
+	case ready != nil:
+		select {
+		case ready <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -714,11 +720,56 @@ func (s *Subscription) OnOverflow(f func()) {
 	s.mu.Unlock()
 }
 
+// OnNotify sets a function called, instead of signalling Ready, whenever events may be waiting
+// and when the subscription ends: for an owner with no goroutine of its own waiting on the
+// channels. It runs on the publishing goroutine, under the hub's lock, so it must not block nor
+// call back into the hub. It is called once at once, for anything queued before it was set.
+func (s *Subscription) OnNotify(f func()) {
+	s.mu.Lock()
+	s.notify = f
+	s.mu.Unlock()
+	f()
+}
+
+// Overflowing reports whether events were dropped since the last Take.
+func (s *Subscription) Overflowing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.overflowed
+}
+
 // Ready is signalled when events may be waiting.
-func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+func (s *Subscription) Ready() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ready == nil {
+		s.ready = make(chan struct{}, 1)
+		if len(s.queue) > 0 || s.overflowed {
+			s.ready <- struct{}{}
+		}
+	}
+	return s.ready
+}
 
 // Done is closed when the hub ends the subscription; Reason says why.
-func (s *Subscription) Done() <-chan struct{} { return s.done }
+func (s *Subscription) Done() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done == nil {
+		s.done = make(chan struct{})
+		if s.reason != "" {
+			close(s.done)
+		}
+	}
+	return s.done
+}
+
+// Ended reports whether the hub ended the subscription (Done is closed).
+func (s *Subscription) Ended() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reason != ""
+}
 
 // Reason says why Done was closed.
 func (s *Subscription) Reason() string {
@@ -739,12 +790,20 @@ func (s *Subscription) Take(buf []*Event) (events []*Event, overflowed bool) {
 }
 
 func (s *Subscription) end(reason string) {
-	s.once.Do(func() {
-		s.mu.Lock()
-		s.reason = reason
+	s.mu.Lock()
+	if s.reason != "" {
 		s.mu.Unlock()
+		return
+	}
+	s.reason = reason
+	if s.done != nil {
 		close(s.done)
-	})
+	}
+	notify := s.notify
+	s.mu.Unlock()
+	if notify != nil {
+		notify()
+	}
 }
 
 // Close removes the subscription from the hub. It is safe to call more than once.

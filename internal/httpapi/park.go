@@ -1,0 +1,561 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"runtime"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/sse"
+)
+
+// Parking: most streams are idle most of the time, and an idle stream served the usual way costs
+// a goroutine (with its stack grown by the request's handling), net/http's read and write
+// buffers, a ticker and a write buffer: about 35 KB. A stream over plain HTTP/1 is instead
+// hijacked from net/http before its headers are written, caught up from the store by its
+// handler as before, and then parked: the handler returns, and the stream is left as a small
+// struct in a shard. Each shard has
+//
+//   - a poller goroutine, blocked in epoll_wait on the shard's connections, which notices a
+//     client that hangs up (or, after a write that did not fit, room to write again);
+//   - a writer goroutine, which the hub wakes when events are queued for one of the shard's
+//     streams. It writes them without blocking: what the socket does not take waits for the
+//     poller to report room, and meanwhile new events wait in the subscription's bounded queue.
+//     Once a second it sends heartbeats, ends streams whose credentials expired, and ends those
+//     whose writes stayed blocked too long (the slow-consumer rule of the goroutine path).
+//
+// A stream that must read the store (its queue overflowed, or the hub skipped ahead past a gap)
+// gets a goroutine for as long as that takes, then is parked again. Streams over TLS or HTTP/2,
+// and all streams on systems without epoll, keep their handler goroutine (conn.run).
+
+// parkState is a parked stream's place in its shard. Fields marked (mu) are guarded by the
+// shard's mutex; the others belong to whoever services the stream: the shard's writer, or the
+// catch-up goroutine while busy.
+type parkState struct {
+	shard *shard
+	raw   syscall.RawConn
+	fd    int
+	idx   int // in shard.all (mu)
+
+	scheduled bool // in shard.ready (mu)
+	busy      bool // a catch-up goroutine has the stream (mu)
+	gone      bool // closed (mu)
+	readable  bool // the poller saw input or a hang-up (mu)
+	writable  bool // the poller saw room to write since the last write began (mu)
+	blocked   bool // pending is not empty (mu)
+
+	pending   []byte // the part of the last write the socket did not take
+	since     int64  // when pending began (unix ns)
+	lastWrite int64  // unix ns
+}
+
+// hijack takes a plain HTTP/1 connection from net/http, for the stream to be parked once caught
+// up, and appends the response head (status, and the headers set so far) to c.buf. It returns
+// nil where parking does not apply; the stream is then served through w.
+func (a *API) hijack(w http.ResponseWriter, r *http.Request) net.Conn {
+	if !parkSupported || a.opts.NoPark || r.ProtoMajor != 1 || r.TLS != nil {
+		return nil
+	}
+	nc, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return nil
+	}
+	if _, ok := nc.(syscall.Conn); !ok {
+		// Not a socket we can poll (a wrapped listener): serve it on its own goroutine.
+		nc.Close()
+		return nil
+	}
+	// Deadlines net/http set (ReadTimeout) must not outlive it; the bytes a client sent after
+	// its request (none, for an SSE client) are dropped with net/http's reader.
+	_ = nc.SetDeadline(time.Time{})
+	return nc
+}
+
+// appendHead appends the response head of a hijacked stream. The body is delimited by the
+// connection's end (Connection: close), so events are written as they are, without chunking.
+func appendHead(dst []byte, h http.Header) []byte {
+	dst = append(dst, "HTTP/1.1 200 OK\r\n"...)
+	var b bytes.Buffer
+	_ = h.Write(&b) // sanitises values: no header injection
+	dst = append(dst, b.Bytes()...)
+	dst = append(dst, "Date: "...)
+	dst = time.Now().UTC().AppendFormat(dst, http.TimeFormat)
+	return append(dst, "\r\nConnection: close\r\n\r\n"...)
+}
+
+// parker holds the shards. It starts with the first parked stream and stops with API.Close.
+type parker struct {
+	api    *API
+	shards []*shard
+	ctx    context.Context // cancelled by close: ends catch-ups' store reads
+	cancel context.CancelFunc
+	done   chan struct{}
+	loops  sync.WaitGroup // writers and pollers
+	jobs   sync.WaitGroup // catch-ups
+
+	mu     sync.Mutex
+	closed bool
+}
+
+func (a *API) startParker() *parker {
+	a.parkOnce.Do(func() {
+		p := &parker{api: a, done: make(chan struct{})}
+		p.ctx, p.cancel = context.WithCancel(context.Background())
+		n := max(2, runtime.GOMAXPROCS(0))
+		for range n {
+			s, err := newShard(p)
+			if err != nil {
+				a.log.Warn("streams cannot be parked; each keeps a goroutine", "err", err)
+				p.stop()
+				return
+			}
+			p.shards = append(p.shards, s)
+		}
+		for _, s := range p.shards {
+			p.loops.Add(2)
+			go s.write()
+			go s.poll()
+		}
+		a.parker.Store(p)
+	})
+	return a.parker.Load()
+}
+
+// park hands a caught-up, hijacked stream to a shard. On false the caller still owns it.
+func (a *API) park(c *conn) bool {
+	p := a.startParker()
+	if p == nil {
+		return false
+	}
+	raw, err := c.nc.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return false
+	}
+	fd := -1
+	if raw.Control(func(f uintptr) { fd = int(f) }) != nil || fd < 0 {
+		return false
+	}
+	if err := c.nc.SetWriteDeadline(time.Time{}); err != nil {
+		return false
+	}
+	s := p.shards[fd%len(p.shards)]
+	// What the handler held for net/http and its writes is not needed any more.
+	c.w, c.rc, c.buf, c.live = nil, nil, nil, nil
+	c.park = parkState{shard: s, raw: raw, fd: fd, lastWrite: time.Now().UnixNano()}
+	if !s.add(c) {
+		c.park.shard = nil
+		return false
+	}
+	c.sub.OnOverflow(nil)
+	c.sub.OnNotify(func() { s.schedule(c) })
+	return true
+}
+
+// Close stops the parker: parked streams are closed, and its goroutines end.
+func (a *API) Close() {
+	if p := a.parker.Load(); p != nil {
+		p.stop()
+	}
+}
+
+func (p *parker) stop() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	p.mu.Unlock()
+	close(p.done)
+	p.cancel()
+	for _, s := range p.shards {
+		s.poller.wake()
+	}
+	p.loops.Wait()
+	for _, s := range p.shards {
+		s.mu.Lock()
+		all := slices.Clone(s.all)
+		s.mu.Unlock()
+		for _, c := range all {
+			s.close(c, "shutdown", nil)
+		}
+	}
+	p.jobs.Wait()
+	for _, s := range p.shards {
+		s.poller.close()
+	}
+}
+
+type shard struct {
+	p      *parker
+	poller *poller
+
+	mu    sync.Mutex
+	byFD  map[int]*conn
+	all   []*conn
+	ready []*conn
+	wake  chan struct{}
+
+	// The writer's scratch, reused for every stream it services.
+	buf    []byte
+	events []*hub.Event
+	live   []time.Time
+	input  []byte
+}
+
+func newShard(p *parker) (*shard, error) {
+	pl, err := newPoller()
+	if err != nil {
+		return nil, err
+	}
+	return &shard{p: p, poller: pl, byFD: map[int]*conn{}, wake: make(chan struct{}, 1), input: make([]byte, 512)}, nil
+}
+
+func (s *shard) add(c *conn) bool {
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	if s.p.closed {
+		return false
+	}
+	s.mu.Lock()
+	c.park.idx = len(s.all)
+	s.all = append(s.all, c)
+	s.byFD[c.park.fd] = c // before the poller can report on it
+	s.mu.Unlock()
+	if err := s.poller.add(c.park.raw); err != nil {
+		s.mu.Lock()
+		s.remove(c)
+		s.mu.Unlock()
+		return false
+	}
+	return true
+}
+
+// remove takes c out of the shard's tables. s.mu is held.
+func (s *shard) remove(c *conn) {
+	st := &c.park
+	if s.byFD[st.fd] == c {
+		delete(s.byFD, st.fd)
+	}
+	last := len(s.all) - 1
+	if i := st.idx; i <= last && s.all[i] == c {
+		s.all[i] = s.all[last]
+		s.all[i].park.idx = i
+		s.all[last] = nil
+		s.all = s.all[:last]
+	}
+}
+
+// schedule queues c for the writer; called by the hub (under its lock) and by the poller.
+func (s *shard) schedule(c *conn) {
+	s.mu.Lock()
+	s.scheduleLocked(c)
+	s.mu.Unlock()
+}
+
+func (s *shard) scheduleLocked(c *conn) {
+	st := &c.park
+	if st.scheduled || st.gone {
+		return
+	}
+	st.scheduled = true
+	s.ready = append(s.ready, c)
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// onPoll records what the poller saw of fd. s.mu is held.
+func (s *shard) onPoll(fd int, input, output bool) {
+	c := s.byFD[fd]
+	if c == nil {
+		return // closed since
+	}
+	st := &c.park
+	if input {
+		st.readable = true
+	}
+	if output {
+		st.writable = true
+	}
+	if input || (output && st.blocked) {
+		s.scheduleLocked(c)
+	}
+}
+
+// write is the shard's writer goroutine.
+func (s *shard) write() {
+	defer s.p.loops.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var batch []*conn
+	for {
+		select {
+		case <-s.p.done:
+			return
+		case now := <-tick.C:
+			s.sweep(now)
+		case <-s.wake:
+		}
+		s.mu.Lock()
+		batch, s.ready = s.ready, batch[:0]
+		s.mu.Unlock()
+		for i, c := range batch {
+			s.service(c)
+			batch[i] = nil
+		}
+	}
+}
+
+// service writes what is queued for c.
+func (s *shard) service(c *conn) {
+	st := &c.park
+	s.mu.Lock()
+	st.scheduled = false
+	if st.busy || st.gone {
+		s.mu.Unlock()
+		return
+	}
+	readable := st.readable
+	st.readable = false
+	s.mu.Unlock()
+	if readable {
+		if err := s.drainInput(c); err != nil {
+			s.close(c, "client closed", nil)
+			return
+		}
+	}
+	if c.sub.Ended() {
+		s.close(c, c.sub.Reason(), nil)
+		return
+	}
+	if len(st.pending) > 0 {
+		if !s.send(c, st.pending) || len(st.pending) > 0 {
+			return // closed, or still waiting for room: events wait in the queue
+		}
+	}
+	events, overflowed := c.sub.Take(s.events)
+	s.events = events
+	if overflowed {
+		s.catchUp(c, nil) // the queue missed events; the store has them
+		return
+	}
+	if len(events) == 0 {
+		return
+	}
+	c.buf, c.live = s.buf[:0], s.live[:0]
+	gap, _ := c.deliver(events) // parked: deliver never writes
+	out, live := c.buf, c.live
+	c.buf, c.live = nil, nil
+	s.live = live[:0]
+	if cap(out) <= 1<<20 {
+		s.buf = out[:0]
+	}
+	if gap {
+		s.catchUp(c, out)
+		return
+	}
+	if len(out) > 0 && s.send(c, out) {
+		c.live = live
+		c.written()
+		c.live = nil
+	}
+}
+
+// send writes b without blocking; what the socket does not take becomes st.pending. It reports
+// false if the stream was closed.
+func (s *shard) send(c *conn, b []byte) bool {
+	st := &c.park
+	s.mu.Lock()
+	st.writable = false
+	s.mu.Unlock()
+	n, err := rawWrite(st.raw, b)
+	if err != nil {
+		s.close(c, "write failed", err)
+		return false
+	}
+	now := time.Now().UnixNano()
+	st.lastWrite = now
+	switch {
+	case n == len(b):
+		st.pending = nil
+	case len(st.pending) > 0 && &b[0] == &st.pending[0]:
+		st.pending = b[n:]
+	default:
+		st.pending = bytes.Clone(b[n:])
+		st.since = now
+	}
+	s.mu.Lock()
+	st.blocked = len(st.pending) > 0
+	again := st.blocked && st.writable // room came while writing: the poller's report was seen
+	s.mu.Unlock()
+	if again {
+		s.schedule(c)
+	}
+	return true
+}
+
+// drainInput reads what the client sent (an SSE client sends nothing after its request) and
+// reports an error once it has hung up.
+func (s *shard) drainInput(c *conn) error {
+	for range 64 {
+		n, err := rawRead(c.park.raw, s.input)
+		switch {
+		case err != nil:
+			return err
+		case n == 0:
+			return errClientGone
+		case n < 0:
+			return nil // nothing more for now
+		}
+	}
+	return errors.New("client keeps sending")
+}
+
+var errClientGone = errors.New("client closed the connection")
+
+// heartbeatFrame is the comment that keeps proxies from timing out an idle stream.
+var heartbeatFrame = sse.AppendComment(nil, "")
+
+// expiredFrame tells the client its credentials expired.
+var expiredFrame, _ = sse.AppendEvent(nil, "", ExpiredType, []byte(`{"message":"your credentials expired; reconnect with fresh ones"}`))
+
+// sweep runs once a second on the writer: heartbeats, expired credentials, slow clients.
+func (s *shard) sweep(now time.Time) {
+	s.mu.Lock()
+	all := slices.Clone(s.all)
+	s.mu.Unlock()
+	nowNs := now.UnixNano()
+	heartbeat := int64(s.p.api.opts.Heartbeat)
+	writeTimeout := int64(s.p.api.opts.WriteTimeout)
+	for _, c := range all {
+		st := &c.park
+		s.mu.Lock()
+		skip := st.busy || st.gone
+		s.mu.Unlock()
+		switch {
+		case skip:
+		case !c.expires.IsZero() && now.After(c.expires):
+			if len(st.pending) == 0 {
+				_, _ = rawWrite(st.raw, expiredFrame)
+			}
+			s.close(c, "credentials expired", nil)
+		case len(st.pending) > 0:
+			// A write the client has not taken for this long: it stopped reading. With events
+			// being dropped meanwhile, sooner (the same rule as the goroutine path).
+			stuck := nowNs - st.since
+			if stuck > writeTimeout || (stuck > int64(slowWriteGrace) && c.sub.Overflowing()) {
+				s.close(c, "slow_consumer", errSlow)
+				continue
+			}
+			s.send(c, st.pending)
+		case nowNs-st.lastWrite >= heartbeat-int64(500*time.Millisecond):
+			s.send(c, heartbeatFrame)
+		}
+	}
+}
+
+// catchUp gives c a goroutine that writes out (and what was pending) and then reads the store
+// from the stream's cursor, as the handler did; then parks it again.
+func (s *shard) catchUp(c *conn, out []byte) {
+	st := &c.park
+	s.mu.Lock()
+	if st.gone {
+		s.mu.Unlock()
+		return
+	}
+	st.busy = true
+	s.mu.Unlock()
+	first := slices.Concat(st.pending, out)
+	st.pending = nil
+	// While it writes blocking, a client that stops reading is ended as on the goroutine path:
+	// by the write deadline, or sooner when its queue overflows meanwhile (conn.overflowed).
+	c.kickMu.Lock()
+	c.finished = false
+	c.kickMu.Unlock()
+	c.sub.OnOverflow(c.overflowed)
+	s.p.jobs.Add(1)
+	go func() {
+		defer s.p.jobs.Done()
+		defer func() {
+			c.sub.OnOverflow(nil)
+			c.finish()
+		}()
+		c.buf = first
+		err := c.flush()
+		if err == nil {
+			err = c.catchUp(s.p.ctx)
+		}
+		if err == nil {
+			c.sub.Caught(c.pos)
+			err = c.nc.SetWriteDeadline(time.Time{})
+		}
+		c.buf, c.live = nil, nil
+		if err != nil {
+			if errors.Is(err, errSlow) || isTimeout(err) {
+				s.close(c, "slow_consumer", errSlow)
+			} else {
+				s.close(c, "catch-up failed", err)
+			}
+			return
+		}
+		st.lastWrite = time.Now().UnixNano()
+		s.mu.Lock()
+		st.busy = false
+		s.mu.Unlock()
+		s.schedule(c) // events queued meanwhile
+	}()
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// close ends a parked stream: the connection, the subscription, and its request's log line.
+func (s *shard) close(c *conn, why string, err error) {
+	st := &c.park
+	s.mu.Lock()
+	if st.gone {
+		s.mu.Unlock()
+		return
+	}
+	st.gone = true
+	st.pending = nil
+	s.remove(c)
+	s.mu.Unlock()
+	s.poller.remove(st.raw)
+	c.nc.Close()
+	c.sub.Close()
+	a := s.p.api
+	a.metrics.StreamsOpen.Dec()
+	a.metrics.Requests.WithLabelValues(streamRoute, "200").Inc()
+	log := a.log.With("request_id", c.reqID)
+	if errors.Is(err, errSlow) {
+		a.slowDisconnects.Add(1)
+		a.metrics.SlowDisconnects.Inc()
+		log.Info("stream closed: client too slow", "reason", "slow_consumer", "hub", a.opts.Hub.Stats())
+	} else if err != nil {
+		log.Debug("stream closed", "err", err)
+	}
+	log.Info("request", "method", http.MethodGet, "path", "/v1/stream", "route", streamRoute,
+		"status", http.StatusOK, "duration", time.Since(c.start).Round(time.Microsecond), "remote", c.remote, "end", why)
+}
+
+// poll is the shard's poller goroutine.
+func (s *shard) poll() {
+	defer s.p.loops.Done()
+	s.poller.run(s.p.done, func(fd int, input, output bool) {
+		s.mu.Lock()
+		s.onPoll(fd, input, output)
+		s.mu.Unlock()
+	})
+}

@@ -1,0 +1,139 @@
+package httpapi
+
+import (
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+const parkSupported = true
+
+// poller is an epoll instance over a shard's connections, and an eventfd to wake its wait.
+// Connections are registered edge-triggered, as Go's own netpoller does, so a hang-up or room to
+// write is reported once, not for as long as it lasts.
+type poller struct {
+	epfd, efd int
+}
+
+func newPoller() (*poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(efd)}); err != nil {
+		unix.Close(epfd)
+		unix.Close(efd)
+		return nil, err
+	}
+	return &poller{epfd: epfd, efd: efd}, nil
+}
+
+// add watches a connection. Control keeps its fd open meanwhile.
+func (p *poller) add(raw syscall.RawConn) error {
+	var err error
+	cerr := raw.Control(func(fd uintptr) {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
+		err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
+	})
+	if cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// remove stops watching a connection before it is closed.
+func (p *poller) remove(raw syscall.RawConn) {
+	_ = raw.Control(func(fd uintptr) {
+		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
+	})
+}
+
+// run reports events until done is closed (and wake called).
+func (p *poller) run(done <-chan struct{}, report func(fd int, input, output bool)) {
+	events := make([]unix.EpollEvent, 256)
+	for {
+		n, err := unix.EpollWait(p.epfd, events, -1)
+		select {
+		case <-done:
+			return
+		default:
+		}
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return
+		}
+		for _, ev := range events[:n] {
+			fd := int(ev.Fd)
+			if fd == p.efd {
+				var b [8]byte
+				_, _ = unix.Read(p.efd, b[:])
+				continue
+			}
+			input := ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
+			report(fd, input, ev.Events&unix.EPOLLOUT != 0)
+		}
+	}
+}
+
+func (p *poller) wake() {
+	_, _ = unix.Write(p.efd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+}
+
+func (p *poller) close() {
+	unix.Close(p.epfd)
+	unix.Close(p.efd)
+}
+
+// rawWrite writes as much of b as the socket takes now, without waiting.
+func rawWrite(raw syscall.RawConn, b []byte) (n int, err error) {
+	var werr error
+	err = raw.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			m, e := unix.Write(int(fd), b[n:])
+			if e == unix.EINTR {
+				continue
+			}
+			if e == unix.EAGAIN {
+				break
+			}
+			if e != nil {
+				werr = e
+				break
+			}
+			n += m
+		}
+		return true // never wait: the poller reports room
+	})
+	if err == nil {
+		err = werr
+	}
+	return n, err
+}
+
+// rawRead reads what is there without waiting: 0 at the end of input, -1 when nothing is.
+func rawRead(raw syscall.RawConn, b []byte) (n int, err error) {
+	var rerr error
+	err = raw.Read(func(fd uintptr) bool {
+		for {
+			n, rerr = unix.Read(int(fd), b)
+			if rerr != unix.EINTR {
+				break
+			}
+		}
+		if rerr == unix.EAGAIN {
+			n, rerr = -1, nil
+		}
+		return true
+	})
+	if err == nil {
+		err = rerr
+	}
+	return n, err
+}
