@@ -1,0 +1,307 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A worker process holds a share of the streams: one process cannot open more files than its
+// limit, so the coordinator starts as many workers as the stream count needs and talks to each
+// over its stdin and stdout, one JSON object per line.
+
+// openCmd tells a worker which streams to open: indexes [From, To) of the run's streams.
+type openCmd struct {
+	Targets []string `json:"targets"` // base URLs; stream i goes to Targets[i%len]
+	From    int      `json:"from"`
+	To      int      `json:"to"`
+	Users   int      `json:"users"`   // stream i is user "u<i%Users>"
+	Sources int      `json:"sources"` // stream i dials from 127.0.0.<2+i%Sources>
+	Token   string   `json:"token,omitempty"`
+	Dials   int      `json:"dials"` // dials in flight at once
+}
+
+// reportCmd asks a worker for what its streams received, judged against what was published.
+type reportCmd struct {
+	Rounds []int            `json:"rounds,omitempty"` // every stream expects each of these once
+	Expect map[string][]int `json:"expect,omitempty"` // user → the numbers published to them
+}
+
+// workerMsg is a worker's line to the coordinator.
+type workerMsg struct {
+	Progress *progress `json:"progress,omitempty"`
+	Opened   *opened   `json:"opened,omitempty"`
+	Report   *report   `json:"report,omitempty"`
+}
+
+type progress struct {
+	Open   int64 `json:"open"`
+	Events int64 `json:"events"`
+	Failed int64 `json:"failed"`
+	Closed int64 `json:"closed"`
+}
+
+type opened struct {
+	Open   int    `json:"open"`
+	Failed int    `json:"failed"`
+	Error  string `json:"error,omitempty"` // the first failure
+	Millis int64  `json:"millis"`
+}
+
+type report struct {
+	Latencies []int32       `json:"latencies"` // µs, one per delivered bench event
+	LastRecv  map[int]int64 `json:"last_recv"` // number → the latest arrival (unix ns)
+	Missing   int           `json:"missing"`
+	Duplicate int           `json:"duplicate"`
+	Unexpect  int           `json:"unexpected"`
+	Closed    int           `json:"closed"` // streams the server ended during the run
+}
+
+// benchStream is one open stream, read by its own goroutine.
+type benchStream struct {
+	user string
+	conn net.Conn
+	mu   sync.Mutex
+	got  []recv
+}
+
+type recv struct {
+	n    int32
+	at   int64 // unix ns
+	sent int64 // unix ns, from the payload
+}
+
+type worker struct {
+	streams []*benchStream
+	events  atomic.Int64
+	closed  atomic.Int64
+	failed  atomic.Int64
+	open    atomic.Int64
+	out     *json.Encoder
+	outMu   sync.Mutex
+}
+
+func (w *worker) send(m workerMsg) {
+	w.outMu.Lock()
+	defer w.outMu.Unlock()
+	_ = w.out.Encode(m)
+}
+
+// runWorker serves the coordinator's commands until its stdin closes.
+func runWorker() error {
+	w := &worker{out: json.NewEncoder(os.Stdout)}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				w.send(workerMsg{Progress: &progress{Open: w.open.Load(), Events: w.events.Load(), Failed: w.failed.Load(), Closed: w.closed.Load()}})
+			}
+		}
+	}()
+	dec := json.NewDecoder(os.Stdin)
+	for {
+		var cmd struct {
+			Open   *openCmd   `json:"open"`
+			Report *reportCmd `json:"report"`
+		}
+		if err := dec.Decode(&cmd); err != nil {
+			w.closeAll()
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		switch {
+		case cmd.Open != nil:
+			w.send(workerMsg{Opened: w.openAll(*cmd.Open)})
+		case cmd.Report != nil:
+			w.send(workerMsg{Report: w.report(*cmd.Report)})
+		}
+	}
+}
+
+func (w *worker) closeAll() {
+	for _, s := range w.streams {
+		s.conn.Close()
+	}
+}
+
+func (w *worker) openAll(c openCmd) *opened {
+	start := time.Now()
+	var (
+		mu       sync.Mutex
+		firstErr string
+		wg       sync.WaitGroup
+	)
+	sem := make(chan struct{}, max(c.Dials, 1))
+	streams := make([]*benchStream, c.To-c.From)
+	for i := c.From; i < c.To; i++ {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			s, err := dialStream(c, i)
+			<-sem
+			if err != nil {
+				w.failed.Add(1)
+				mu.Lock()
+				if firstErr == "" {
+					firstErr = err.Error()
+				}
+				mu.Unlock()
+				return
+			}
+			streams[i-c.From] = s
+			w.open.Add(1)
+		}(i)
+	}
+	wg.Wait()
+	for _, s := range streams {
+		if s != nil {
+			w.streams = append(w.streams, s)
+			go w.read(s)
+		}
+	}
+	return &opened{Open: int(w.open.Load()), Failed: int(w.failed.Load()), Error: firstErr, Millis: time.Since(start).Milliseconds()}
+}
+
+func dialStream(c openCmd, i int) (*benchStream, error) {
+	target := c.Targets[i%len(c.Targets)]
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, err
+	}
+	d := net.Dialer{Timeout: 10 * time.Second}
+	if c.Sources > 1 {
+		d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%c.Sources))}
+		// Choose the port at connect, per destination, not at bind: else each source address
+		// is limited to one ephemeral range for all targets, and bind slows down as it fills.
+		d.Control = bindNoPort
+	}
+	conn, err := d.Dial("tcp", u.Host)
+	if err != nil {
+		return nil, err
+	}
+	user := fmt.Sprintf("u%d", i%c.Users)
+	auth := ""
+	if c.Token != "" {
+		auth = "Authorization: Bearer " + c.Token + "\r\n"
+	}
+	fmt.Fprintf(conn, "GET /v1/stream?user=%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n%s\r\n", user, u.Host, auth)
+	conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	br := bufio.NewReaderSize(conn, 2048)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("stream %d: %w", i, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		conn.Close()
+		return nil, fmt.Errorf("stream %d: %s %s", i, resp.Status, bytes.TrimSpace(b))
+	}
+	conn.SetReadDeadline(time.Time{})
+	s := &benchStream{user: user, conn: &bodyConn{Conn: conn, body: resp.Body}}
+	return s, nil
+}
+
+// bodyConn reads the response body (chunked or not) but closes the connection.
+type bodyConn struct {
+	net.Conn
+	body io.Reader
+}
+
+func (b *bodyConn) Read(p []byte) (int, error) { return b.body.Read(p) }
+
+// read records every bench event of s until the connection ends. A bench event's data holds
+// "bn" (its number) and "bt" (when it was published, unix ns).
+func (w *worker) read(s *benchStream) {
+	sc := bufio.NewScanner(s.conn)
+	sc.Buffer(make([]byte, 0, 1024), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !bytes.HasPrefix(line, []byte("data:")) {
+			continue
+		}
+		n, ok1 := field(line, `"bn":`)
+		t, ok2 := field(line, `"bt":`)
+		if !ok1 || !ok2 {
+			continue
+		}
+		now := time.Now().UnixNano()
+		s.mu.Lock()
+		s.got = append(s.got, recv{n: int32(n), at: now, sent: t})
+		s.mu.Unlock()
+		w.events.Add(1)
+	}
+	w.closed.Add(1)
+}
+
+// field finds key in b and parses the integer after it.
+func field(b []byte, key string) (int64, bool) {
+	i := bytes.Index(b, []byte(key))
+	if i < 0 {
+		return 0, false
+	}
+	b = b[i+len(key):]
+	var v int64
+	j := 0
+	for ; j < len(b) && b[j] >= '0' && b[j] <= '9'; j++ {
+		v = v*10 + int64(b[j]-'0')
+	}
+	return v, j > 0
+}
+
+func (w *worker) report(c reportCmd) *report {
+	r := &report{LastRecv: map[int]int64{}, Closed: int(w.closed.Load())}
+	for _, s := range w.streams {
+		s.mu.Lock()
+		got := s.got
+		s.got = nil
+		s.mu.Unlock()
+		expect := c.Rounds
+		if c.Expect != nil {
+			expect = c.Expect[s.user]
+		}
+		want := make(map[int32]int, len(expect))
+		for _, n := range expect {
+			want[int32(n)] = 0
+		}
+		for _, g := range got {
+			seen, ok := want[g.n]
+			switch {
+			case !ok:
+				r.Unexpect++
+				continue
+			case seen > 0:
+				r.Duplicate++
+			}
+			want[g.n] = seen + 1
+			r.Latencies = append(r.Latencies, int32(min((g.at-g.sent)/1000, 1<<31-1)))
+			if g.at > r.LastRecv[int(g.n)] {
+				r.LastRecv[int(g.n)] = g.at
+			}
+		}
+		for _, seen := range want {
+			if seen == 0 {
+				r.Missing++
+			}
+		}
+	}
+	return r
+}
