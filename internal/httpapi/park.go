@@ -165,6 +165,11 @@ func (a *API) Close() {
 	}
 }
 
+// sweepEvery is how often the writers sweep: twice per heartbeat, at most once a second.
+func (p *parker) sweepEvery() time.Duration {
+	return min(time.Second, p.api.opts.Heartbeat/2)
+}
+
 func (p *parker) stop() {
 	p.mu.Lock()
 	if p.closed {
@@ -294,7 +299,7 @@ func (s *shard) onPoll(fd int, input, output bool) {
 // write is the shard's writer goroutine.
 func (s *shard) write() {
 	defer s.p.loops.Done()
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(s.p.sweepEvery())
 	defer tick.Stop()
 	var batch []*conn
 	for {
@@ -457,7 +462,9 @@ func (s *shard) sweep(now time.Time) {
 				continue
 			}
 			s.send(c, st.pending)
-		case nowNs-st.lastWrite >= heartbeat-int64(500*time.Millisecond):
+		case nowNs-st.lastWrite >= heartbeat-int64(s.p.sweepEvery()):
+			// The next sweep would be late: a proxy times out an idle stream at its read timeout,
+			// which operators set just above the heartbeat.
 			s.send(c, heartbeatFrame)
 		}
 	}
