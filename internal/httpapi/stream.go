@@ -340,7 +340,7 @@ func (c *conn) run(ctx context.Context, catchUp bool, expires time.Time) error {
 		case <-expired:
 			// The credential is no longer accepted; the client reconnects with a fresh one and
 			// resumes from its last id.
-			c.buf, _ = sse.AppendEvent(c.buf, "", ExpiredType, []byte(`{"message":"your credentials expired; reconnect with fresh ones"}`))
+			c.buf = append(c.buf, expiredFrame...)
 			c.flush()
 			return nil
 		case <-heartbeat.C:
