@@ -88,7 +88,33 @@ type stream struct {
 	// hub drop what the other still needs.
 	uncaught  int
 	lowCaught uint64
-	subs      map[*Subscription]struct{}
+	// subs are the stream's subscriptions, in a slice: most users have one or two, and the
+	// broadcast stream's are walked on every broadcast. A subscription keeps its index in each
+	// of its two streams (Subscription.slot; slotOwn or slotBroadcast), so removal is O(1).
+	subs []*Subscription
+}
+
+// The index of a subscription's place in its two streams' subs.
+const (
+	slotOwn       = 0
+	slotBroadcast = 1
+)
+
+func (st *stream) add(s *Subscription, k int) {
+	s.slot[k] = int32(len(st.subs))
+	st.subs = append(st.subs, s)
+}
+
+func (st *stream) remove(s *Subscription, k int) {
+	i, last := int(s.slot[k]), len(st.subs)-1
+	moved := st.subs[last]
+	st.subs[i] = moved
+	moved.slot[k] = int32(i)
+	st.subs[last] = nil
+	st.subs = st.subs[:last]
+	if len(st.subs) == 0 {
+		st.subs = nil // a broadcast stream emptied of 18,000 keeps no array
+	}
 }
 
 // Event is a committed notification as the hub hands it to subscriptions. One Event is shared by
@@ -131,7 +157,7 @@ func New(opts Options) *Hub {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &stream{key: herald.BroadcastStream, subs: map[*Subscription]struct{}{}}
+	b := &stream{key: herald.BroadcastStream}
 	return &Hub{
 		opts:      opts,
 		log:       opts.Logger,
@@ -179,19 +205,15 @@ func (h *Hub) Subscribe(user string) (*Subscription, error) {
 	}
 	st := h.streams[user]
 	if st == nil {
-		st = &stream{key: user, subs: map[*Subscription]struct{}{}}
+		st = &stream{key: user}
 		h.streams[user] = st
 	}
 	if h.opts.MaxPerUser > 0 && len(st.subs) >= h.opts.MaxPerUser {
 		return nil, herald.Errorf(herald.ERATELIMITED, "too many open streams for this user (limit %d)", h.opts.MaxPerUser)
 	}
-	s := &Subscription{
-		hub:   h,
-		User:  user,
-		queue: make([]*Event, 0, 8),
-	}
-	st.subs[s] = struct{}{}
-	h.broadcast.subs[s] = struct{}{}
+	s := &Subscription{hub: h, User: user, own: st}
+	st.add(s, slotOwn)
+	h.broadcast.add(s, slotBroadcast)
 	st.uncaught++
 	h.broadcast.uncaught++
 	h.subscriptions.Add(1)
@@ -201,15 +223,13 @@ func (h *Hub) Subscribe(user string) (*Subscription, error) {
 func (h *Hub) unsubscribe(s *Subscription) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st := h.streams[s.User]
+	st := s.own
 	if st == nil {
-		return
+		return // unsubscribed already
 	}
-	if _, ok := st.subs[s]; !ok {
-		return
-	}
-	delete(st.subs, s)
-	delete(h.broadcast.subs, s)
+	s.own = nil
+	st.remove(s, slotOwn)
+	h.broadcast.remove(s, slotBroadcast)
 	delete(h.holding, s)
 	s.held = nil
 	if !s.caught {
@@ -249,7 +269,7 @@ func (h *Hub) Notify(user string, ev *Event) {
 		return
 	}
 	if st := h.streams[user]; st != nil && user != herald.BroadcastStream {
-		for s := range st.subs {
+		for _, s := range st.subs {
 			s.push(ev)
 		}
 	}
@@ -355,7 +375,7 @@ func (h *Hub) flush(st *stream) {
 // stream's events that came after the waiting ones are held back for that subscription, and all
 // are released in id order (within a stream ids grow with sequence numbers) once the gap closes.
 func (h *Hub) emit(st *stream, ev *Event) {
-	for s := range st.subs {
+	for _, s := range st.subs {
 		if len(s.held) > 0 || h.blocked(s, ev) {
 			h.hold(s, ev)
 			continue
@@ -369,7 +389,7 @@ func (h *Hub) emit(st *stream, ev *Event) {
 func (h *Hub) blocked(s *Subscription, ev *Event) bool {
 	other := h.broadcast
 	if ev.User == herald.BroadcastStream {
-		other = h.streams[s.User]
+		other = s.own
 	}
 	return other != nil && len(other.pending) > 0 && ev.ID > other.pending[0].ID
 }
@@ -567,7 +587,7 @@ func (h *Hub) Drain(window time.Duration) <-chan struct{} {
 	}
 	h.draining = true
 	h.drained = done
-	for s := range h.broadcast.subs {
+	for _, s := range h.broadcast.subs {
 		d := time.Duration(0)
 		if window > 0 {
 			d = rand.N(window)
@@ -604,7 +624,7 @@ func (h *Hub) Close() {
 			st.timer.Stop()
 		}
 	}
-	for s := range h.broadcast.subs {
+	for _, s := range h.broadcast.subs {
 		s.end(ReasonShutdown)
 	}
 	h.mu.Unlock()
@@ -628,11 +648,16 @@ type Subscription struct {
 	// owner reported its catch-up. Both are guarded by hub.mu.
 	held   []*Event
 	caught bool
+	// own is the user's stream while subscribed, nil once closed; slot is the subscription's
+	// index in the subs of its own stream and of the broadcast stream. Guarded by hub.mu.
+	own  *stream
+	slot [2]int32
 
 	mu         sync.Mutex
 	queue      []*Event
 	overflowed bool
 	reason     string
+	ended      atomic.Bool // reason is set; read without the lock on every delivery
 	onOverflow func()
 	notify     func()
 
@@ -686,14 +711,11 @@ func (s *Subscription) Caught(pos herald.Cursor) {
 	if h.closed || s.caught {
 		return
 	}
-	if _, ok := h.broadcast.subs[s]; !ok {
+	if s.own == nil {
 		return // closed already
 	}
 	s.caught = true
-	for _, st := range []*stream{h.streams[s.User], h.broadcast} {
-		if st == nil {
-			continue
-		}
+	for _, st := range []*stream{s.own, h.broadcast} {
 		st.uncaught--
 		if p := pos.Of(st.key); st.next == 0 && (st.lowCaught == 0 || p+1 < st.lowCaught) {
 			st.lowCaught = p + 1 // kept one above, so that 0 means "none reported"
@@ -765,11 +787,7 @@ func (s *Subscription) Done() <-chan struct{} {
 }
 
 // Ended reports whether the hub ended the subscription (Done is closed).
-func (s *Subscription) Ended() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.reason != ""
-}
+func (s *Subscription) Ended() bool { return s.ended.Load() }
 
 // Reason says why Done was closed.
 func (s *Subscription) Reason() string {
@@ -796,6 +814,7 @@ func (s *Subscription) end(reason string) {
 		return
 	}
 	s.reason = reason
+	s.ended.Store(true)
 	if s.done != nil {
 		close(s.done)
 	}
