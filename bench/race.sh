@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The performance race, as recorded in BENCHMARKS.md: Herald and the naive reference server
-# (bench/naive), each started fresh and measured by the same load generator in the same run.
+# The performance race, as recorded in BENCHMARKS.md: Herald, the naive reference server
+# (bench/naive) and the floor (bench/floor: nothing but one write(2) per stream), each started
+# fresh and measured by the same load generator in the same run.
 #
 #   bench/race.sh [streams] [out-dir]      (default 18000 streams; results in out-dir/*.json)
 #
@@ -15,6 +16,7 @@ bin=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$bin"' EXIT
 go build -o "$bin/herald" ./cmd/herald
 go build -o "$bin/naive" ./bench/naive
+go build -o "$bin/floor" ./bench/floor
 go build -o "$bin/herald-bench" ./cmd/herald-bench
 
 # start NAME CMD...: starts a server, waits for /healthz, sets pid and url.
@@ -37,7 +39,13 @@ for scenario in broadcast unicast; do
   "$bin/herald-bench" -name naive -target "$url" -pid "$pid" -streams "$streams" -json "$out/naive-$scenario.json" "$scenario"
   kill "$pid"; wait "$pid" || true
 
+  start floor 18091 "$bin/floor" -addr 127.0.0.1:18091
+  "$bin/herald-bench" -name floor -target "$url" -pid "$pid" -streams "$streams" -json "$out/floor-$scenario.json" "$scenario"
+  kill "$pid"; wait "$pid" || true
+
   "$bin/herald-bench" compare "$out/herald-$scenario.json" "$out/naive-$scenario.json"
+  echo
+  "$bin/herald-bench" compare "$out/herald-$scenario.json" "$out/floor-$scenario.json"
   echo
 done
 echo "results in $out"

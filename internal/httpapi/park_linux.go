@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -96,7 +97,7 @@ func rawWrite(raw syscall.RawConn, b []byte) (n int, err error) {
 	var werr error
 	err = raw.Write(func(fd uintptr) bool {
 		for n < len(b) {
-			m, e := unix.Write(int(fd), b[n:])
+			m, e := writeNonblocking(int(fd), b[n:])
 			if e == unix.EINTR {
 				continue
 			}
@@ -115,6 +116,18 @@ func rawWrite(raw syscall.RawConn, b []byte) (n int, err error) {
 		err = werr
 	}
 	return n, err
+}
+
+// writeNonblocking is write(2) as a raw system call, without telling the scheduler: the socket
+// is non-blocking, so the call never waits, and a writer that enters and leaves the scheduler's
+// syscall state for every one of thousands of writes keeps the runtime's monitor thread waking
+// every 20 µs to look for a blocked P (6-8 % of a broadcast's CPU in profiles).
+func writeNonblocking(fd int, b []byte) (int, error) {
+	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
 
 // rawRead reads what is there without waiting: 0 at the end of input, -1 when nothing is.
