@@ -66,10 +66,13 @@ type report struct {
 	Closed    int           `json:"closed"` // streams the server ended during the run
 }
 
-// benchStream is one open stream, read by its own goroutine.
+// benchStream is one open stream. Its bytes are read by the worker's readers (readers_*.go).
 type benchStream struct {
 	user string
 	conn net.Conn
+	pre  []byte // body bytes read with the response head
+	body body
+	fd   int // the socket, once a reader owns it directly (Linux)
 	mu   sync.Mutex
 	got  []recv
 }
@@ -81,13 +84,15 @@ type recv struct {
 }
 
 type worker struct {
-	streams []*benchStream
-	events  atomic.Int64
-	closed  atomic.Int64
-	failed  atomic.Int64
-	open    atomic.Int64
-	out     *json.Encoder
-	outMu   sync.Mutex
+	streams  []*benchStream
+	readers  sync.WaitGroup
+	stopping atomic.Bool
+	events   atomic.Int64
+	closed   atomic.Int64
+	failed   atomic.Int64
+	open     atomic.Int64
+	out      *json.Encoder
+	outMu    sync.Mutex
 }
 
 func (w *worker) send(m workerMsg) {
@@ -136,6 +141,7 @@ func runWorker() error {
 }
 
 func (w *worker) closeAll() {
+	w.stopReading()
 	for _, s := range w.streams {
 		s.conn.Close()
 	}
@@ -171,11 +177,15 @@ func (w *worker) openAll(c openCmd) *opened {
 		}(i)
 	}
 	wg.Wait()
+	var good []*benchStream
 	for _, s := range streams {
 		if s != nil {
-			w.streams = append(w.streams, s)
-			go w.read(s)
+			good = append(good, s)
 		}
+	}
+	w.streams = append(w.streams, good...)
+	if err := w.startReading(good); err != nil && firstErr == "" {
+		firstErr = err.Error()
 	}
 	return &opened{Open: int(w.open.Load()), Failed: int(w.failed.Load()), Error: firstErr, Millis: time.Since(start).Milliseconds()}
 }
@@ -216,40 +226,34 @@ func dialStream(c openCmd, i int) (*benchStream, error) {
 		return nil, fmt.Errorf("stream %d: %s %s", i, resp.Status, bytes.TrimSpace(b))
 	}
 	conn.SetReadDeadline(time.Time{})
-	s := &benchStream{user: user, conn: &bodyConn{Conn: conn, body: resp.Body}}
+	s := &benchStream{user: user, conn: conn, fd: -1}
+	s.pre, _ = br.Peek(br.Buffered())
+	s.pre = bytes.Clone(s.pre)
+	s.body.chunked = len(resp.TransferEncoding) > 0 && resp.TransferEncoding[0] == "chunked"
 	return s, nil
 }
 
-// bodyConn reads the response body (chunked or not) but closes the connection.
-type bodyConn struct {
-	net.Conn
-	body io.Reader
+// received takes what a reader read from s. It reports false once the stream cannot go on.
+func (w *worker) received(s *benchStream, b []byte) bool {
+	return s.body.feed(b, func(line []byte) { w.line(s, line) })
 }
 
-func (b *bodyConn) Read(p []byte) (int, error) { return b.body.Read(p) }
-
-// read records every bench event of s until the connection ends. A bench event's data holds
-// "bn" (its number) and "bt" (when it was published, unix ns).
-func (w *worker) read(s *benchStream) {
-	sc := bufio.NewScanner(s.conn)
-	sc.Buffer(make([]byte, 0, 1024), 1<<20)
-	for sc.Scan() {
-		line := sc.Bytes()
-		if !bytes.HasPrefix(line, []byte("data:")) {
-			continue
-		}
-		n, ok1 := field(line, `"bn":`)
-		t, ok2 := field(line, `"bt":`)
-		if !ok1 || !ok2 {
-			continue
-		}
-		now := time.Now().UnixNano()
-		s.mu.Lock()
-		s.got = append(s.got, recv{n: int32(n), at: now, sent: t})
-		s.mu.Unlock()
-		w.events.Add(1)
+// line records a bench event, whose data holds "bn" (its number) and "bt" (when it was
+// published, unix ns).
+func (w *worker) line(s *benchStream, line []byte) {
+	if !bytes.HasPrefix(line, []byte("data:")) {
+		return
 	}
-	w.closed.Add(1)
+	n, ok1 := field(line, `"bn":`)
+	t, ok2 := field(line, `"bt":`)
+	if !ok1 || !ok2 {
+		return
+	}
+	now := time.Now().UnixNano()
+	s.mu.Lock()
+	s.got = append(s.got, recv{n: int32(n), at: now, sent: t})
+	s.mu.Unlock()
+	w.events.Add(1)
 }
 
 // field finds key in b and parses the integer after it.
