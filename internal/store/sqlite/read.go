@@ -60,9 +60,15 @@ func streamAfter(ctx context.Context, q querier, stream string, after uint64, li
 	return ns, nil
 }
 
+const headsQuery = `SELECT stream, seq FROM streams WHERE stream IN (?, '')`
+
 func heads(ctx context.Context, q querier, user string) (herald.Cursor, error) {
+	rows, err := q.QueryContext(ctx, headsQuery, user)
+	return scanHeads(rows, err)
+}
+
+func scanHeads(rows *sql.Rows, err error) (herald.Cursor, error) {
 	var c herald.Cursor
-	rows, err := q.QueryContext(ctx, `SELECT stream, seq FROM streams WHERE stream IN (?, '')`, user)
 	if err != nil {
 		return c, unavailable(err)
 	}
@@ -119,7 +125,7 @@ func (s *Store) Stream(ctx context.Context, stream string, after uint64, limit i
 
 // Heads returns the heads of user's stream and the broadcast stream.
 func (s *Store) Heads(ctx context.Context, user string) (herald.Cursor, error) {
-	return heads(ctx, s.reader, user)
+	return scanHeads(s.headsStmt.QueryContext(ctx, user))
 }
 
 // Feed reads both of user's streams after the cursor in one snapshot, so Heads agrees with what
