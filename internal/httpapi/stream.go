@@ -615,12 +615,13 @@ func (a *API) parseTypes(values []string) (map[string]bool, error) {
 // the SSE event name (unless named is false: then EventSource's onmessage gets it) and the JSON
 // envelope as data.
 func encodeNotification(n *herald.Notification, named bool) []byte {
-	b := make([]byte, 0, 96+len(n.Type)*2+len(n.Data))
+	// Sized once: the envelope's fixed text, id and time are under 128 bytes.
+	env := appendEnvelope(make([]byte, 0, 128+len(n.Type)+len(n.Data)), n)
 	typ := ""
 	if named {
 		typ = n.Type
 	}
-	b, _ = sse.AppendEvent(b, "", typ, appendEnvelope(nil, n))
+	b, _ := sse.AppendEvent(make([]byte, 0, 24+len(typ)+len(env)), "", typ, env)
 	return b
 }
 

@@ -1,0 +1,41 @@
+package httpapi
+
+import (
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/hub"
+)
+
+// BenchmarkEncode measures the two halves of putting a notification on the wire: encoding its
+// frame, done once per event whatever the number of recipients, and each recipient's part (its
+// id line and a copy of the shared frame into its write buffer), done once per delivery.
+func BenchmarkEncode(b *testing.B) {
+	n := herald.Notification{
+		ID: 123456, Seq: 789, User: herald.BroadcastStream, Type: "comment.created",
+		Data:      []byte(`{"post":"p-1842","by":"Bob","text":"Nice work on the release notes!","bt":1795000000000000000,"bn":42}`),
+		CreatedAt: time.Date(2026, 11, 23, 18, 36, 30, 70424000, time.UTC),
+	}
+	b.Run("frame", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			ev := &hub.Event{Notification: n}
+			_ = ev.Frame(true, encodeNotification)
+		}
+	})
+	b.Run("per-recipient", func(b *testing.B) {
+		ev := &hub.Event{Notification: n}
+		events := []*hub.Event{ev}
+		c := &conn{named: true, pos: herald.Cursor{User: 17, Broadcast: 788}}
+		c.park.shard = &shard{} // parked: deliver only buffers
+		b.ReportAllocs()
+		for b.Loop() {
+			c.buf, c.live = c.buf[:0], c.live[:0]
+			c.pos.Broadcast = 788
+			if gap, _ := c.deliver(events); gap || len(c.buf) == 0 {
+				b.Fatal("not delivered")
+			}
+		}
+	})
+}
