@@ -8,13 +8,16 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -22,6 +25,7 @@ import (
 )
 
 type server struct {
+	peers   []string // -peers: other floor servers a publish is forwarded to, as a bus would
 	mu      sync.Mutex
 	streams map[string][]int // user → fds
 	all     []int
@@ -32,8 +36,12 @@ type server struct {
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8091", "listen address")
+	peers := flag.String("peers", "", "comma-separated base URLs of other floor servers to forward publishes to (the cluster reference)")
 	flag.Parse()
 	s := &server{streams: map[string][]int{}}
+	if *peers != "" {
+		s.peers = strings.Split(*peers, ",")
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/stream", s.stream)
 	mux.HandleFunc("POST /v1/notifications", s.publish)
@@ -79,10 +87,30 @@ type publishRequest struct {
 }
 
 func (s *server) publish(w http.ResponseWriter, r *http.Request) {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
 	var p publishRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&p); err != nil {
+	if err == nil {
+		err = json.Unmarshal(raw, &p)
+	}
+	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
+	}
+	if r.Header.Get("X-Floor-Forwarded") == "" {
+		// Forwarded before the local writes, as a node publishes on the bus before it fans out.
+		for _, peer := range s.peers {
+			go func() {
+				req, _ := http.NewRequest(http.MethodPost, peer+"/v1/notifications", bytes.NewReader(raw))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("X-Floor-Forwarded", "1")
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				} else {
+					log.Printf("forward to %s: %v", peer, err)
+				}
+			}()
+		}
 	}
 	id := s.ids.Add(1)
 	frame := []byte("id: " + strconv.FormatInt(id, 10) + "\nevent: " + p.Type + "\ndata: " +
