@@ -112,7 +112,7 @@ type Store struct {
 	// nothing else).
 	headsStmt *sql.Stmt
 	closed    atomic.Bool
-	opts   Options
+	opts      Options
 
 	group *store.GroupCommit
 }
