@@ -107,12 +107,9 @@ type Store struct {
 	writer *sql.DB // exactly one connection
 	stmts  writerStmts
 	reader *sql.DB
-	// headsStmt is Heads' query, prepared once per reader connection: every new stream asks
-	// it, and parsing the SQL anew each time was 40 % of its cost (a reconnect storm is made of
-	// nothing else).
-	headsStmt *sql.Stmt
-	closed    atomic.Bool
-	opts      Options
+	read   readerStmts
+	closed atomic.Bool
+	opts   Options
 
 	group *store.GroupCommit
 }
@@ -182,11 +179,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		writer.Close()
 		return nil, err
 	}
-	if s.headsStmt, err = reader.PrepareContext(ctx, headsQuery); err != nil {
+	if err := s.read.prepare(ctx, reader); err != nil {
 		s.stmts.close()
 		reader.Close()
 		writer.Close()
-		return nil, fmt.Errorf("sqlite: prepare: %w", err)
+		return nil, err
 	}
 	s.group = store.NewGroupCommit(opts.MaxGroup, s.commitGroup, opts.OnCommit)
 	return s, nil
@@ -242,7 +239,7 @@ func (s *Store) Close() error {
 	}
 	s.group.Close()
 	s.stmts.close()
-	return errors.Join(s.headsStmt.Close(), s.reader.Close(), s.writer.Close())
+	return errors.Join(s.read.close(), s.reader.Close(), s.writer.Close())
 }
 
 func unavailable(err error) error {
