@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"net"
 	"runtime"
 	"syscall"
 
@@ -24,6 +25,9 @@ func (w *worker) startReading(streams []*benchStream) error {
 	for range n {
 		epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 		if err != nil {
+			for _, l := range loops {
+				unix.Close(l.epfd)
+			}
 			return err
 		}
 		loops = append(loops, &readLoop{epfd: epfd})
@@ -46,7 +50,9 @@ func (w *worker) startReading(streams []*benchStream) error {
 			err = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
 		}
 		if err != nil {
-			firstErr = cmp(firstErr, err)
+			if firstErr == nil {
+				firstErr = err
+			}
 			w.end(s)
 			continue
 		}
@@ -59,14 +65,7 @@ func (w *worker) startReading(streams []*benchStream) error {
 	return firstErr
 }
 
-func cmp(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
-}
-
-func takeFD(c interface{ Close() error }) (int, error) {
+func takeFD(c net.Conn) (int, error) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return -1, errors.New("not a socket")
