@@ -195,6 +195,49 @@ type Store interface {
 	Prune(ctx context.Context, r Retention) (int64, error)
 	Ping(ctx context.Context) error
 	Close() error
+
+	// Identity names the store and its current epoch, as read when it was opened.
+	Identity() Identity
+	// EpochStart returns where the current epoch begins in user's feed: in each stream, the
+	// position just before its first notification committed in this epoch. A client whose
+	// cursor is of another epoch resumes from here, so it receives exactly what was committed
+	// since the store's history was replaced.
+	EpochStart(ctx context.Context, user string) (Cursor, error)
+}
+
+// Identity is which store a cursor, a page position or a bus message belongs to.
+//
+// A position is only meaningful against the history it was taken from: sequence numbers
+// restart where a restored backup left them, and two deployments sharing a broker number their
+// streams independently. So every cursor and bus message carries the identity of its store,
+// and nothing of another is ever taken for this one.
+type Identity struct {
+	// ID is created at random with the store's schema and never changes. Two stores created
+	// apart never share one; a backup keeps it.
+	ID string
+	// Epoch changes whenever the store's history is replaced: a backup written by Herald has a
+	// new one, and so does a store an operator marks as restored. Cursors carry it.
+	Epoch string
+	// Since is the id of the last notification committed before the epoch began (0 for the
+	// first epoch): notifications of this epoch have greater ids.
+	Since int64
+}
+
+// Origin is the identity's wire form for bus messages: "<id>.<epoch>".
+func (i Identity) Origin() string { return i.ID + "." + i.Epoch }
+
+// ValidEpoch reports whether s can be an epoch: 1-16 lowercase hex digits. Epochs appear in SSE
+// ids and inbox page positions, so their alphabet is kept plain.
+func ValidEpoch(s string) bool {
+	if len(s) == 0 || len(s) > 16 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 var typePattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)

@@ -4,6 +4,7 @@
 //	herald token --user alice [--ttl 1h]        mint a token with the configured HS256 secret
 //	herald keygen [--name billing]              make a publisher API key and its hash
 //	herald backup OUT.db                        copy the SQLite store, consistently, while it runs
+//	herald new-epoch                            mark the store as restored from a backup
 //	herald healthcheck                          exit 0 if the server configured here answers /healthz
 //	herald send --to alice --type comment       publish a notification
 //	herald listen --user alice                  print a feed, one JSON object per event
@@ -63,6 +64,8 @@ const usage = `usage:
   herald keygen [--name NAME]            make a publisher API key and the hash to configure
   herald backup OUT.db                   write a consistent copy of the SQLite store (--store), also
                                          while a server runs on it
+  herald new-epoch                       mark the store (--store) as restored from a backup, with
+                                         its servers stopped: clients' older cursors are then told
   herald healthcheck                     exit 0 if the server configured here answers /healthz
                                          (for container HEALTHCHECKs: the image has no curl)
   herald send --to alice --type comment --data '{"text":"hi"}'
@@ -217,6 +220,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return token(args, stdout, stderr)
 	case "backup":
 		return backup(ctx, args, stdout, stderr)
+	case "new-epoch":
+		return newEpoch(ctx, args, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, args, stdout, stderr)
 	case "version":

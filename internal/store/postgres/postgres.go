@@ -47,6 +47,8 @@ type Store struct {
 	opts   Options
 	closed atomic.Bool
 	group  *store.GroupCommit
+	// identity is read at open; NewEpoch changes it.
+	identity herald.Identity
 }
 
 // Open connects to the database at url (a postgres:// URL; pool settings such as
@@ -75,7 +77,12 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{pool: pool, opts: opts}
+	identity, err := readIdentity(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s := &Store{pool: pool, opts: opts, identity: identity}
 	s.group = store.NewGroupCommit(maxGroup, s.commitGroup, opts.OnCommit)
 	return s, nil
 }

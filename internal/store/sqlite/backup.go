@@ -11,7 +11,7 @@ import (
 
 // Backup writes a consistent copy of the database at path to out, while a server may be
 // running on it: VACUUM INTO reads one snapshot (WAL readers never block the writer) and writes
-// a compact, self-contained file. out must not exist.
+// a compact, self-contained file, with a new epoch (see NewEpoch). out must not exist.
 func Backup(ctx context.Context, path, out string) error {
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("sqlite: backup: %w", err)
@@ -36,6 +36,21 @@ func Backup(ctx context.Context, path, out string) error {
 		return fmt.Errorf("sqlite: backup: %s is not a Herald database", path)
 	}
 	if _, err := db.ExecContext(ctx, "VACUUM INTO ?", out); err != nil {
+		return fmt.Errorf("sqlite: backup: %w", err)
+	}
+	// The copy starts a new epoch: once it is restored, the cursors that clients took from the
+	// history it replaces are recognised as such (and answered with herald.missed), even after
+	// its sequence numbers have passed them. The copy of an older schema has no identity yet;
+	// opening it brings it up to date first.
+	cp, err := Open(ctx, out, Options{})
+	if err != nil {
+		return fmt.Errorf("sqlite: backup: %w", err)
+	}
+	_, err = cp.NewEpoch(ctx)
+	if cerr := cp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("sqlite: backup: %w", err)
 	}
 	return nil

@@ -110,6 +110,8 @@ type Store struct {
 	read   readerStmts
 	closed atomic.Bool
 	opts   Options
+	// identity is read at open; NewEpoch changes it.
+	identity herald.Identity
 
 	group *store.GroupCommit
 }
@@ -161,6 +163,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 
+	identity, err := readIdentity(ctx, writer)
+	if err != nil {
+		writer.Close()
+		return nil, err
+	}
+
 	reader, err := sql.Open("sqlite", dsn("query_only(1)"))
 	if err != nil {
 		writer.Close()
@@ -170,9 +178,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	reader.SetMaxIdleConns(opts.Readers)
 
 	s := &Store{
-		writer: writer,
-		reader: reader,
-		opts:   opts,
+		writer:   writer,
+		reader:   reader,
+		opts:     opts,
+		identity: identity,
 	}
 	if err := s.stmts.prepare(ctx, writer); err != nil {
 		reader.Close()

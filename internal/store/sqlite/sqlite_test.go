@@ -564,4 +564,13 @@ func TestBackup(t *testing.T) {
 	if h, _ := c.Heads(context.Background(), "alice"); h != (herald.Cursor{User: 1, Broadcast: 1}) {
 		t.Fatalf("heads in the copy: %+v", h)
 	}
+	// The copy is the same store in a new epoch, which begins after everything it holds: once
+	// restored, cursors of the original history are recognised, however far its heads go.
+	orig, cp := s.Identity(), c.Identity()
+	if cp.ID != orig.ID || cp.Epoch == orig.Epoch || cp.Since < first[0].Notifications[0].ID+1 {
+		t.Fatalf("the copy's identity is %+v, the original's %+v; want the same id, another epoch, Since past the copied ids", cp, orig)
+	}
+	if st, err := c.EpochStart(context.Background(), "alice"); err != nil || st != (herald.Cursor{User: 1, Broadcast: 1}) {
+		t.Fatalf("EpochStart(alice) in the copy = %+v, %v; want 1.1, past the copied notifications", st, err)
+	}
 }

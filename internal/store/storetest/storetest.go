@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"Stream", testStream},
 		{"Heads", testHeads},
 		{"StreamHeads", testStreamHeads},
+		{"NewEpoch", testNewEpoch},
 		{"ConcurrentAppends", testConcurrentAppends},
 		{"ConcurrentConflicts", testConcurrentConflicts},
 		{"ConcurrentSameKey", testConcurrentSameKey},
@@ -65,6 +66,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"AppendCancelledContext", testAppendCancelledContext},
 		{"Close", testClose},
 	}
+	t.Run("Identity", func(t *testing.T) { testIdentity(t, open) })
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -1708,4 +1710,86 @@ func testClose(t *testing.T, s herald.Store) {
 		})
 	}
 	within(t, 10*time.Second, "second Close", func() { _ = s.Close() })
+}
+
+// Epochs is what every store offers the operator who restored it from a backup.
+type Epochs interface {
+	NewEpoch(ctx context.Context) (herald.Identity, error)
+}
+
+// testIdentity: every store has an identity of its own from the start, in the first epoch.
+func testIdentity(t *testing.T, open func(t *testing.T) herald.Store) {
+	a, b := open(t), open(t)
+	ia, ib := a.Identity(), b.Identity()
+	for _, id := range []herald.Identity{ia, ib} {
+		if len(id.ID) < 16 || !herald.ValidEpoch(id.Epoch) || id.Since != 0 {
+			t.Fatalf("a new store's identity is %+v; want an id of 16+ hex digits, a hex epoch, Since 0", id)
+		}
+	}
+	if ia.ID == ib.ID || ia.Epoch == ib.Epoch {
+		t.Fatalf("two stores share an id or epoch: %+v and %+v", ia, ib)
+	}
+	if got := a.Identity(); got != ia {
+		t.Fatalf("Identity changed from %+v to %+v without a new epoch", ia, got)
+	}
+	c, err := a.EpochStart(t.Context(), "alice")
+	if err != nil || c != (herald.Cursor{}) {
+		t.Fatalf("EpochStart in the first epoch = %+v, %v; want 0.0", c, err)
+	}
+}
+
+// testNewEpoch: a new epoch keeps the store's id, and begins, in every stream, after what was
+// committed before it, also when retention removed all of that.
+func testNewEpoch(t *testing.T, s herald.Store) {
+	e, ok := s.(Epochs)
+	if !ok {
+		t.Fatalf("%T has no NewEpoch method", s)
+	}
+	appendOK(t, s, scope, uni("x", `{}`, "alice"), uni("x", `{}`, "alice", "bob"), uni("x", `{}`, "alice"), bcast("x", `{}`), bcast("x", `{}`))
+	before := s.Identity()
+	id, err := e.NewEpoch(t.Context())
+	if err != nil {
+		t.Fatalf("NewEpoch: %v", err)
+	}
+	if id.ID != before.ID || id.Epoch == before.Epoch || !herald.ValidEpoch(id.Epoch) || id.Since < 6 {
+		t.Fatalf("NewEpoch: %+v after %+v; want the same id, another epoch, Since >= 6", id, before)
+	}
+	if s.Identity() != id {
+		t.Fatalf("Identity() = %+v after NewEpoch returned %+v", s.Identity(), id)
+	}
+	start := func(user string) herald.Cursor {
+		t.Helper()
+		c, err := s.EpochStart(t.Context(), user)
+		if err != nil {
+			t.Fatalf("EpochStart(%q): %v", user, err)
+		}
+		return c
+	}
+	want := map[string]herald.Cursor{"alice": {User: 3, Broadcast: 2}, "bob": {User: 1, Broadcast: 2}, "carol": {Broadcast: 2}}
+	for user, c := range want {
+		if got := start(user); got != c {
+			t.Fatalf("EpochStart(%q) right after NewEpoch = %+v, want %+v", user, got, c)
+		}
+	}
+	appendOK(t, s, scope, uni("y", `{}`, "alice"), uni("y", `{}`, "alice", "carol"), bcast("y", `{}`))
+	for user, c := range want {
+		if got := start(user); got != c {
+			t.Fatalf("EpochStart(%q) after appends = %+v, want %+v", user, got, c)
+		}
+	}
+	// From the epoch's start, the feed holds exactly what this epoch committed.
+	fp, err := s.Feed(t.Context(), "alice", start("alice"), 100)
+	if err != nil {
+		t.Fatalf("Feed: %v", err)
+	}
+	if len(fp.User) != 2 || len(fp.Broadcast) != 1 || fp.User[0].Type != "y" || fp.Broadcast[0].Type != "y" {
+		t.Fatalf("Feed from the epoch's start: %d of alice's, %d broadcasts; want this epoch's 2 and 1", len(fp.User), len(fp.Broadcast))
+	}
+	// Retention keeps only this epoch's last of each stream: the epoch then starts before it.
+	if _, err := s.Prune(t.Context(), herald.Retention{MaxPerStream: 1}); err != nil {
+		t.Fatalf("Prune: %v", err)
+	}
+	if got, w := start("alice"), (herald.Cursor{User: 4, Broadcast: 2}); got != w {
+		t.Fatalf("EpochStart(alice) after retention = %+v, want %+v", got, w)
+	}
 }

@@ -1,0 +1,41 @@
+package store
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/heraldhq/herald"
+)
+
+// NewEpoch returns a fresh random epoch: 8 lowercase hex digits.
+func NewEpoch() string {
+	b := make([]byte, 4)
+	rand.Read(b) // never fails (crypto/rand panics rather than return an error)
+	return hex.EncodeToString(b)
+}
+
+// IdentityOf makes an Identity from a store's meta rows, checking each, so that a damaged or
+// hand-edited row stops the store at open rather than puts odd bytes into every cursor.
+func IdentityOf(meta map[string]string) (herald.Identity, error) {
+	id := herald.Identity{ID: meta["store_id"], Epoch: meta["epoch"]}
+	if len(id.ID) < 16 || len(id.ID) > 64 || !isHex(id.ID) {
+		return id, fmt.Errorf("store identity: store_id %q is not 16-64 hex digits", id.ID)
+	}
+	if !herald.ValidEpoch(id.Epoch) {
+		return id, fmt.Errorf("store identity: epoch %q is not 1-16 hex digits", id.Epoch)
+	}
+	since, err := strconv.ParseInt(meta["epoch_since"], 10, 64)
+	if err != nil || since < 0 {
+		return id, fmt.Errorf("store identity: epoch_since %q is not an id", meta["epoch_since"])
+	}
+	id.Since = since
+	return id, nil
+}
+
+func isHex(s string) bool {
+	_, err := hex.DecodeString(s)
+	return err == nil && s == strings.ToLower(s)
+}
