@@ -23,6 +23,7 @@ import (
 // every second while the bus is down, so the store, not the bus, decides what a stream holds.
 type cluster struct {
 	bus      herald.Bus // nil: no bus; commits of other nodes arrive by resync only
+	origin   string     // this node's store (herald.Identity.Origin): the only one it delivers
 	hub      *hub.Hub
 	log      *slog.Logger
 	m        *metrics.Metrics
@@ -30,6 +31,10 @@ type cluster struct {
 
 	resync  chan struct{} // has a value when a resync is wanted now
 	busDown atomic.Bool   // the last ping or publish failed
+
+	// When a warning about foreign or undecodable messages was last logged (unix ns): a
+	// neighbour on the channel must not flood the log.
+	foreignWarned, decodeWarned atomic.Int64
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -40,8 +45,21 @@ type cluster struct {
 // error for the publisher (its notification is committed): the nodes get it by resync.
 const publishTimeout = 250 * time.Millisecond
 
-func newCluster(bus herald.Bus, h *hub.Hub, log *slog.Logger, m *metrics.Metrics, interval time.Duration) *cluster {
-	return &cluster{bus: bus, hub: h, log: log, m: m, interval: interval, resync: make(chan struct{}, 1)}
+func newCluster(bus herald.Bus, origin herald.Identity, h *hub.Hub, log *slog.Logger, m *metrics.Metrics, interval time.Duration) *cluster {
+	return &cluster{bus: bus, origin: origin.Origin(), hub: h, log: log, m: m, interval: interval, resync: make(chan struct{}, 1)}
+}
+
+// warnEvery is the least time between two warnings of one kind about what arrives on the bus.
+const warnEvery = time.Minute
+
+// warnOnce logs a warning unless one was logged through last less than warnEvery ago.
+func (c *cluster) warnOnce(last *atomic.Int64, msg string, args ...any) {
+	now := time.Now().UnixNano()
+	prev := last.Load()
+	if prev != 0 && now-prev < int64(warnEvery) || !last.CompareAndSwap(prev, now) {
+		return
+	}
+	c.log.Warn(msg, args...)
 }
 
 // committed takes a commit of this node: on the bus when there is one (the hub gets it back
@@ -61,7 +79,7 @@ func (c *cluster) committed(ns []herald.Notification) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer cancel()
-	msgs := bus.EncodeNotifications(ns)
+	msgs := bus.EncodeNotifications(c.origin, ns)
 	for _, msg := range msgs {
 		if err := c.bus.Publish(ctx, msg); err != nil {
 			c.busDown.Store(true)
@@ -86,7 +104,7 @@ func (c *cluster) readChanged(rc herald.ReadChange) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-	err := c.bus.Publish(ctx, bus.EncodeRead(rc))
+	err := c.bus.Publish(ctx, bus.EncodeRead(c.origin, rc))
 	cancel()
 	if err != nil {
 		c.busDown.Store(true)
@@ -107,8 +125,18 @@ func (c *cluster) received(msg []byte) {
 		// A node of another version, or a foreign publisher on our subject: the store still
 		// has every notification, so resync rather than guess.
 		c.m.BusDecodeErrors.Inc()
-		c.log.Warn("bus: undecodable message; resyncing", "bytes", len(msg), "err", err)
+		c.warnOnce(&c.decodeWarned, "bus: undecodable message; resyncing (logged at most once a minute; see herald_bus_decode_errors_total)",
+			"bytes", len(msg), "err", err)
 		c.want()
+		return
+	}
+	if m.Origin != c.origin {
+		// Another deployment on the same broker and channel, or a node still running on a
+		// history this store replaced: its sequence numbers are not ours, and one taken for
+		// ours would hide a real notification of the same number. Nothing of it is delivered.
+		c.m.BusForeign.Inc()
+		c.warnOnce(&c.foreignWarned, "bus: dropped messages from another store on this channel; give each deployment its own --bus-channel (or broker database), and restart nodes that still run on a replaced store (logged at most once a minute; see herald_bus_foreign_messages_total)",
+			"channel_origin", m.Origin, "this_store", c.origin)
 		return
 	}
 	if len(m.Notifications) > 0 {

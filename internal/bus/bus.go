@@ -4,8 +4,16 @@
 //
 // A message is JSON, so that an operator can read the channel with a stock client:
 //
-//	{"v":1,"n":[{"i":42,"u":"alice","s":7,"t":"comment","d":{"text":"hi"},"c":1795452000123456}]}
-//	{"v":1,"r":[{"u":"alice","i":[42,43],"read":true,"c":5}]}
+//	{"v":2,"o":"9f0c…e1.5a3c01d2","n":[{"i":42,"u":"alice","s":7,"t":"comment","d":{"text":"hi"},"c":1795452000123456}]}
+//	{"v":2,"o":"9f0c…e1.5a3c01d2","r":[{"u":"alice","i":[42,43],"read":true,"c":5}]}
+//
+// o is the origin: the identity and epoch of the store the message's commits belong to
+// (herald.Identity.Origin). Sequence numbers only mean something in their store's history, so a
+// node drops every message of another origin: another deployment sharing the broker and the
+// channel, or a node still running on a history that was replaced.
+//
+// A message is input from outside this process: Decode checks it as the HTTP API checks a
+// publish (user ids, types, data) before anything of it reaches a stream.
 //
 // n are notifications: i the id, u the stream (the user, "" for a broadcast), s the sequence
 // number, t the type, d the data exactly as stored, c the commit time in unix microseconds.
@@ -18,13 +26,17 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/heraldhq/herald"
 )
 
-// Version is the format of the messages this build writes and reads.
-const Version = 1
+// Version is the format of the messages this build writes and reads. Version 2 added the origin;
+// a node of version 1 and one of version 2 ignore each other's messages (counted as decode
+// errors) and deliver each other's commits by resync.
+const Version = 2
 
 // MaxMessage bounds a message's size: a commit larger than this is sent as several messages
 // (some buses refuse large ones: NATS by default above 1 MiB). A single notification larger
@@ -33,16 +45,22 @@ const MaxMessage = 256 << 10
 
 // Message is what a bus message carries.
 type Message struct {
+	// Origin is the identity of the store the message comes from (herald.Identity.Origin).
+	Origin        string
 	Notifications []herald.Notification
 	Reads         []herald.ReadChange
 }
 
-// EncodeNotifications turns committed notifications into messages of at most MaxMessage bytes
-// each (unless a single notification is larger).
-func EncodeNotifications(ns []herald.Notification) [][]byte {
+// EncodeNotifications turns notifications committed in the store of origin into messages of at
+// most MaxMessage bytes each (unless a single notification is larger).
+func EncodeNotifications(origin string, ns []herald.Notification) [][]byte {
 	var msgs [][]byte
 	var cur []byte
-	open := func() { cur = append(make([]byte, 0, 1024), `{"v":1,"n":[`...) }
+	open := func() {
+		cur = append(make([]byte, 0, 1024), `{"v":2,"o":`...)
+		cur = strconv.AppendQuote(cur, origin)
+		cur = append(cur, `,"n":[`...)
+	}
 	closeMsg := func() { msgs = append(msgs, append(cur, "]}"...)) }
 	open()
 	count := 0
@@ -89,17 +107,19 @@ type readJSON struct {
 	C    int64   `json:"c"`
 }
 
-// EncodeRead makes the message of a read-state change.
-func EncodeRead(rc herald.ReadChange) []byte {
+// EncodeRead makes the message of a read-state change in the store of origin.
+func EncodeRead(origin string, rc herald.ReadChange) []byte {
 	b, _ := json.Marshal(struct {
 		V int        `json:"v"`
+		O string     `json:"o"`
 		R []readJSON `json:"r"`
-	}{Version, []readJSON{{U: rc.User, I: rc.IDs, All: rc.All, Read: rc.Read, C: rc.Unread}}})
+	}{Version, origin, []readJSON{{U: rc.User, I: rc.IDs, All: rc.All, Read: rc.Read, C: rc.Unread}}})
 	return b
 }
 
 type message struct {
 	V int        `json:"v"`
+	O string     `json:"o"`
 	R []readJSON `json:"r"`
 	N []struct {
 		I int64           `json:"i"`
@@ -111,23 +131,40 @@ type message struct {
 	} `json:"n"`
 }
 
-// Decode reads a message. A message of another version, or malformed, is an error: the caller
-// drops it (the nodes repair what it carried from the store).
+// Decode reads a message and checks everything in it. A message of another version, malformed,
+// or carrying a value the HTTP API would refuse is an error: the caller drops it (the nodes
+// repair what it carried from the store). Decode does not judge the origin; the caller compares
+// it with its own store's.
 func Decode(b []byte) (Message, error) {
 	var m message
 	var out Message
+	if !utf8.Valid(b) {
+		return out, errors.New("bus: malformed message: not UTF-8")
+	}
 	if err := json.Unmarshal(b, &m); err != nil {
 		return out, fmt.Errorf("bus: malformed message: %w", err)
 	}
 	if m.V != Version {
 		return out, fmt.Errorf("bus: message version %d, this build reads %d", m.V, Version)
 	}
+	if !validOrigin(m.O) {
+		return out, errors.New("bus: malformed message: no valid origin")
+	}
+	out.Origin = m.O
 	if len(m.N) > 0 {
 		out.Notifications = make([]herald.Notification, len(m.N))
 	}
 	for i, x := range m.N {
-		if x.U == nil || x.S == 0 || x.I <= 0 || x.D == nil {
+		if x.U == nil || x.S == 0 || x.S > herald.MaxSeq || x.I <= 0 || x.D == nil {
 			return Message{}, errors.New("bus: malformed message: a notification lacks its id, stream, sequence or data")
+		}
+		if *x.U != herald.BroadcastStream {
+			if err := herald.ValidateUser(*x.U); err != nil {
+				return Message{}, fmt.Errorf("bus: malformed message: %w", err)
+			}
+		}
+		if err := herald.ValidateType(x.T); err != nil {
+			return Message{}, fmt.Errorf("bus: malformed message: %w", err)
 		}
 		out.Notifications[i] = herald.Notification{ID: x.I, User: *x.U, Seq: x.S, Type: x.T, Data: x.D, CreatedAt: time.UnixMicro(x.C).UTC()}
 	}
@@ -135,7 +172,29 @@ func Decode(b []byte) (Message, error) {
 		if r.U == "" || (!r.All && len(r.I) == 0) {
 			return Message{}, errors.New("bus: malformed message: a read change lacks its user or ids")
 		}
+		if err := herald.ValidateUser(r.U); err != nil {
+			return Message{}, fmt.Errorf("bus: malformed message: %w", err)
+		}
+		for _, id := range r.I {
+			if id <= 0 {
+				return Message{}, errors.New("bus: malformed message: a read change names an id that is not positive")
+			}
+		}
 		out.Reads = append(out.Reads, herald.ReadChange{User: r.U, IDs: r.I, All: r.All, Read: r.Read, Unread: r.C})
 	}
 	return out, nil
+}
+
+// validOrigin reports whether o has the form of herald.Identity.Origin: "<id>.<epoch>", both hex.
+func validOrigin(o string) bool {
+	id, epoch, ok := strings.Cut(o, ".")
+	if !ok || len(id) < 16 || len(id) > 64 || !herald.ValidEpoch(epoch) {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

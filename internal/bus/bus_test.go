@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/heraldhq/herald"
 )
@@ -39,7 +40,7 @@ func TestRoundTrip(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ns := sample(tt.n, tt.size)
-			msgs := EncodeNotifications(ns)
+			msgs := EncodeNotifications(testOrigin, ns)
 			if len(msgs) != tt.wantMsgs {
 				t.Fatalf("%d messages, want %d", len(msgs), tt.wantMsgs)
 			}
@@ -73,7 +74,7 @@ func TestReadRoundTrip(t *testing.T) {
 		{User: "bob", All: true, Read: true},
 		{User: "carol", IDs: []int64{9}, Read: false, Unread: 1},
 	} {
-		m, err := Decode(EncodeRead(rc))
+		m, err := Decode(EncodeRead(testOrigin, rc))
 		if err != nil || len(m.Reads) != 1 || len(m.Notifications) != 0 {
 			t.Fatalf("Decode(EncodeRead(%+v)) = %+v, %v", rc, m, err)
 		}
@@ -84,27 +85,63 @@ func TestReadRoundTrip(t *testing.T) {
 	}
 }
 
+// testOrigin is a store's origin as herald.Identity.Origin writes it.
+const testOrigin = "0123456789abcdef0123456789abcdef.5a3c01d2"
+
 func TestDecodeRefuses(t *testing.T) {
-	for _, m := range []string{
-		``, `not json`, `{"v":2,"n":[]}`, `{"n":[]}`,
-		`{"v":1,"n":[{"i":1,"s":1,"t":"x","d":1,"c":0}]}`, // no stream
-		`{"v":1,"n":[{"i":1,"u":"a","s":0,"t":"x","d":1,"c":0}]}`,
-		`{"v":1,"n":[{"i":1,"u":"a","s":1,"t":"x","c":0}]}`,
-		`{"v":1,"r":[{"read":true,"c":0,"i":[1]}]}`, // no user
-		`{"v":1,"r":[{"u":"a","read":true,"c":0}]}`, // no ids, not all
-	} {
-		if _, err := Decode([]byte(m)); err == nil {
-			t.Errorf("Decode(%q) accepted it", m)
-		}
+	const o = `"o":"` + testOrigin + `"`
+	tests := []struct{ name, msg string }{
+		{"empty", ``},
+		{"not json", `not json`},
+		{"no version", `{` + o + `,"n":[]}`},
+		{"version 1", `{"v":1,"n":[{"i":1,"u":"a","s":1,"t":"x","d":1,"c":0}]}`},
+		{"unknown version", `{"v":3,` + o + `,"n":[{"i":1,"u":"a","s":1,"t":"x","d":1,"c":0}]}`},
+		{"no origin", `{"v":2,"n":[{"i":1,"u":"a","s":1,"t":"x","d":1,"c":0}]}`},
+		{"origin without epoch", `{"v":2,"o":"0123456789abcdef0123456789abcdef","n":[]}`},
+		{"origin not hex", `{"v":2,"o":"0123456789abcdeX0123456789abcdef.5a3c01d2","n":[]}`},
+		{"origin too short", `{"v":2,"o":"0123.5a3c01d2","n":[]}`},
+		{"no stream", `{"v":2,` + o + `,"n":[{"i":1,"s":1,"t":"x","d":1,"c":0}]}`},
+		{"sequence 0", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":0,"t":"x","d":1,"c":0}]}`},
+		{"sequence past MaxSeq", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":9223372036854775808,"t":"x","d":1,"c":0}]}`},
+		{"no data", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":1,"t":"x","c":0}]}`},
+		{"id 0", `{"v":2,` + o + `,"n":[{"i":0,"u":"a","s":1,"t":"x","d":1,"c":0}]}`},
+		{"user with a control character", `{"v":2,` + o + `,"n":[{"i":1,"u":"a\u0007b","s":1,"t":"x","d":1,"c":0}]}`},
+		{"user too long", `{"v":2,` + o + `,"n":[{"i":1,"u":"` + strings.Repeat("a", herald.MaxUserLen+1) + `","s":1,"t":"x","d":1,"c":0}]}`},
+		{"type with a line break", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":1,"t":"x\ny","d":1,"c":0}]}`},
+		{"empty type", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":1,"t":"","d":1,"c":0}]}`},
+		{"reserved type", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":1,"t":"herald.missed","d":1,"c":0}]}`},
+		{"data not UTF-8", "{\"v\":2," + o + ",\"n\":[{\"i\":1,\"u\":\"a\",\"s\":1,\"t\":\"x\",\"d\":\"\xff\",\"c\":0}]}"},
+		{"read without user", `{"v":2,` + o + `,"r":[{"read":true,"c":0,"i":[1]}]}`},
+		{"read without ids", `{"v":2,` + o + `,"r":[{"u":"a","read":true,"c":0}]}`},
+		{"read of id 0", `{"v":2,` + o + `,"r":[{"u":"a","read":true,"c":0,"i":[0]}]}`},
+		{"read of a bad user", `{"v":2,` + o + `,"r":[{"u":"a\nb","read":true,"c":0,"i":[1]}]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if m, err := Decode([]byte(tt.msg)); err == nil {
+				t.Errorf("Decode(%q) accepted it: %+v", tt.msg, m)
+			}
+		})
+	}
+}
+
+func TestDecodeOrigin(t *testing.T) {
+	m, err := Decode(EncodeNotifications(testOrigin, sample(1, 1))[0])
+	if err != nil || m.Origin != testOrigin {
+		t.Fatalf("Decode: origin %q, %v; want %q", m.Origin, err, testOrigin)
+	}
+	m, err = Decode(EncodeRead(testOrigin, herald.ReadChange{User: "a", All: true, Read: true}))
+	if err != nil || m.Origin != testOrigin {
+		t.Fatalf("Decode of a read change: origin %q, %v; want %q", m.Origin, err, testOrigin)
 	}
 }
 
 func FuzzDecode(f *testing.F) {
-	for _, m := range EncodeNotifications(sample(3, 5)) {
+	for _, m := range EncodeNotifications(testOrigin, sample(3, 5)) {
 		f.Add(m)
 	}
-	f.Add([]byte(`{"v":1,"n":[{"i":1,"u":"","s":1,"t":"x","d":null,"c":-1}]}`))
-	f.Add(EncodeRead(herald.ReadChange{User: "alice", IDs: []int64{1}, Read: true, Unread: 2}))
+	f.Add([]byte(`{"v":2,"o":"` + testOrigin + `","n":[{"i":1,"u":"","s":1,"t":"x","d":null,"c":-1}]}`))
+	f.Add(EncodeRead(testOrigin, herald.ReadChange{User: "alice", IDs: []int64{1}, Read: true, Unread: 2}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b)
 		if err != nil {
@@ -115,9 +152,20 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("accepted %+v", r)
 			}
 		}
+		if !validOrigin(m.Origin) {
+			t.Fatalf("accepted origin %q", m.Origin)
+		}
+		for _, r := range m.Reads {
+			if herald.ValidateUser(r.User) != nil {
+				t.Fatalf("accepted user %q", r.User)
+			}
+		}
 		for _, n := range m.Notifications {
-			if n.ID <= 0 || n.Seq == 0 || n.Data == nil {
+			if n.ID <= 0 || n.Seq == 0 || n.Data == nil || !utf8.Valid(n.Data) {
 				t.Fatalf("accepted %+v", n)
+			}
+			if (n.User != "" && herald.ValidateUser(n.User) != nil) || herald.ValidateType(n.Type) != nil {
+				t.Fatalf("accepted user %q type %q", n.User, n.Type)
 			}
 		}
 	})

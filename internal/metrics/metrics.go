@@ -41,6 +41,7 @@ type Metrics struct {
 	BusReceived      prometheus.Counter
 	BusReconnects    prometheus.Counter
 	BusDecodeErrors  prometheus.Counter
+	BusForeign       prometheus.Counter
 	Resyncs          prometheus.Counter
 	ResyncErrors     prometheus.Counter
 }
@@ -115,6 +116,8 @@ func New() *Metrics {
 		Name: "herald_bus_reconnects_total", Help: "Times the bus reported that messages may have been missed: a subscription (re)established, the first included, or a slow-consumer cut-off. Each starts a resync."})
 	m.BusDecodeErrors = f.NewCounter(prometheus.CounterOpts{
 		Name: "herald_bus_decode_errors_total", Help: "Bus messages this node could not read (another version, or a foreign publisher on the channel). Each starts a resync."})
+	m.BusForeign = f.NewCounter(prometheus.CounterOpts{
+		Name: "herald_bus_foreign_messages_total", Help: "Bus messages dropped because they came from another store or epoch: another deployment on the same broker and channel, or a node on a replaced history."})
 	m.Resyncs = f.NewCounter(prometheus.CounterOpts{
 		Name: "herald_resyncs_total", Help: "Comparisons of this node's open streams with the store (periodic, and after bus reconnects)."})
 	m.ResyncErrors = f.NewCounter(prometheus.CounterOpts{

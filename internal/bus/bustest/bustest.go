@@ -165,6 +165,9 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 	}
 }
 
+// Origin is the store origin the suite's messages carry.
+const Origin = "0123456789abcdef0123456789abcdef.5a3c01d2"
+
 // publish sends ns as Herald does: in as many messages as bus.EncodeNotifications makes.
 func publish(t *testing.T, b herald.Bus, ns []herald.Notification) {
 	t.Helper()
@@ -176,7 +179,7 @@ func publish(t *testing.T, b herald.Bus, ns []herald.Notification) {
 func publishErr(b herald.Bus, ns []herald.Notification) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, m := range bus.EncodeNotifications(ns) {
+	for _, m := range bus.EncodeNotifications(Origin, ns) {
 		if err := b.Publish(ctx, m); err != nil {
 			return err
 		}
@@ -313,7 +316,7 @@ func testClose(t *testing.T, c Cluster) {
 	if err := c.A.Ping(ctx); herald.ErrorCode(err) != herald.EUNAVAILABLE {
 		t.Fatalf("Ping after Close: %v, want %s", err, herald.EUNAVAILABLE)
 	}
-	if err := c.A.Publish(ctx, bus.EncodeNotifications(batch(1, 0))[0]); herald.ErrorCode(err) != herald.EUNAVAILABLE {
+	if err := c.A.Publish(ctx, bus.EncodeNotifications(Origin, batch(1, 0))[0]); herald.ErrorCode(err) != herald.EUNAVAILABLE {
 		t.Fatalf("Publish after Close: %v, want %s", err, herald.EUNAVAILABLE)
 	}
 	c.A.Close() // twice is harmless
