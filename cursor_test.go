@@ -199,3 +199,66 @@ func FuzzCursorRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+func TestParsePosition(t *testing.T) {
+	tests := []struct {
+		in        string
+		want      Cursor
+		wantEpoch string
+		ok        bool
+	}{
+		{"12.7", Cursor{User: 12, Broadcast: 7}, "", true}, // before epochs: the current one
+		{"12.7.5a3c01d2", Cursor{User: 12, Broadcast: 7}, "5a3c01d2", true},
+		{"0.0.0", Cursor{}, "0", true},
+		{"9223372036854775807.9223372036854775807.0123456789abcdef", Cursor{User: MaxSeq, Broadcast: MaxSeq}, "0123456789abcdef", true},
+		{"1.2.", Cursor{}, "", false},
+		{"1.2.5A3C01D2", Cursor{}, "", false}, // one spelling: lowercase
+		{"1.2.5a3c01d2x", Cursor{}, "", false},
+		{"1.2.0123456789abcdef0", Cursor{}, "", false}, // 17 digits
+		{"1.2.3.4", Cursor{}, "", false},
+		{"1.2.5a 3c", Cursor{}, "", false},
+		{"1.2.5a3c\n", Cursor{}, "", false},
+		{"01.2.5a", Cursor{}, "", false},
+		{"1..5a", Cursor{}, "", false},
+		{strings.Repeat("1", 19) + "." + strings.Repeat("1", 19) + "." + strings.Repeat("a", 17), Cursor{}, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			c, epoch, err := ParsePosition(tt.in)
+			if !tt.ok {
+				if err == nil || ErrorCode(err) != EINVALID || c != (Cursor{}) || epoch != "" {
+					t.Fatalf("ParsePosition(%q) = %+v, %q, %v; want an invalid error", tt.in, c, epoch, err)
+				}
+				return
+			}
+			if err != nil || c != tt.want || epoch != tt.wantEpoch {
+				t.Fatalf("ParsePosition(%q) = %+v, %q, %v; want %+v, %q", tt.in, c, epoch, err, tt.want, tt.wantEpoch)
+			}
+			if s := c.StringIn(epoch); s != tt.in {
+				t.Fatalf("StringIn = %q, want %q", s, tt.in)
+			}
+		})
+	}
+}
+
+func FuzzParsePosition(f *testing.F) {
+	for _, s := range []string{"0.0", "12.7.5a3c01d2", "1.2.", "1.2.3.4", "1.2.ABC", "1.2.0123456789abcdef0", "..", "1.2.\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, epoch, err := ParsePosition(s)
+		if err != nil {
+			if code := ErrorCode(err); code != EINVALID {
+				t.Fatalf("ParsePosition(%q): code %q, want %q", s, code, EINVALID)
+			}
+			return
+		}
+		if epoch != "" && !ValidEpoch(epoch) {
+			t.Fatalf("ParsePosition(%q) accepted epoch %q", s, epoch)
+		}
+		// One spelling, and nothing in it can break an SSE id line.
+		if got := c.StringIn(epoch); got != s {
+			t.Fatalf("ParsePosition(%q) = %+v, %q, whose StringIn is %q", s, c, epoch, got)
+		}
+	})
+}

@@ -301,9 +301,16 @@ func runFeedChaos(t *testing.T, nodes []*server, filter []string) {
 			}
 		}
 		// The cursor moves one stream at a time, by one when nothing is filtered out.
-		prev := herald.Cursor{}
+		prev, firstEpoch := herald.Cursor{}, ""
 		for _, ev := range c.events {
-			cur, err := herald.ParseCursor(ev.Cursor)
+			cur, epoch, err := herald.ParsePosition(ev.Cursor)
+			if firstEpoch == "" {
+				firstEpoch = epoch
+			}
+			if err == nil && (epoch == "" || epoch != firstEpoch) {
+				// Restarts and bus outages keep the store's epoch: only a restore changes it.
+				t.Errorf("%s: cursor %q is of epoch %q, not the store's %q", name, ev.Cursor, epoch, firstEpoch)
+			}
 			if err != nil {
 				t.Errorf("%s: bad cursor %q", name, ev.Cursor)
 				continue

@@ -171,6 +171,14 @@ type envelope struct {
 	Broadcast bool            `json:"broadcast"`
 }
 
+// bare is a cursor without its epoch: "<user>.<broadcast>".
+func bare(cursor string) string {
+	if i := strings.LastIndexByte(cursor, '.'); strings.Count(cursor, ".") == 2 {
+		return cursor[:i]
+	}
+	return cursor
+}
+
 // received is one event a test client got.
 type received struct {
 	Cursor string // the SSE id in effect

@@ -101,6 +101,9 @@ type API struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	ids     *requestIDs
+	// epoch is the store's (herald.Identity): every cursor and page position this node hands
+	// out carries it, and one of another epoch is recognised.
+	epoch string
 	// published holds the publish counters by kind, resolved once.
 	published [3]prometheus.Counter
 
@@ -133,6 +136,9 @@ func New(opts Options) *API {
 		opts.Metrics = metrics.New()
 	}
 	a := &API{opts: opts, log: opts.Logger, metrics: opts.Metrics, ids: newRequestIDs()}
+	if opts.Store != nil { // nil only in tests of routing
+		a.epoch = opts.Store.Identity().Epoch
+	}
 	if parkSupported && !opts.NoPark {
 		a.startParker() // now, so that its goroutines are there from the start; Close stops them
 	}

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/heraldhq/herald"
@@ -62,8 +63,8 @@ func (a *API) inbox(w http.ResponseWriter, r *http.Request) {
 		iq.Limit = n
 	}
 	if v := q.Get("before"); v != "" {
-		if iq.Before, err = parseID(v); err != nil {
-			a.writeError(w, r, herald.Errorf(herald.EINVALID, "before must be a notification id"))
+		if iq.Before, err = a.parseBefore(v); err != nil {
+			a.writeError(w, r, err)
 			return
 		}
 	}
@@ -94,7 +95,9 @@ func (a *API) inbox(w http.ResponseWriter, r *http.Request) {
 		resp.Notifications = append(resp.Notifications, toItem(&page.Notifications[i]))
 	}
 	if page.NextBefore != 0 {
-		s := strconv.FormatInt(page.NextBefore, 10)
+		// The page position carries the store's epoch, like a cursor: after a restore, ids are
+		// given anew, and a position of before must not page through another history.
+		s := strconv.FormatInt(page.NextBefore, 10) + "." + a.epoch
 		resp.NextBefore = &s
 	}
 	writeJSON(w, http.StatusOK, resp)
@@ -197,6 +200,20 @@ func (a *API) userAndID(w http.ResponseWriter, r *http.Request) (string, int64, 
 }
 
 // parseID parses a notification id: a positive decimal int64.
+// parseBefore reads an inbox page position: a next_before ("<id>.<epoch>"), or a notification
+// id, taken as of the current epoch.
+func (a *API) parseBefore(s string) (int64, error) {
+	v, epoch, hasEpoch := strings.Cut(s, ".")
+	id, err := parseID(v)
+	if err != nil || (hasEpoch && !herald.ValidEpoch(epoch)) {
+		return 0, herald.Errorf(herald.EINVALID, "before must be a next_before value or a notification id")
+	}
+	if hasEpoch && epoch != a.epoch {
+		return 0, herald.Errorf(herald.ECONFLICT, "before is a page position of another store epoch (the store was restored or replaced since): load the first page again")
+	}
+	return id, nil
+}
+
 func parseID(s string) (int64, error) {
 	if len(s) == 0 || len(s) > 19 || s[0] == '0' || s[0] == '+' || s[0] == '-' {
 		return 0, strconv.ErrSyntax

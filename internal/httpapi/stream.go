@@ -79,12 +79,17 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		raw = q.Get("last_event_id")
 	}
 	var cursor herald.Cursor
+	var epoch string
 	if raw != "" {
-		if cursor, err = herald.ParseCursor(raw); err != nil {
+		if cursor, epoch, err = herald.ParsePosition(raw); err != nil {
 			a.refuseStream(w, r, err)
 			return
 		}
 	}
+	// A cursor of another epoch numbers another history (the store was restored from a backup,
+	// or replaced): its sequence numbers say nothing about this one's. The client resumes where
+	// this epoch began and is told so. A cursor without an epoch is taken as of this one.
+	storeChanged := epoch != "" && epoch != a.epoch
 	filter, err := a.parseTypes(q["types"])
 	if err != nil {
 		a.refuseStream(w, r, err)
@@ -132,6 +137,11 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		hello = true
+	} else if storeChanged {
+		if c.pos, err = a.opts.Store.EpochStart(r.Context(), user); err != nil {
+			a.refuseStream(w, r, err)
+			return
+		}
 	}
 
 	h := w.Header()
@@ -162,9 +172,12 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	c.buf = sse.AppendComment(c.buf, "herald stream")
 	c.buf = sse.AppendRetry(c.buf, a.opts.Retry.Milliseconds())
 	if hello {
-		c.buf = sse.AppendID(c.buf, c.pos.String())
-		c.buf, _ = sse.AppendEvent(c.buf, "", herald.ControlPrefix+"connected", []byte(`{"cursor":"`+c.pos.String()+`"}`))
+		c.buf = sse.AppendID(c.buf, c.pos.StringIn(a.epoch))
+		c.buf, _ = sse.AppendEvent(c.buf, "", herald.ControlPrefix+"connected", []byte(`{"cursor":"`+c.pos.StringIn(a.epoch)+`"}`))
 		c.sent = c.pos
+	}
+	if storeChanged {
+		c.appendMissed(reasonStoreChanged)
 	}
 	if err := c.flush(); err != nil {
 		return
@@ -413,7 +426,7 @@ func (c *conn) wanted(typ string) bool { return c.filter == nil || c.filter[typ]
 
 func (c *conn) appendEvent(dst, frame []byte) []byte {
 	dst = append(dst, "id: "...)
-	dst = c.pos.Append(dst)
+	dst = c.pos.AppendIn(dst, c.api.epoch)
 	dst = append(dst, '\n')
 	c.sent = c.pos
 	return append(dst, frame...)
@@ -453,7 +466,7 @@ func (c *conn) catchUp(ctx context.Context) error {
 				// Retention removes the oldest of a stream, but a clock step could make it remove
 				// from the middle: a hole is a hole wherever it is, and the client is told.
 				c.pos = c.pos.With(n.User, n.Seq-1)
-				c.appendMissed("retention")
+				c.appendMissed(reasonRetention)
 			}
 			c.pos = c.pos.With(n.User, n.Seq)
 			if c.wanted(n.Type) {
@@ -468,7 +481,7 @@ func (c *conn) catchUp(ctx context.Context) error {
 		if !more && c.sent != c.pos {
 			// Filtered-out notifications still move the cursor; an id-only frame lets the next
 			// reconnect start past them.
-			c.buf = sse.AppendID(c.buf, c.pos.String())
+			c.buf = sse.AppendID(c.buf, c.pos.StringIn(c.api.epoch))
 			c.buf = append(c.buf, '\n')
 			c.sent = c.pos
 		}
@@ -487,7 +500,7 @@ func (c *conn) checkHoles(fp *herald.FeedPage) {
 	reason := ""
 	lost := func() {
 		if reason == "" {
-			reason = "retention"
+			reason = reasonRetention
 		}
 	}
 	check := func(stream string, ns []herald.Notification, head uint64) {
@@ -495,7 +508,7 @@ func (c *conn) checkHoles(fp *herald.FeedPage) {
 		switch {
 		case have > head:
 			// A cursor from the future: another server's, or a store restored from a backup.
-			reason = "unknown_cursor"
+			reason = reasonUnknownCursor
 			c.pos = c.pos.With(stream, head)
 		case len(ns) > 0 && ns[0].Seq > have+1:
 			lost()
@@ -513,21 +526,36 @@ func (c *conn) checkHoles(fp *herald.FeedPage) {
 	c.appendMissed(reason)
 }
 
+// Why a stream sends herald.missed.
+const (
+	// reasonRetention: notifications after the cursor were removed by retention.
+	reasonRetention = "retention"
+	// reasonUnknownCursor: the cursor is ahead of the store (taken from another server?).
+	reasonUnknownCursor = "unknown_cursor"
+	// reasonStoreChanged: the cursor is of another epoch: the store was restored from a backup
+	// or replaced since. What the client saw may no longer exist, and sequence numbers were
+	// given anew; it resumes where this epoch began.
+	reasonStoreChanged = "store_changed"
+)
+
 // appendMissed tells the client that notifications between its cursor and c.pos are gone, with
 // c.pos as the event's id so its next reconnect starts past the hole.
 func (c *conn) appendMissed(reason string) {
 	message := "some notifications after your cursor are no longer kept; refresh from the inbox"
-	if reason == "unknown_cursor" {
+	switch reason {
+	case reasonUnknownCursor:
 		message = "your cursor is ahead of what this server has stored; refresh from the inbox"
+	case reasonStoreChanged:
+		message = "the server's store was restored or replaced since your cursor was issued; what follows is what it holds since, refresh the rest from the inbox"
 	}
 	data := []byte(`{"reason":"`)
 	data = append(data, reason...)
 	data = append(data, `","message":"`...)
 	data = append(data, message...)
 	data = append(data, `","cursor":"`...)
-	data = c.pos.Append(data)
+	data = c.pos.AppendIn(data, c.api.epoch)
 	data = append(data, `"}`...)
-	c.buf = sse.AppendID(c.buf, c.pos.String())
+	c.buf = sse.AppendID(c.buf, c.pos.StringIn(c.api.epoch))
 	c.buf, _ = sse.AppendEvent(c.buf, "", MissedType, data)
 	c.sent = c.pos
 }
