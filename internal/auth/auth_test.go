@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"maps"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -571,6 +572,83 @@ func TestJWKSScreensKeys(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := a.Subscriber(request("Bearer "+tt.token, "", "")); herald.ErrorCode(err) != tt.wantCode {
 				t.Fatalf("%v; want code %q", err, tt.wantCode)
+			}
+		})
+	}
+}
+
+// TestJWKSKeyMetadata: a key of the set verifies a token only if its own metadata allows it,
+// whether or not the token names it (kid). "use" other than "sig" (RFC 7517 §4.2) and
+// "key_ops" without "verify" (§4.3) rule a key out; an "alg" rules out every other algorithm.
+// Keys with none of these members, or with matching ones, verify as before, and the algorithm
+// allowlist still applies.
+func TestJWKSKeyMetadata(t *testing.T) {
+	ec := func() *ecdsa.PrivateKey { return must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader)) }
+	sig, plain, encKey, verifyOp, encryptOp, noOps := ec(), ec(), ec(), ec(), ec(), ec()
+	rsaKey := must(rsa.GenerateKey(rand.Reader, 2048))
+	published := []struct {
+		key     crypto.PublicKey
+		members map[string]any
+	}{
+		{&sig.PublicKey, map[string]any{"kid": "sig", "use": "sig", "alg": "ES256"}},
+		{&plain.PublicKey, map[string]any{"kid": "plain"}},
+		{&encKey.PublicKey, map[string]any{"kid": "enc", "use": "enc"}},
+		{&verifyOp.PublicKey, map[string]any{"kid": "verify-op", "key_ops": []string{"verify"}}},
+		{&encryptOp.PublicKey, map[string]any{"kid": "encrypt-op", "key_ops": []string{"encrypt"}}},
+		{&noOps.PublicKey, map[string]any{"kid": "no-ops", "key_ops": []string{}}},
+		{&rsaKey.PublicKey, map[string]any{"kid": "rs256", "alg": "RS256"}},
+	}
+	var set struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	for _, p := range published {
+		jwk := must(jwkset.NewJWKFromKey(p.key, jwkset.JWKOptions{}))
+		var m map[string]any
+		if err := json.Unmarshal(must(json.Marshal(jwk.Marshal())), &m); err != nil {
+			t.Fatal(err)
+		}
+		maps.Copy(m, p.members)
+		set.Keys = append(set.Keys, m)
+	}
+	body := must(json.Marshal(set))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	defer srv.Close()
+	a := newAuth(t, Config{JWKSURL: srv.URL})
+
+	tests := []struct {
+		name     string
+		method   jwt.SigningMethod
+		key      any
+		kid      string // "" for a token that names no key
+		wantCode string
+	}{
+		{"use sig, by kid", jwt.SigningMethodES256, sig, "sig", ""},
+		{"use sig, no kid", jwt.SigningMethodES256, sig, "", ""},
+		{"no use, alg or key_ops, by kid", jwt.SigningMethodES256, plain, "plain", ""},
+		{"no use, alg or key_ops, no kid", jwt.SigningMethodES256, plain, "", ""},
+		{"use enc, by kid", jwt.SigningMethodES256, encKey, "enc", herald.EUNAUTHORIZED},
+		{"use enc, no kid", jwt.SigningMethodES256, encKey, "", herald.EUNAUTHORIZED},
+		{"key_ops with verify, by kid", jwt.SigningMethodES256, verifyOp, "verify-op", ""},
+		{"key_ops with verify, no kid", jwt.SigningMethodES256, verifyOp, "", ""},
+		{"key_ops without verify, by kid", jwt.SigningMethodES256, encryptOp, "encrypt-op", herald.EUNAUTHORIZED},
+		{"key_ops without verify, no kid", jwt.SigningMethodES256, encryptOp, "", herald.EUNAUTHORIZED},
+		{"empty key_ops, no kid", jwt.SigningMethodES256, noOps, "", herald.EUNAUTHORIZED},
+		{"alg matches, by kid", jwt.SigningMethodRS256, rsaKey, "rs256", ""},
+		{"alg matches, no kid", jwt.SigningMethodRS256, rsaKey, "", ""},
+		{"alg differs, by kid", jwt.SigningMethodPS256, rsaKey, "rs256", herald.EUNAUTHORIZED},
+		{"alg differs, no kid", jwt.SigningMethodPS256, rsaKey, "", herald.EUNAUTHORIZED},
+		{"algorithm outside the allowlist", jwt.SigningMethodHS256, secret, "", herald.EUNAUTHORIZED},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var header map[string]any
+			if tt.kid != "" {
+				header = map[string]any{"kid": tt.kid}
+			}
+			tok := sign(t, tt.method, tt.key, valid("alice"), header)
+			s, err := a.Subscriber(request("Bearer "+tok, "", ""))
+			if got := herald.ErrorCode(err); got != tt.wantCode {
+				t.Fatalf("Subscriber: %+v, %v; want code %q", s, err, tt.wantCode)
 			}
 		})
 	}

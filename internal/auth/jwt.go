@@ -144,7 +144,8 @@ func reason(err error) string {
 }
 
 // keyfunc picks the keys for a token's algorithm: the secret for HS256, else the JWKS key the
-// token names (kid) or, without a kid, every public key known. The parser has already refused
+// token names (kid) or, without a kid, every public key known (of the set's, those published for
+// no algorithm or for the token's). The parser has already refused
 // algorithms outside the allowlist, and each key only verifies its own algorithm family, so an
 // RSA public key can never serve as an HMAC secret.
 func (a *Authenticator) keyfunc(ctx context.Context) jwt.Keyfunc {
@@ -165,7 +166,7 @@ func (a *Authenticator) keyfunc(ctx context.Context) jwt.Keyfunc {
 				if len(a.cfg.PublicKeys) == 0 {
 					return nil, err
 				}
-			} else if keys, err := a.jwks.all(ctx); err == nil {
+			} else if keys, err := a.jwks.all(ctx, t.Method.Alg()); err == nil {
 				set.Keys = append(set.Keys, keys...)
 			}
 		}
