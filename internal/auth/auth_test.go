@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -51,6 +52,19 @@ func unsigned(claims jwt.MapClaims) string {
 	c, _ := json.Marshal(claims)
 	enc := base64.RawURLEncoding.EncodeToString
 	return enc(h) + "." + enc(c) + "."
+}
+
+// rawToken signs an HS256 token over exactly the header and payload given, so tests can write
+// JSON that no claims type would marshal.
+func rawToken(t testing.TB, header, payload string) string {
+	t.Helper()
+	enc := base64.RawURLEncoding.EncodeToString
+	s := enc([]byte(header)) + "." + enc([]byte(payload))
+	sig, err := jwt.SigningMethodHS256.Sign(s, secret)
+	if err != nil {
+		t.Fatalf("sign: %v", err)
+	}
+	return s + "." + enc(sig)
 }
 
 func valid(sub string) jwt.MapClaims {
@@ -572,6 +586,73 @@ func TestJWKSScreensKeys(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := a.Subscriber(request("Bearer "+tt.token, "", "")); herald.ErrorCode(err) != tt.wantCode {
 				t.Fatalf("%v; want code %q", err, tt.wantCode)
+			}
+		})
+	}
+}
+
+// TestStrictTokens: a header with crit is refused (Herald understands no extension), exp, nbf
+// and iat must be JSON numbers in range, and claim names match exactly. Each refusal says what is
+// wrong without quoting the token (the QQQ markers must not come back).
+func TestStrictTokens(t *testing.T) {
+	a := newAuth(t, Config{Secret: secret})
+	now := time.Now().Unix()
+	num := func(n int64) string { return strconv.FormatInt(n, 10) }
+	exp, past := num(now+3600), num(now-3600)
+	const hs256 = `{"alg":"HS256","typ":"JWT"}`
+	tests := []struct {
+		name, header, payload string
+		wantUser              string
+		wantCode, wantIn      string
+	}{
+		{name: "numbers", header: hs256, payload: `{"sub":"alice","exp":` + exp + `,"nbf":` + num(now) + `,"iat":` + num(now) + `}`, wantUser: "alice"},
+		{name: "fractions and spaces", header: hs256, payload: `{ "sub" : "alice" , "exp" : ` + exp + `.5 , "iat" : ` + num(now) + `.25 }`, wantUser: "alice"},
+		{name: "an unknown header parameter that is not critical", header: `{"alg":"HS256","QQQ":1}`, payload: `{"sub":"alice","exp":` + exp + `}`, wantUser: "alice"},
+
+		{name: "crit naming an extension", header: `{"alg":"HS256","crit":["QQQ"],"QQQ":true}`, payload: `{"sub":"alice","exp":` + exp + `}`, wantCode: herald.EUNAUTHORIZED, wantIn: "critical (crit)"},
+		{name: "crit naming b64", header: `{"alg":"HS256","crit":["b64"],"b64":true}`, payload: `{"sub":"alice","exp":` + exp + `}`, wantCode: herald.EUNAUTHORIZED, wantIn: "critical (crit)"},
+		{name: "crit empty", header: `{"alg":"HS256","crit":[]}`, payload: `{"sub":"alice","exp":` + exp + `}`, wantCode: herald.EUNAUTHORIZED, wantIn: "crit header is malformed"},
+		{name: "crit a string", header: `{"alg":"HS256","crit":"QQQ"}`, payload: `{"sub":"alice","exp":` + exp + `}`, wantCode: herald.EUNAUTHORIZED, wantIn: "crit header is malformed"},
+		{name: "crit null", header: `{"alg":"HS256","crit":null}`, payload: `{"sub":"alice","exp":` + exp + `}`, wantCode: herald.EUNAUTHORIZED, wantIn: "crit header is malformed"},
+		{name: "crit not names", header: `{"alg":"HS256","crit":[1,""]}`, payload: `{"sub":"alice","exp":` + exp + `}`, wantCode: herald.EUNAUTHORIZED, wantIn: "crit header is malformed"},
+
+		{name: "exp a numeric string", header: hs256, payload: `{"sub":"alice","exp":"` + exp + `"}`, wantCode: herald.EUNAUTHORIZED, wantIn: "exp claim is not a JSON number"},
+		{name: "exp a boolean", header: hs256, payload: `{"sub":"alice","exp":true}`, wantCode: herald.EUNAUTHORIZED, wantIn: "exp claim is not a JSON number"},
+		{name: "exp null", header: hs256, payload: `{"sub":"alice","exp":null}`, wantCode: herald.EUNAUTHORIZED, wantIn: "exp claim is not a JSON number"},
+		{name: "exp beyond any time", header: hs256, payload: `{"sub":"alice","exp":1e300}`, wantCode: herald.EUNAUTHORIZED, wantIn: "exp claim is out of range"},
+		{name: "nbf a numeric string", header: hs256, payload: `{"sub":"alice","exp":` + exp + `,"nbf":"` + num(now) + `"}`, wantCode: herald.EUNAUTHORIZED, wantIn: "nbf claim is not a JSON number"},
+		{name: "nbf a boolean", header: hs256, payload: `{"sub":"alice","exp":` + exp + `,"nbf":false}`, wantCode: herald.EUNAUTHORIZED, wantIn: "nbf claim is not a JSON number"},
+		{name: "nbf null", header: hs256, payload: `{"sub":"alice","exp":` + exp + `,"nbf":null}`, wantCode: herald.EUNAUTHORIZED, wantIn: "nbf claim is not a JSON number"},
+		{name: "nbf that wraps into the past", header: hs256, payload: `{"sub":"alice","exp":` + exp + `,"nbf":9223372036854775808}`, wantCode: herald.EUNAUTHORIZED, wantIn: "nbf claim is out of range"},
+		{name: "iat a numeric string", header: hs256, payload: `{"sub":"alice","exp":` + exp + `,"iat":"` + num(now) + `"}`, wantCode: herald.EUNAUTHORIZED, wantIn: "iat claim is not a JSON number"},
+		{name: "iat null", header: hs256, payload: `{"sub":"alice","exp":` + exp + `,"iat":null}`, wantCode: herald.EUNAUTHORIZED, wantIn: "iat claim is not a JSON number"},
+		{name: "iat an object", header: hs256, payload: `{"sub":"alice","exp":` + exp + `,"iat":{"QQQ":1}}`, wantCode: herald.EUNAUTHORIZED, wantIn: "iat claim is not a JSON number"},
+
+		{name: "EXP is not exp", header: hs256, payload: `{"sub":"alice","EXP":` + exp + `}`, wantCode: herald.EUNAUTHORIZED, wantIn: "no expiry"},
+		{name: "Exp does not stretch exp", header: hs256, payload: `{"sub":"alice","exp":` + past + `,"Exp":` + exp + `}`, wantCode: herald.EUNAUTHORIZED, wantIn: "expired"},
+		{name: "SUB is not sub", header: hs256, payload: `{"SUB":"alice","exp":` + exp + `}`, wantCode: herald.EFORBIDDEN, wantIn: "sub"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := rawToken(t, tt.header, tt.payload)
+			s, err := a.Subscriber(request("Bearer "+tok, "", ""))
+			if got := herald.ErrorCode(err); got != tt.wantCode {
+				t.Fatalf("Subscriber: %+v, %v; want code %q", s, err, tt.wantCode)
+			}
+			if err == nil {
+				if s.User != tt.wantUser {
+					t.Errorf("user %q, want %q", s.User, tt.wantUser)
+				}
+				return
+			}
+			msg := herald.ErrorMessage(err)
+			if !strings.Contains(msg, tt.wantIn) {
+				t.Errorf("message %q does not mention %q", msg, tt.wantIn)
+			}
+			for _, part := range append(strings.Split(tok, "."), "QQQ") {
+				if part != "" && strings.Contains(msg, part) {
+					t.Errorf("message %q quotes the token", msg)
+				}
 			}
 		})
 	}
