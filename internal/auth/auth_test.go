@@ -813,6 +813,57 @@ func FuzzCredentials(f *testing.F) {
 	})
 }
 
+// FuzzToken signs arbitrary headers and payloads with the server's secret, so that the fuzzer
+// reaches the checks that run after the signature: Herald's payload decoding and header check.
+// A token may only be accepted with no crit, with exp a JSON number and nbf and iat absent or
+// numbers, and for the user its exact "sub" names.
+func FuzzToken(f *testing.F) {
+	exp := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
+	for _, s := range [][2]string{
+		{`{"alg":"HS256"}`, `{"sub":"alice","exp":` + exp + `}`},
+		{`{"alg":"HS256","crit":["b64"],"b64":false}`, `{"sub":"alice","exp":` + exp + `}`},
+		{`{"alg":"HS256","crit":[]}`, `{"sub":"alice","exp":` + exp + `}`},
+		{`{"alg":"HS256"}`, `{"sub":"alice","exp":"` + exp + `"}`},
+		{`{"alg":"HS256"}`, `{"sub":"alice","exp":` + exp + `,"nbf":null,"iat":true}`},
+		{`{"alg":"HS256"}`, `{"sub":"alice","exp":1,"Exp":` + exp + `,"SUB":"bob"}`},
+		{`{"alg":"HS256"}`, `{"sub":"alice","exp":` + exp + `.5e0,"nbf":-0}`},
+	} {
+		f.Add(s[0], s[1])
+	}
+	a := newAuth(f, Config{Secret: secret})
+	ok := map[string]bool{"": true, herald.EUNAUTHORIZED: true, herald.EFORBIDDEN: true}
+	f.Fuzz(func(t *testing.T, header, payload string) {
+		s, err := a.Subscriber(request("Bearer "+rawToken(t, header, payload), "", ""))
+		if !ok[herald.ErrorCode(err)] {
+			t.Fatalf("code %q (%v)", herald.ErrorCode(err), err)
+		}
+		if err != nil {
+			return
+		}
+		var h map[string]any
+		if json.Unmarshal([]byte(header), &h) != nil || h["crit"] != nil {
+			t.Fatalf("accepted a token with header %q", header)
+		}
+		var p map[string]json.RawMessage
+		if json.Unmarshal([]byte(payload), &p) != nil {
+			t.Fatalf("accepted a token with payload %q", payload)
+		}
+		isNumber := func(raw json.RawMessage) bool {
+			var n json.Number
+			return len(raw) > 0 && raw[0] != '"' && json.Unmarshal(raw, &n) == nil && n != ""
+		}
+		for _, name := range []string{"exp", "nbf", "iat"} {
+			if raw, present := p[name]; (present || name == "exp") && !isNumber(raw) {
+				t.Fatalf("accepted %s %s in payload %q", name, raw, payload)
+			}
+		}
+		var sub string
+		if json.Unmarshal(p["sub"], &sub) != nil || s.User != sub {
+			t.Fatalf("accepted user %q from payload %q", s.User, payload)
+		}
+	})
+}
+
 func must[T any](v T, err error) T {
 	if err != nil {
 		panic(err)
