@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -157,6 +158,9 @@ func TestSecurityMatrix(t *testing.T) {
 	hs := func(c jwt.MapClaims) string { return signed(t, jwt.SigningMethodHS256, []byte(testSecret), c) }
 	enc := base64.RawURLEncoding.EncodeToString
 	none := enc([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + enc(must(json.Marshal(claimsFor("alice")))) + "."
+	crit := jwt.NewWithClaims(jwt.SigningMethodHS256, claimsFor("alice"))
+	crit.Header["crit"], crit.Header["b64"] = []string{"b64"}, false
+	critToken := must(crit.SignedString([]byte(testSecret)))
 	hugeHeader := http.Header{"Authorization": {"Bearer " + alice}, "X-Padding": {strings.Repeat("p", 70<<10)}}
 	now := time.Now()
 
@@ -182,6 +186,8 @@ func TestSecurityMatrix(t *testing.T) {
 		{"stream: expired", "GET", "/v1/stream", bearer(hs(claimsFor("alice", "exp", now.Add(-time.Hour).Unix()))), "", 401, herald.EUNAUTHORIZED},
 		{"stream: no exp", "GET", "/v1/stream", bearer(hs(claimsFor("alice", "exp", nil))), "", 401, herald.EUNAUTHORIZED},
 		{"stream: not yet valid", "GET", "/v1/stream", bearer(hs(claimsFor("alice", "nbf", now.Add(time.Hour).Unix()))), "", 401, herald.EUNAUTHORIZED},
+		{"stream: exp a numeric string", "GET", "/v1/stream", bearer(hs(claimsFor("alice", "exp", strconv.FormatInt(now.Add(time.Hour).Unix(), 10)))), "", 401, herald.EUNAUTHORIZED},
+		{"stream: a critical header extension", "GET", "/v1/stream", bearer(critToken), "", 401, herald.EUNAUTHORIZED},
 		{"stream: wrong issuer", "GET", "/v1/stream", bearer(hs(claimsFor("alice", "iss", "https://evil.example.com"))), "", 401, herald.EUNAUTHORIZED},
 		{"stream: wrong audience", "GET", "/v1/stream", bearer(hs(claimsFor("alice", "aud", "someone-else"))), "", 401, herald.EUNAUTHORIZED},
 		{"stream: query token while disabled", "GET", "/v1/stream?access_token=" + alice, nil, "", 401, herald.EUNAUTHORIZED},

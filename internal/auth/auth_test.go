@@ -13,9 +13,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"maps"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -50,6 +52,19 @@ func unsigned(claims jwt.MapClaims) string {
 	c, _ := json.Marshal(claims)
 	enc := base64.RawURLEncoding.EncodeToString
 	return enc(h) + "." + enc(c) + "."
+}
+
+// rawToken signs an HS256 token over exactly the header and payload given, so tests can write
+// JSON that no claims type would marshal.
+func rawToken(t testing.TB, header, payload string) string {
+	t.Helper()
+	enc := base64.RawURLEncoding.EncodeToString
+	s := enc([]byte(header)) + "." + enc([]byte(payload))
+	sig, err := jwt.SigningMethodHS256.Sign(s, secret)
+	if err != nil {
+		t.Fatalf("sign: %v", err)
+	}
+	return s + "." + enc(sig)
 }
 
 func valid(sub string) jwt.MapClaims {
@@ -576,6 +591,150 @@ func TestJWKSScreensKeys(t *testing.T) {
 	}
 }
 
+// TestStrictTokens: a header with crit is refused (Herald understands no extension), exp, nbf
+// and iat must be JSON numbers in range, and claim names match exactly. Each refusal says what is
+// wrong without quoting the token (the QQQ markers must not come back).
+func TestStrictTokens(t *testing.T) {
+	a := newAuth(t, Config{Secret: secret})
+	now := time.Now().Unix()
+	num := func(n int64) string { return strconv.FormatInt(n, 10) }
+	exp, past := num(now+3600), num(now-3600)
+	const hs256 = `{"alg":"HS256","typ":"JWT"}`
+	tests := []struct {
+		name, header, payload string
+		wantUser              string
+		wantCode, wantIn      string
+	}{
+		{name: "numbers", header: hs256, payload: `{"sub":"alice","exp":` + exp + `,"nbf":` + num(now) + `,"iat":` + num(now) + `}`, wantUser: "alice"},
+		{name: "fractions and spaces", header: hs256, payload: `{ "sub" : "alice" , "exp" : ` + exp + `.5 , "iat" : ` + num(now) + `.25 }`, wantUser: "alice"},
+		{name: "an unknown header parameter that is not critical", header: `{"alg":"HS256","QQQ":1}`, payload: `{"sub":"alice","exp":` + exp + `}`, wantUser: "alice"},
+
+		{name: "crit naming an extension", header: `{"alg":"HS256","crit":["QQQ"],"QQQ":true}`, payload: `{"sub":"alice","exp":` + exp + `}`, wantCode: herald.EUNAUTHORIZED, wantIn: "critical (crit)"},
+		{name: "crit naming b64", header: `{"alg":"HS256","crit":["b64"],"b64":true}`, payload: `{"sub":"alice","exp":` + exp + `}`, wantCode: herald.EUNAUTHORIZED, wantIn: "critical (crit)"},
+		{name: "crit empty", header: `{"alg":"HS256","crit":[]}`, payload: `{"sub":"alice","exp":` + exp + `}`, wantCode: herald.EUNAUTHORIZED, wantIn: "crit header is malformed"},
+		{name: "crit a string", header: `{"alg":"HS256","crit":"QQQ"}`, payload: `{"sub":"alice","exp":` + exp + `}`, wantCode: herald.EUNAUTHORIZED, wantIn: "crit header is malformed"},
+		{name: "crit null", header: `{"alg":"HS256","crit":null}`, payload: `{"sub":"alice","exp":` + exp + `}`, wantCode: herald.EUNAUTHORIZED, wantIn: "crit header is malformed"},
+		{name: "crit not names", header: `{"alg":"HS256","crit":[1,""]}`, payload: `{"sub":"alice","exp":` + exp + `}`, wantCode: herald.EUNAUTHORIZED, wantIn: "crit header is malformed"},
+
+		{name: "exp a numeric string", header: hs256, payload: `{"sub":"alice","exp":"` + exp + `"}`, wantCode: herald.EUNAUTHORIZED, wantIn: "exp claim is not a JSON number"},
+		{name: "exp a boolean", header: hs256, payload: `{"sub":"alice","exp":true}`, wantCode: herald.EUNAUTHORIZED, wantIn: "exp claim is not a JSON number"},
+		{name: "exp null", header: hs256, payload: `{"sub":"alice","exp":null}`, wantCode: herald.EUNAUTHORIZED, wantIn: "exp claim is not a JSON number"},
+		{name: "exp beyond any time", header: hs256, payload: `{"sub":"alice","exp":1e300}`, wantCode: herald.EUNAUTHORIZED, wantIn: "exp claim is out of range"},
+		{name: "nbf a numeric string", header: hs256, payload: `{"sub":"alice","exp":` + exp + `,"nbf":"` + num(now) + `"}`, wantCode: herald.EUNAUTHORIZED, wantIn: "nbf claim is not a JSON number"},
+		{name: "nbf a boolean", header: hs256, payload: `{"sub":"alice","exp":` + exp + `,"nbf":false}`, wantCode: herald.EUNAUTHORIZED, wantIn: "nbf claim is not a JSON number"},
+		{name: "nbf null", header: hs256, payload: `{"sub":"alice","exp":` + exp + `,"nbf":null}`, wantCode: herald.EUNAUTHORIZED, wantIn: "nbf claim is not a JSON number"},
+		{name: "nbf that wraps into the past", header: hs256, payload: `{"sub":"alice","exp":` + exp + `,"nbf":9223372036854775808}`, wantCode: herald.EUNAUTHORIZED, wantIn: "nbf claim is out of range"},
+		{name: "iat a numeric string", header: hs256, payload: `{"sub":"alice","exp":` + exp + `,"iat":"` + num(now) + `"}`, wantCode: herald.EUNAUTHORIZED, wantIn: "iat claim is not a JSON number"},
+		{name: "iat null", header: hs256, payload: `{"sub":"alice","exp":` + exp + `,"iat":null}`, wantCode: herald.EUNAUTHORIZED, wantIn: "iat claim is not a JSON number"},
+		{name: "iat an object", header: hs256, payload: `{"sub":"alice","exp":` + exp + `,"iat":{"QQQ":1}}`, wantCode: herald.EUNAUTHORIZED, wantIn: "iat claim is not a JSON number"},
+
+		{name: "EXP is not exp", header: hs256, payload: `{"sub":"alice","EXP":` + exp + `}`, wantCode: herald.EUNAUTHORIZED, wantIn: "no expiry"},
+		{name: "Exp does not stretch exp", header: hs256, payload: `{"sub":"alice","exp":` + past + `,"Exp":` + exp + `}`, wantCode: herald.EUNAUTHORIZED, wantIn: "expired"},
+		{name: "SUB is not sub", header: hs256, payload: `{"SUB":"alice","exp":` + exp + `}`, wantCode: herald.EFORBIDDEN, wantIn: "sub"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := rawToken(t, tt.header, tt.payload)
+			s, err := a.Subscriber(request("Bearer "+tok, "", ""))
+			if got := herald.ErrorCode(err); got != tt.wantCode {
+				t.Fatalf("Subscriber: %+v, %v; want code %q", s, err, tt.wantCode)
+			}
+			if err == nil {
+				if s.User != tt.wantUser {
+					t.Errorf("user %q, want %q", s.User, tt.wantUser)
+				}
+				return
+			}
+			msg := herald.ErrorMessage(err)
+			if !strings.Contains(msg, tt.wantIn) {
+				t.Errorf("message %q does not mention %q", msg, tt.wantIn)
+			}
+			for _, part := range append(strings.Split(tok, "."), "QQQ") {
+				if part != "" && strings.Contains(msg, part) {
+					t.Errorf("message %q quotes the token", msg)
+				}
+			}
+		})
+	}
+}
+
+// TestJWKSKeyMetadata: a key of the set verifies a token only if its own metadata allows it,
+// whether or not the token names it (kid). "use" other than "sig" (RFC 7517 §4.2) and
+// "key_ops" without "verify" (§4.3) rule a key out; an "alg" rules out every other algorithm.
+// Keys with none of these members, or with matching ones, verify as before, and the algorithm
+// allowlist still applies.
+func TestJWKSKeyMetadata(t *testing.T) {
+	ec := func() *ecdsa.PrivateKey { return must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader)) }
+	sig, plain, encKey, verifyOp, encryptOp, noOps := ec(), ec(), ec(), ec(), ec(), ec()
+	rsaKey := must(rsa.GenerateKey(rand.Reader, 2048))
+	published := []struct {
+		key     crypto.PublicKey
+		members map[string]any
+	}{
+		{&sig.PublicKey, map[string]any{"kid": "sig", "use": "sig", "alg": "ES256"}},
+		{&plain.PublicKey, map[string]any{"kid": "plain"}},
+		{&encKey.PublicKey, map[string]any{"kid": "enc", "use": "enc"}},
+		{&verifyOp.PublicKey, map[string]any{"kid": "verify-op", "key_ops": []string{"verify"}}},
+		{&encryptOp.PublicKey, map[string]any{"kid": "encrypt-op", "key_ops": []string{"encrypt"}}},
+		{&noOps.PublicKey, map[string]any{"kid": "no-ops", "key_ops": []string{}}},
+		{&rsaKey.PublicKey, map[string]any{"kid": "rs256", "alg": "RS256"}},
+	}
+	var set struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	for _, p := range published {
+		jwk := must(jwkset.NewJWKFromKey(p.key, jwkset.JWKOptions{}))
+		var m map[string]any
+		if err := json.Unmarshal(must(json.Marshal(jwk.Marshal())), &m); err != nil {
+			t.Fatal(err)
+		}
+		maps.Copy(m, p.members)
+		set.Keys = append(set.Keys, m)
+	}
+	body := must(json.Marshal(set))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	defer srv.Close()
+	a := newAuth(t, Config{JWKSURL: srv.URL})
+
+	tests := []struct {
+		name     string
+		method   jwt.SigningMethod
+		key      any
+		kid      string // "" for a token that names no key
+		wantCode string
+	}{
+		{"use sig, by kid", jwt.SigningMethodES256, sig, "sig", ""},
+		{"use sig, no kid", jwt.SigningMethodES256, sig, "", ""},
+		{"no use, alg or key_ops, by kid", jwt.SigningMethodES256, plain, "plain", ""},
+		{"no use, alg or key_ops, no kid", jwt.SigningMethodES256, plain, "", ""},
+		{"use enc, by kid", jwt.SigningMethodES256, encKey, "enc", herald.EUNAUTHORIZED},
+		{"use enc, no kid", jwt.SigningMethodES256, encKey, "", herald.EUNAUTHORIZED},
+		{"key_ops with verify, by kid", jwt.SigningMethodES256, verifyOp, "verify-op", ""},
+		{"key_ops with verify, no kid", jwt.SigningMethodES256, verifyOp, "", ""},
+		{"key_ops without verify, by kid", jwt.SigningMethodES256, encryptOp, "encrypt-op", herald.EUNAUTHORIZED},
+		{"key_ops without verify, no kid", jwt.SigningMethodES256, encryptOp, "", herald.EUNAUTHORIZED},
+		{"empty key_ops, no kid", jwt.SigningMethodES256, noOps, "", herald.EUNAUTHORIZED},
+		{"alg matches, by kid", jwt.SigningMethodRS256, rsaKey, "rs256", ""},
+		{"alg matches, no kid", jwt.SigningMethodRS256, rsaKey, "", ""},
+		{"alg differs, by kid", jwt.SigningMethodPS256, rsaKey, "rs256", herald.EUNAUTHORIZED},
+		{"alg differs, no kid", jwt.SigningMethodPS256, rsaKey, "", herald.EUNAUTHORIZED},
+		{"algorithm outside the allowlist", jwt.SigningMethodHS256, secret, "", herald.EUNAUTHORIZED},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var header map[string]any
+			if tt.kid != "" {
+				header = map[string]any{"kid": tt.kid}
+			}
+			tok := sign(t, tt.method, tt.key, valid("alice"), header)
+			s, err := a.Subscriber(request("Bearer "+tok, "", ""))
+			if got := herald.ErrorCode(err); got != tt.wantCode {
+				t.Fatalf("Subscriber: %+v, %v; want code %q", s, err, tt.wantCode)
+			}
+		})
+	}
+}
+
 // TestSeveralCookies: two cookies of the token's name (one tossed in by a sibling subdomain)
 // are refused rather than guessed between.
 func TestSeveralCookies(t *testing.T) {
@@ -650,6 +809,57 @@ func FuzzCredentials(f *testing.F) {
 		}
 		if _, err := a.Publisher(r); !ok[herald.ErrorCode(err)] {
 			t.Fatalf("Publisher: code %q (%v)", herald.ErrorCode(err), err)
+		}
+	})
+}
+
+// FuzzToken signs arbitrary headers and payloads with the server's secret, so that the fuzzer
+// reaches the checks that run after the signature: Herald's payload decoding and header check.
+// A token may only be accepted with no crit, with exp a JSON number and nbf and iat absent or
+// numbers, and for the user its exact "sub" names.
+func FuzzToken(f *testing.F) {
+	exp := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
+	for _, s := range [][2]string{
+		{`{"alg":"HS256"}`, `{"sub":"alice","exp":` + exp + `}`},
+		{`{"alg":"HS256","crit":["b64"],"b64":false}`, `{"sub":"alice","exp":` + exp + `}`},
+		{`{"alg":"HS256","crit":[]}`, `{"sub":"alice","exp":` + exp + `}`},
+		{`{"alg":"HS256"}`, `{"sub":"alice","exp":"` + exp + `"}`},
+		{`{"alg":"HS256"}`, `{"sub":"alice","exp":` + exp + `,"nbf":null,"iat":true}`},
+		{`{"alg":"HS256"}`, `{"sub":"alice","exp":1,"Exp":` + exp + `,"SUB":"bob"}`},
+		{`{"alg":"HS256"}`, `{"sub":"alice","exp":` + exp + `.5e0,"nbf":-0}`},
+	} {
+		f.Add(s[0], s[1])
+	}
+	a := newAuth(f, Config{Secret: secret})
+	ok := map[string]bool{"": true, herald.EUNAUTHORIZED: true, herald.EFORBIDDEN: true}
+	f.Fuzz(func(t *testing.T, header, payload string) {
+		s, err := a.Subscriber(request("Bearer "+rawToken(t, header, payload), "", ""))
+		if !ok[herald.ErrorCode(err)] {
+			t.Fatalf("code %q (%v)", herald.ErrorCode(err), err)
+		}
+		if err != nil {
+			return
+		}
+		var h map[string]any
+		if json.Unmarshal([]byte(header), &h) != nil || h["crit"] != nil {
+			t.Fatalf("accepted a token with header %q", header)
+		}
+		var p map[string]json.RawMessage
+		if json.Unmarshal([]byte(payload), &p) != nil {
+			t.Fatalf("accepted a token with payload %q", payload)
+		}
+		isNumber := func(raw json.RawMessage) bool {
+			var n json.Number
+			return len(raw) > 0 && raw[0] != '"' && json.Unmarshal(raw, &n) == nil && n != ""
+		}
+		for _, name := range []string{"exp", "nbf", "iat"} {
+			if raw, present := p[name]; (present || name == "exp") && !isNumber(raw) {
+				t.Fatalf("accepted %s %s in payload %q", name, raw, payload)
+			}
+		}
+		var sub string
+		if json.Unmarshal(p["sub"], &sub) != nil || s.User != sub {
+			t.Fatalf("accepted user %q from payload %q", s.User, payload)
 		}
 	})
 }

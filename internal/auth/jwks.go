@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,7 +27,8 @@ import (
 // The fetching is ours, not keyfunc's, for two reasons. A fetch caused by an unknown kid must
 // not run under the request's context (a client that hangs up would abort it, and the rotation
 // would go unseen until the next periodic refresh) nor behind a limiter wait that shares its
-// deadline. And the keys are screened: only asymmetric public keys of a sound size are kept.
+// deadline. And the keys are screened: only asymmetric public keys of a sound size, meant for
+// verifying signatures, are kept.
 type jwks struct {
 	url     string
 	client  *http.Client
@@ -100,6 +102,11 @@ func (j *jwks) fetch(ctx context.Context) error {
 			j.log.Warn("auth: JWKS key skipped", "url", j.url, "index", i, "kid", m.KID, "why", why)
 			continue
 		}
+		if why := notForSignatures(m); why != "" {
+			// Info, not Warn: providers publish encryption keys beside signing keys on purpose.
+			j.log.Info("auth: JWKS key skipped", "url", j.url, "index", i, "kid", m.KID, "why", why)
+			continue
+		}
 		keys = append(keys, k)
 	}
 	if len(keys) == 0 {
@@ -122,6 +129,21 @@ func unusable(key any) string {
 	return ""
 }
 
+// notForSignatures says why a key's own metadata forbids verifying signatures with it, or ""
+// if it does not: "use" (RFC 7517 §4.2) other than "sig", or "key_ops" (§4.3) present without
+// "verify". Dropping such keys at fetch keeps them from both lookups, by kid and without one
+// (keyfunc applies "use" only through a whitelist, and that would also drop keys with no "use").
+func notForSignatures(m jwkset.JWKMarshal) string {
+	if m.USE != "" && m.USE != jwkset.UseSig {
+		return fmt.Sprintf("its use is %q, not signatures", m.USE)
+	}
+	// nil is an absent key_ops; an empty list allows no operation at all.
+	if m.KEYOPS != nil && !slices.Contains(m.KEYOPS, jwkset.KeyOpsVerify) {
+		return `its key_ops do not include "verify"`
+	}
+	return ""
+}
+
 // key returns the key a token names (kid), fetching the set once if it is unknown and the
 // limiter allows. The fetch is detached from the request, so that the rotation is seen even if
 // this client leaves; tokens that arrive meanwhile with unknown kids are refused at once.
@@ -137,11 +159,20 @@ func (j *jwks) key(ctx context.Context, t *jwt.Token) (any, error) {
 	return j.kf.KeyfuncCtx(ctx)(t)
 }
 
-// all returns every key of the set, for a token that names none.
-func (j *jwks) all(ctx context.Context) ([]jwt.VerificationKey, error) {
-	set, err := j.kf.VerificationKeySet(ctx)
+// all returns the keys of the set that may verify a token of algorithm alg that names no key:
+// those whose "alg" member is absent or alg. keyfunc checks a key's alg only on the lookup by
+// kid, so without this a key published for RS256 would also verify PS256 tokens.
+func (j *jwks) all(ctx context.Context, alg string) ([]jwt.VerificationKey, error) {
+	all, err := j.store.KeyReadAll(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return set.Keys, nil
+	var keys []jwt.VerificationKey
+	for _, k := range all {
+		if a := k.Marshal().ALG; a != "" && a.String() != alg {
+			continue
+		}
+		keys = append(keys, k.Key())
+	}
+	return keys, nil
 }

@@ -12,7 +12,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -99,6 +101,92 @@ type claims struct {
 	Scp   scopes `json:"scp,omitempty"`
 }
 
+// UnmarshalJSON reads a token's payload more strictly than encoding/json would. Member names
+// match exactly: encoding/json folds case, so {"exp":1,"Exp":9999999999} would stretch a token's
+// life and "SUB" would name its user, though no other JWT library reads them so. And exp, nbf and
+// iat must be JSON numbers in a sane range: the library also takes numeric strings, a null would
+// quietly skip the check it stands for, and a number too large for a time wraps into the past.
+func (c *claims) UnmarshalJSON(b []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*c = claims{}
+	for _, f := range []struct {
+		name string
+		dst  any
+	}{
+		{"iss", &c.Issuer}, {"sub", &c.Subject}, {"aud", &c.Audience}, {"jti", &c.ID},
+		{"scope", &c.Scope}, {"scp", &c.Scp},
+	} {
+		if raw, ok := m[f.name]; ok {
+			if err := json.Unmarshal(raw, f.dst); err != nil {
+				return err
+			}
+		}
+	}
+	for _, f := range []struct {
+		name string
+		dst  **jwt.NumericDate
+	}{
+		{"exp", &c.ExpiresAt}, {"nbf", &c.NotBefore}, {"iat", &c.IssuedAt},
+	} {
+		if raw, ok := m[f.name]; ok {
+			d, err := numericDate(raw)
+			if err != nil {
+				return unauthorized(fmt.Sprintf("the token's %s claim %s", f.name, err))
+			}
+			*f.dst = d
+		}
+	}
+	return nil
+}
+
+// maxNumericDate bounds exp, nbf and iat: 2^53 s, the largest whole number a JSON parser is sure
+// to read exactly (RFC 7493) and hundreds of millions of years away; time.Time overflows far
+// beyond it.
+const maxNumericDate = 1 << 53
+
+// numericDate reads a NumericDate (RFC 7519 §2): a JSON number of seconds, maybe fractional. Its
+// errors complete "the token's exp claim ..." and never quote the value.
+func numericDate(raw json.RawMessage) (*jwt.NumericDate, error) {
+	// raw is one well-formed JSON value (the payload decoded), so a leading '-' or digit makes
+	// it a number and nothing else: not a string, boolean, null, object or list.
+	if len(raw) == 0 || raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
+		return nil, errors.New("is not a JSON number")
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || math.Abs(f) > maxNumericDate {
+		return nil, errors.New("is out of range")
+	}
+	var d jwt.NumericDate
+	if err := d.UnmarshalJSON(raw); err != nil {
+		return nil, errors.New("is not a JSON number")
+	}
+	return &d, nil
+}
+
+// checkHeader refuses a header Herald cannot honour. The header's "crit" (RFC 7515 §4.1.11) lists
+// extensions a recipient must understand or else reject the token; the library ignores crit, and
+// Herald understands no extension, so any crit is refused. A malformed one (not a non-empty list
+// of names) gets its own message, to help whoever makes the tokens.
+func checkHeader(h map[string]any) error {
+	crit, ok := h["crit"]
+	if !ok {
+		return nil
+	}
+	names, _ := crit.([]any)
+	if len(names) == 0 {
+		return unauthorized("the token's crit header is malformed: it must be a non-empty list of header names")
+	}
+	for _, n := range names {
+		if s, _ := n.(string); s == "" {
+			return unauthorized("the token's crit header is malformed: it must be a non-empty list of header names")
+		}
+	}
+	return unauthorized("the token's header marks extensions as critical (crit); Herald supports none")
+}
+
 func (c *claims) has(scope string) bool {
 	return slices.Contains(c.Scope, scope) || slices.Contains(c.Scp, scope)
 }
@@ -107,6 +195,11 @@ func (c *claims) has(scope string) bool {
 func (a *Authenticator) parse(ctx context.Context, token string) (*claims, error) {
 	var c claims
 	if _, err := a.parser.ParseWithClaims(token, &c, a.keyfunc(ctx)); err != nil {
+		// Herald's own checks (the payload's decoding, the header's) already say what is wrong.
+		var e *herald.Error
+		if errors.As(err, &e) {
+			return nil, e
+		}
 		return nil, unauthorized(reason(err))
 	}
 	return &c, nil
@@ -144,11 +237,16 @@ func reason(err error) string {
 }
 
 // keyfunc picks the keys for a token's algorithm: the secret for HS256, else the JWKS key the
-// token names (kid) or, without a kid, every public key known. The parser has already refused
+// token names (kid) or, without a kid, every public key known (of the set's, those published for
+// no algorithm or for the token's). The parser has already refused
 // algorithms outside the allowlist, and each key only verifies its own algorithm family, so an
 // RSA public key can never serve as an HMAC secret.
 func (a *Authenticator) keyfunc(ctx context.Context) jwt.Keyfunc {
 	return func(t *jwt.Token) (any, error) {
+		// The parser calls the keyfunc before verifying anything: the one place to see the header.
+		if err := checkHeader(t.Header); err != nil {
+			return nil, err
+		}
 		if _, ok := t.Method.(*jwt.SigningMethodHMAC); ok {
 			if len(a.cfg.Secret) == 0 {
 				return nil, errors.New("no secret")
@@ -165,7 +263,7 @@ func (a *Authenticator) keyfunc(ctx context.Context) jwt.Keyfunc {
 				if len(a.cfg.PublicKeys) == 0 {
 					return nil, err
 				}
-			} else if keys, err := a.jwks.all(ctx); err == nil {
+			} else if keys, err := a.jwks.all(ctx, t.Method.Alg()); err == nil {
 				set.Keys = append(set.Keys, keys...)
 			}
 		}
