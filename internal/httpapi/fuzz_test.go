@@ -107,7 +107,7 @@ func FuzzBatchBody(f *testing.F) {
 }
 
 func FuzzParseTypes(f *testing.F) {
-	for _, s := range []string{"a,b", "", ",", "a,,b", "herald.missed", "a b", "x\ny", strings.Repeat("t,", 40), "é"} {
+	for _, s := range []string{"a,b", "", ",", "a,,b", "herald.missed", "HERALD.missed", "a b", "x\ny", strings.Repeat("t,", 40), "é"} {
 		f.Add(s, "c")
 	}
 	a := New(Options{})
