@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -40,6 +41,15 @@ func TestBadInput(t *testing.T) {
 		{"wrong content type", "POST", "/v1/notifications", "text/plain", `{"to":["a"]}`, nil, 415, "unsupported_media_type"},
 		{"no content type", "POST", "/v1/notifications", "", `{"to":["a"]}`, nil, 415, "unsupported_media_type"},
 		{"unknown field", "POST", "/v1/notifications", js, `{"to":["a"],"colour":"red"}`, nil, 400, "invalid"},
+		{"field name in another case", "POST", "/v1/notifications", js, `{"TO":["a"]}`, nil, 400, "invalid"},
+		{"field name given twice", "POST", "/v1/notifications", js, `{"to":["b"],"to":["a"]}`, nil, 400, "invalid"},
+		{"invalid UTF-8 in a user", "POST", "/v1/notifications", js, "{\"to\":[\"a\xffb\"]}", nil, 400, "invalid"},
+		{"invalid UTF-8 in data", "POST", "/v1/notifications", js, "{\"to\":[\"a\"],\"data\":{\"t\":\"\xfe\"}}", nil, 400, "invalid"},
+		{"lone surrogate in data", "POST", "/v1/notifications", js, `{"to":["a"],"data":"\ud800"}`, nil, 400, "invalid"},
+		{"name twice in data", "POST", "/v1/notifications", js, `{"to":["a"],"data":{"k":1,"k":2}}`, nil, 400, "invalid"},
+		{"batch field name in another case", "POST", "/v1/notifications/batch", js, `{"notifications":[{"to":["a"]},{"To":["a"]}]}`, nil, 400, "invalid"},
+		{"batch name twice", "POST", "/v1/notifications/batch", js, `{"notifications":[{"to":["a"],"type":"x","type":"y"}]}`, nil, 400, "invalid"},
+		{"batch invalid UTF-8", "POST", "/v1/notifications/batch", js, "{\"notifications\":[{\"to\":[\"a\"]},{\"to\":[\"a\xffb\"]}]}", nil, 400, "invalid"},
 		{"no recipients", "POST", "/v1/notifications", js, `{"type":"x"}`, nil, 400, "invalid"},
 		{"empty to", "POST", "/v1/notifications", js, `{"to":[]}`, nil, 400, "invalid"},
 		{"to and broadcast", "POST", "/v1/notifications", js, `{"to":["a"],"broadcast":true}`, nil, 400, "invalid"},
@@ -132,10 +142,12 @@ func TestBadInput(t *testing.T) {
 	if status := s.getJSON(t, "/healthz", &health); status != 200 || health["status"] != "ok" {
 		t.Fatalf("healthz: %d %v", status, health)
 	}
-	var unread map[string]int
-	s.getJSON(t, "/v1/notifications/unread-count?user=a", &unread)
-	if unread["unread"] != 0 {
-		t.Errorf("bad requests stored %d notifications for a", unread["unread"])
+	for _, user := range []string{"a", "b", "a\uFFFDb"} { // "a\xffb" would have become "a\uFFFDb"
+		var unread map[string]int
+		s.getJSON(t, "/v1/notifications/unread-count?user="+url.QueryEscape(user), &unread)
+		if unread["unread"] != 0 {
+			t.Errorf("bad requests stored %d notifications for %q", unread["unread"], user)
+		}
 	}
 	s.mustPublish(t, map[string]any{"to": []string{"a"}})
 }
