@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -242,18 +243,22 @@ func ValidEpoch(s string) bool {
 
 var typePattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
 
-// ValidateType checks an event type a publisher or subscriber names.
+// ValidateType checks an event type a publisher or subscriber names. The prefix ControlPrefix is
+// refused in any case: clients match event names in many ways, some without regard to case, and
+// "HERALD.expired" must not pass for one of Herald's own events.
 func ValidateType(t string) error {
 	if !typePattern.MatchString(t) {
 		return Errorf(EINVALID, "type %q must be 1-%d characters of A-Z a-z 0-9 _ . : -", truncate(t, 80), MaxTypeLen)
 	}
-	if strings.HasPrefix(t, ControlPrefix) {
-		return Errorf(EINVALID, "type %q: the prefix %q is reserved for Herald's own events", t, ControlPrefix)
+	// The pattern admits only ASCII, so a byte-wise fold is exact.
+	if len(t) >= len(ControlPrefix) && strings.EqualFold(t[:len(ControlPrefix)], ControlPrefix) {
+		return Errorf(EINVALID, "type %q: the prefix %q is reserved (in any case) for Herald's own events", t, ControlPrefix)
 	}
 	return nil
 }
 
-// ValidateUser checks a user id: non-empty, valid UTF-8, no control characters, bounded.
+// ValidateUser checks a user id: non-empty, bounded, valid UTF-8 of visible characters (see
+// visible).
 func ValidateUser(u string) error {
 	if u == "" {
 		return Errorf(EINVALID, "user id must not be empty")
@@ -261,31 +266,49 @@ func ValidateUser(u string) error {
 	if len(u) > MaxUserLen {
 		return Errorf(EINVALID, "user id is longer than %d bytes", MaxUserLen)
 	}
-	if !printable(u) {
-		return Errorf(EINVALID, "user id must be UTF-8 without control characters")
+	if !visible(u) {
+		return Errorf(EINVALID, "user id must be UTF-8 without control, format (bidi, zero-width) or line separator characters")
 	}
 	return nil
 }
 
-// ValidateKey checks an idempotency key.
+// ValidateKey checks an idempotency key: 1-MaxKeyLen bytes of valid UTF-8 of visible characters
+// (see visible).
 func ValidateKey(k string) error {
 	if len(k) == 0 || len(k) > MaxKeyLen {
 		return Errorf(EINVALID, "idempotency key must be 1-%d bytes", MaxKeyLen)
 	}
-	if !printable(k) {
-		return Errorf(EINVALID, "idempotency key must be UTF-8 without control characters")
+	if !visible(k) {
+		return Errorf(EINVALID, "idempotency key must be UTF-8 without control, format (bidi, zero-width) or line separator characters")
 	}
 	return nil
 }
 
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+// visible reports whether s is valid UTF-8 without characters that do not show as themselves:
+// controls (Unicode category Cc: C0, DEL, C1 with NEL), format characters (Cf: the bidi marks,
+// embeddings, overrides and isolates, zero-width space and joiners, BOM, soft hyphen, tags) and
+// the line and paragraph separators (Zl, Zp). Ids are shown in logs, admin screens and messages;
+// with one of these, "alice" followed by an invisible character, or an id reordered by a
+// right-to-left override, passes for another user's, and a separator breaks a log line.
+func visible(s string) bool {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			// The fast path for ASCII, which most ids are: only C0 controls and DEL are refused.
+			if c < 0x20 || c == 0x7f {
+				return false
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
 			return false
 		}
+		if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp) {
+			return false
+		}
+		i += n
 	}
 	return true
 }

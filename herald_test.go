@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -23,13 +24,17 @@ func TestValidateType(t *testing.T) {
 		{"digits", "123", true},
 		{"64 chars", strings.Repeat("a", MaxTypeLen), true},
 		{"herald without dot", "herald", true},
-		{"herald other case", "Herald.missed", true},
 		{"herald inside", "x.herald.y", true},
 		{"heraldic", "heraldic", true},
 		{"empty", "", false},
 		{"65 chars", strings.Repeat("a", MaxTypeLen+1), false},
 		{"reserved prefix", "herald.missed", false},
 		{"reserved prefix alone", "herald.", false},
+		// The prefix is reserved whatever its case: clients compare event names in many ways,
+		// and "HERALD.expired" must not pass for a control event.
+		{"reserved prefix capitalised", "Herald.missed", false},
+		{"reserved prefix upper case", "HERALD.expired", false},
+		{"reserved prefix mixed case", "hErAlD.x", false},
 		{"space", "order shipped", false},
 		{"slash", "a/b", false},
 		{"quote", `a"b`, false},
@@ -64,7 +69,7 @@ func TestValidateType(t *testing.T) {
 
 // validTypeReference is ValidateType written out by hand, as the fuzz target's oracle.
 func validTypeReference(s string) bool {
-	if len(s) < 1 || len(s) > MaxTypeLen || strings.HasPrefix(s, ControlPrefix) {
+	if len(s) < 1 || len(s) > MaxTypeLen || strings.HasPrefix(strings.ToLower(s), ControlPrefix) {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -81,7 +86,7 @@ func validTypeReference(s string) bool {
 
 func FuzzValidateType(f *testing.F) {
 	for _, s := range []string{
-		"", "a", "notification", "herald.missed", "herald", "a\n", "\na", "a b", "café",
+		"", "a", "notification", "herald.missed", "HERALD.expired", "Herald.", "herald", "a\n", "\na", "a b", "café",
 		strings.Repeat("x", 64), strings.Repeat("x", 65), "a\xff", "A-Z_a.z:0",
 	} {
 		f.Add(s)
@@ -103,12 +108,56 @@ func FuzzValidateType(f *testing.F) {
 	})
 }
 
+// invisibles are characters that change how an id is displayed, or hide part of it, without
+// being seen: an id holding one can pass for another in a log line or an admin screen.
+var invisibles = []struct {
+	name string
+	r    rune
+}{
+	{"NEL", '\u0085'},
+	{"LINE SEPARATOR", '\u2028'},
+	{"PARAGRAPH SEPARATOR", '\u2029'},
+	{"LRM", '\u200e'},
+	{"RLM", '\u200f'},
+	{"ALM", '\u061c'},
+	{"LRE", '\u202a'},
+	{"RLE", '\u202b'},
+	{"PDF", '\u202c'},
+	{"LRO", '\u202d'},
+	{"RLO", '\u202e'},
+	{"LRI", '\u2066'},
+	{"RLI", '\u2067'},
+	{"FSI", '\u2068'},
+	{"PDI", '\u2069'},
+	{"ZERO WIDTH SPACE", '\u200b'},
+	{"ZWNJ", '\u200c'},
+	{"ZWJ", '\u200d'},
+	{"WORD JOINER", '\u2060'},
+	{"BOM", '\ufeff'},
+	{"SOFT HYPHEN", '\u00ad'},
+	{"MONGOLIAN VOWEL SEPARATOR", '\u180e'},
+	{"INTERLINEAR ANNOTATION", '\ufff9'},
+	{"TAG LATIN A", '\U000e0041'},
+}
+
+// idCase is a row of the user id and idempotency key tables.
+type idCase struct {
+	name string
+	in   string
+	ok   bool
+}
+
+// invisibleCases are rows refusing an id with each invisible character inside it.
+func invisibleCases() []idCase {
+	var rows []idCase
+	for _, c := range invisibles {
+		rows = append(rows, idCase{fmt.Sprintf("%s U+%04X", c.name, c.r), "ali" + string(c.r) + "ce", false})
+	}
+	return rows
+}
+
 func TestValidateUser(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		ok   bool
-	}{
+	tests := []idCase{
 		{"ascii", "alice", true},
 		{"email-like", "alice@example.com", true},
 		{"spaces inside", "Alice Smith", true},
@@ -134,7 +183,13 @@ func TestValidateUser(t *testing.T) {
 		{"truncated UTF-8", "\xe6\x97", false},
 		{"overlong encoding", "\xc0\xaf", false},
 		{"surrogate half", "\xed\xa0\x80", false},
+		{"combining accent", "e\u0301", true},
+		{"emoji without joiner", "🚀👩", true},
+		{"invisible first", "\u200balice", false},
+		{"invisible last", "alice\u200b", false},
+		{"only invisible", "\ufeff", false},
 	}
+	tests = append(tests, invisibleCases()...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := ValidateUser(tt.in)
@@ -149,11 +204,7 @@ func TestValidateUser(t *testing.T) {
 }
 
 func TestValidateKey(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		ok   bool
-	}{
+	tests := []idCase{
 		{"uuid", "3f1c2a9e-8d7b-4c6a-9e5f-1a2b3c4d5e6f", true},
 		{"one byte", "k", true},
 		{"unicode", "ключ-🔑", true},
@@ -167,6 +218,7 @@ func TestValidateKey(t *testing.T) {
 		{"C1", "k\u0090", false},
 		{"invalid UTF-8", "k\xfe", false},
 	}
+	tests = append(tests, invisibleCases()...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := ValidateKey(tt.in)
@@ -178,6 +230,76 @@ func TestValidateKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+// visibleReference reports whether s is valid UTF-8 holding only characters that show: written
+// out from the Unicode categories, as the oracle of the fuzz targets below.
+func visibleReference(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029' {
+			return false
+		}
+	}
+	return true
+}
+
+// checkIDError holds a refusal of an id to what a client is shown: the invalid code and a
+// message that prints on one line.
+func checkIDError(t *testing.T, err error) {
+	t.Helper()
+	if code := ErrorCode(err); code != EINVALID {
+		t.Fatalf("ErrorCode = %q, want %q", code, EINVALID)
+	}
+	if msg := ErrorMessage(err); len(msg) > 600 || !utf8.ValidString(msg) || strings.ContainsAny(msg, "\r\n") {
+		t.Fatalf("message %q", msg)
+	}
+}
+
+// idSeeds start the id fuzz targets: ordinary ids, each kind of invisible character, and
+// broken UTF-8.
+func idSeeds() []string {
+	seeds := []string{"", "alice", "Zoë-日本語-🚀", "a b", "a\x00", "a\n", "a\xff", "\xed\xa0\x80", "e\u0301", "a\u00a0b"}
+	for _, c := range invisibles {
+		seeds = append(seeds, "a"+string(c.r))
+	}
+	return seeds
+}
+
+func FuzzValidateUser(f *testing.F) {
+	for _, s := range idSeeds() {
+		f.Add(s)
+	}
+	f.Add(strings.Repeat("u", MaxUserLen))
+	f.Fuzz(func(t *testing.T, s string) {
+		err := ValidateUser(s)
+		want := s != "" && len(s) <= MaxUserLen && visibleReference(s)
+		if (err == nil) != want {
+			t.Fatalf("ValidateUser(%q) = %v, want valid=%v", s, err, want)
+		}
+		if err != nil {
+			checkIDError(t, err)
+		}
+	})
+}
+
+func FuzzValidateKey(f *testing.F) {
+	for _, s := range idSeeds() {
+		f.Add(s)
+	}
+	f.Add(strings.Repeat("k", MaxKeyLen+1))
+	f.Fuzz(func(t *testing.T, s string) {
+		err := ValidateKey(s)
+		want := s != "" && len(s) <= MaxKeyLen && visibleReference(s)
+		if (err == nil) != want {
+			t.Fatalf("ValidateKey(%q) = %v, want valid=%v", s, err, want)
+		}
+		if err != nil {
+			checkIDError(t, err)
+		}
+	})
 }
 
 func TestDraftFingerprintDiffers(t *testing.T) {

@@ -107,9 +107,31 @@ type Message struct {
 	// Type names the kind of notification (default "notification").
 	Type string `json:"type,omitempty"`
 	// Data is any JSON value: a json.RawMessage is sent as is, anything else is marshalled.
+	// The server refuses JSON that is not UTF-8 or names a member twice.
 	Data any `json:"data,omitempty"`
 	// Key makes publishing idempotent: a retry with the same key creates nothing new.
 	Key string `json:"key,omitempty"`
+}
+
+// check refuses strings that are not UTF-8. encoding/json would send them with U+FFFD in place
+// of each bad byte, so "a\xffb" in To would reach another user, "a\uFFFDb", rather than fail.
+// (Strings inside a Data that is not raw JSON are still replaced so.)
+func (m *Message) check() error {
+	for i, u := range m.To {
+		if !utf8.ValidString(u) {
+			return fmt.Errorf("to[%d] %+q is not valid UTF-8", i, u)
+		}
+	}
+	switch {
+	case !utf8.ValidString(m.Type):
+		return fmt.Errorf("type %+q is not valid UTF-8", m.Type)
+	case !utf8.ValidString(m.Key):
+		return fmt.Errorf("key %+q is not valid UTF-8", m.Key)
+	}
+	if raw, ok := m.Data.(json.RawMessage); ok && !utf8.Valid(raw) {
+		return errors.New("data is not valid UTF-8")
+	}
+	return nil
 }
 
 // Receipt is one notification a publish created: one per recipient, one for a broadcast.
@@ -133,6 +155,9 @@ type Notification struct {
 // Publish publishes one notification and returns what it created. It is retried on nothing:
 // give the Message a Key and retry it yourself when a failure leaves you unsure.
 func (c *Client) Publish(ctx context.Context, m Message) ([]Receipt, error) {
+	if err := m.check(); err != nil {
+		return nil, fmt.Errorf("herald: %w", err)
+	}
 	var out struct {
 		Notifications []Receipt `json:"notifications"`
 	}
@@ -143,6 +168,11 @@ func (c *Client) Publish(ctx context.Context, m Message) ([]Receipt, error) {
 // PublishBatch publishes up to 1000 notifications in one transaction (all or none) and returns
 // one flat list of receipts, in order.
 func (c *Client) PublishBatch(ctx context.Context, ms []Message) ([]Receipt, error) {
+	for i := range ms {
+		if err := ms[i].check(); err != nil {
+			return nil, fmt.Errorf("herald: notifications[%d]: %w", i, err)
+		}
+	}
 	var out struct {
 		Notifications []Receipt `json:"notifications"`
 	}

@@ -550,6 +550,27 @@ func TestClientRequests(t *testing.T) {
 			t.Error("a request was sent")
 		}
 	})
+	// encoding/json would send "a\xffb" as "a\uFFFDb", another user: the client refuses instead,
+	// as the server refuses such bytes.
+	t.Run("not UTF-8", func(t *testing.T) {
+		for name, m := range map[string]client.Message{
+			"to":   {To: []string{"a", "b\xffc"}},
+			"type": {To: []string{"a"}, Type: "t\xfe"},
+			"key":  {To: []string{"a"}, Key: "k\xc0\xaf"},
+			"data": {To: []string{"a"}, Data: json.RawMessage("\"\xff\"")},
+		} {
+			before := sent()
+			if _, err := c.Publish(ctx, m); err == nil || !strings.Contains(err.Error(), name) {
+				t.Errorf("%s: Publish = %v, want an error naming %s", name, err, name)
+			}
+			if _, err := c.PublishBatch(ctx, []client.Message{{Broadcast: true}, m}); err == nil || !strings.Contains(err.Error(), "[1]") {
+				t.Errorf("%s: PublishBatch = %v, want an error naming notifications[1]", name, err)
+			}
+			if sent() != before {
+				t.Errorf("%s: a request was sent", name)
+			}
+		}
+	})
 	t.Run("ended context", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -40,6 +41,15 @@ func TestBadInput(t *testing.T) {
 		{"wrong content type", "POST", "/v1/notifications", "text/plain", `{"to":["a"]}`, nil, 415, "unsupported_media_type"},
 		{"no content type", "POST", "/v1/notifications", "", `{"to":["a"]}`, nil, 415, "unsupported_media_type"},
 		{"unknown field", "POST", "/v1/notifications", js, `{"to":["a"],"colour":"red"}`, nil, 400, "invalid"},
+		{"field name in another case", "POST", "/v1/notifications", js, `{"TO":["a"]}`, nil, 400, "invalid"},
+		{"field name given twice", "POST", "/v1/notifications", js, `{"to":["b"],"to":["a"]}`, nil, 400, "invalid"},
+		{"invalid UTF-8 in a user", "POST", "/v1/notifications", js, "{\"to\":[\"a\xffb\"]}", nil, 400, "invalid"},
+		{"invalid UTF-8 in data", "POST", "/v1/notifications", js, "{\"to\":[\"a\"],\"data\":{\"t\":\"\xfe\"}}", nil, 400, "invalid"},
+		{"lone surrogate in data", "POST", "/v1/notifications", js, `{"to":["a"],"data":"\ud800"}`, nil, 400, "invalid"},
+		{"name twice in data", "POST", "/v1/notifications", js, `{"to":["a"],"data":{"k":1,"k":2}}`, nil, 400, "invalid"},
+		{"batch field name in another case", "POST", "/v1/notifications/batch", js, `{"notifications":[{"to":["a"]},{"To":["a"]}]}`, nil, 400, "invalid"},
+		{"batch name twice", "POST", "/v1/notifications/batch", js, `{"notifications":[{"to":["a"],"type":"x","type":"y"}]}`, nil, 400, "invalid"},
+		{"batch invalid UTF-8", "POST", "/v1/notifications/batch", js, "{\"notifications\":[{\"to\":[\"a\"]},{\"to\":[\"a\xffb\"]}]}", nil, 400, "invalid"},
 		{"no recipients", "POST", "/v1/notifications", js, `{"type":"x"}`, nil, 400, "invalid"},
 		{"empty to", "POST", "/v1/notifications", js, `{"to":[]}`, nil, 400, "invalid"},
 		{"to and broadcast", "POST", "/v1/notifications", js, `{"to":["a"],"broadcast":true}`, nil, 400, "invalid"},
@@ -48,10 +58,19 @@ func TestBadInput(t *testing.T) {
 		{"empty user", "POST", "/v1/notifications", js, `{"to":[""]}`, nil, 400, "invalid"},
 		{"control char in user", "POST", "/v1/notifications", js, `{"to":["a\u0000b"]}`, nil, 400, "invalid"},
 		{"user too long", "POST", "/v1/notifications", js, `{"to":["` + long + `"]}`, nil, 400, "invalid"},
+		{"bidi override in user", "POST", "/v1/notifications", js, `{"to":["a\u202eb"]}`, nil, 400, "invalid"},
+		{"bidi isolate in user", "POST", "/v1/notifications", js, "{\"to\":[\"a\u2066b\"]}", nil, 400, "invalid"},
+		{"zero-width joiner in user", "POST", "/v1/notifications", js, `{"to":["a\u200d"]}`, nil, 400, "invalid"},
+		{"BOM in user", "POST", "/v1/notifications", js, `{"to":["\ufeffa"]}`, nil, 400, "invalid"},
+		{"line separator in user", "POST", "/v1/notifications", js, `{"to":["a\u2028"]}`, nil, 400, "invalid"},
+		{"soft hyphen in key", "POST", "/v1/notifications", js, `{"to":["a"],"key":"k\u00ad1"}`, nil, 400, "invalid"},
+		{"RLM in key header", "POST", "/v1/notifications", js, `{"to":["a"]}`, map[string]string{"Idempotency-Key": "k\u200f1"}, 400, "invalid"},
 		{"too many recipients", "POST", "/v1/notifications", js, `{"to":["a","b","c","d"]}`, nil, 413, "too_large"},
 		{"invalid type", "POST", "/v1/notifications", js, `{"to":["a"],"type":"has space"}`, nil, 400, "invalid"},
 		{"type with newline", "POST", "/v1/notifications", js, `{"to":["a"],"type":"x\ndata: evil"}`, nil, 400, "invalid"},
 		{"reserved type", "POST", "/v1/notifications", js, `{"to":["a"],"type":"herald.missed"}`, nil, 400, "invalid"},
+		{"reserved type in upper case", "POST", "/v1/notifications", js, `{"to":["a"],"type":"HERALD.expired"}`, nil, 400, "invalid"},
+		{"reserved type capitalised in a batch", "POST", "/v1/notifications/batch", js, `{"notifications":[{"to":["a"]},{"to":["a"],"type":"Herald.read"}]}`, nil, 400, "invalid"},
 		{"empty type", "POST", "/v1/notifications", js, `{"to":["a"],"type":""}`, nil, 400, "invalid"},
 		{"payload too large", "POST", "/v1/notifications", js, `{"to":["a"],"data":"` + strings.Repeat("y", 1100) + `"}`, nil, 413, "too_large"},
 		{"body too large", "POST", "/v1/notifications", js, `{"to":["a"],"data":"` + strings.Repeat("y", 5000) + `"}`, nil, 413, "too_large"},
@@ -72,6 +91,10 @@ func TestBadInput(t *testing.T) {
 		{"stream negative cursor", "GET", "/v1/stream?user=a&last_event_id=-1.0", "", "", nil, 400, "invalid"},
 		{"stream bad type filter", "GET", "/v1/stream?user=a&types=ok,not%20ok", "", "", nil, 400, "invalid"},
 		{"stream empty type filter", "GET", "/v1/stream?user=a&types=,", "", "", nil, 400, "invalid"},
+		{"stream reserved type filter in upper case", "GET", "/v1/stream?user=a&types=order.shipped,HERALD.missed", "", "", nil, 400, "invalid"},
+		{"stream dev user with a bidi override", "GET", "/v1/stream?user=a%E2%80%AEb", "", "", nil, 400, "invalid"},
+		{"inbox dev user with a zero-width space", "GET", "/v1/notifications?user=a%E2%80%8B", "", "", nil, 400, "invalid"},
+		{"unread count dev user with a paragraph separator", "GET", "/v1/notifications/unread-count?user=a%E2%80%A9", "", "", nil, 400, "invalid"},
 		{"inbox bad limit", "GET", "/v1/notifications?user=a&limit=0", "", "", nil, 400, "invalid"},
 		{"inbox huge limit", "GET", "/v1/notifications?user=a&limit=100000", "", "", nil, 400, "invalid"},
 		{"inbox bad before", "GET", "/v1/notifications?user=a&before=x", "", "", nil, 400, "invalid"},
@@ -87,7 +110,10 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, _ := http.NewRequest(tt.method, s.url+tt.path, strings.NewReader(tt.body))
+			// Bounded: a stream that opens when it should have been refused would never end.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, tt.method, s.url+tt.path, strings.NewReader(tt.body))
 			if tt.ctype != "" {
 				req.Header.Set("Content-Type", tt.ctype)
 			}
@@ -119,10 +145,12 @@ func TestBadInput(t *testing.T) {
 	if status := s.getJSON(t, "/healthz", &health); status != 200 || health["status"] != "ok" {
 		t.Fatalf("healthz: %d %v", status, health)
 	}
-	var unread map[string]int
-	s.getJSON(t, "/v1/notifications/unread-count?user=a", &unread)
-	if unread["unread"] != 0 {
-		t.Errorf("bad requests stored %d notifications for a", unread["unread"])
+	for _, user := range []string{"a", "b", "a\uFFFDb"} { // "a\xffb" would have become "a\uFFFDb"
+		var unread map[string]int
+		s.getJSON(t, "/v1/notifications/unread-count?user="+url.QueryEscape(user), &unread)
+		if unread["unread"] != 0 {
+			t.Errorf("bad requests stored %d notifications for %q", unread["unread"], user)
+		}
 	}
 	s.mustPublish(t, map[string]any{"to": []string{"a"}})
 }

@@ -195,6 +195,11 @@ func TestSecurityMatrix(t *testing.T) {
 		{"stream: publisher token without sub", "GET", "/v1/stream", bearer(hs(claimsFor("", "sub", nil, "scope", "herald:publish"))), "", 403, herald.EFORBIDDEN},
 		{"stream: alice's token on bob's ?user=", "GET", "/v1/stream?user=bob", bearer(alice), "", 403, herald.EFORBIDDEN},
 		{"stream: oversized headers", "GET", "/v1/stream", hugeHeader, "", 431, herald.ETOOLARGE},
+		// A sub that would display as another user's id ("alice" with a right-to-left override,
+		// or with an invisible character) is not a user id at all.
+		{"stream: sub with a bidi override", "GET", "/v1/stream", bearer(hs(claimsFor("ali\u202ece"))), "", 401, herald.EUNAUTHORIZED},
+		{"inbox: sub with a zero-width space", "GET", "/v1/notifications", bearer(hs(claimsFor("alice\u200b"))), "", 401, herald.EUNAUTHORIZED},
+		{"inbox: sub with a line separator", "GET", "/v1/notifications", bearer(hs(claimsFor("alice\u2028"))), "", 401, herald.EUNAUTHORIZED},
 
 		// Who may publish.
 		{"publish: hashed key", "POST", "/v1/notifications", bearer(billingKey), `{"to":["carol"]}`, 201, ""},

@@ -3,8 +3,14 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
+	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/heraldhq/herald"
 )
@@ -46,6 +52,71 @@ func checkDraft(t *testing.T, a *API, d herald.Draft) {
 	if d.Key != "" && herald.ValidateKey(d.Key) != nil {
 		t.Fatalf("accepted key %q", d.Key)
 	}
+	// Valid as I-JSON (RFC 7493): UTF-8 throughout, no lone surrogate escape, no name twice.
+	if !jsontext.Value(d.Data).IsValid() {
+		t.Fatalf("accepted data %q that is not UTF-8, or names a member twice", d.Data)
+	}
+}
+
+// FuzzDecodeStrict holds the request decoder to encoding/json, the decoder it replaced: what it
+// accepts, encoding/json (with unknown fields refused) accepts too and decodes to the same
+// request, and it is UTF-8 without a name given twice; what encoding/json accepts in such a body,
+// it refuses only for a field name in another case.
+func FuzzDecodeStrict(f *testing.F) {
+	for _, s := range []string{
+		`{"to":["alice"],"type":"t","data":{"a":[1,"\u00e9"]},"key":"k"}`, `{"broadcast":true,"data":null}`, `null`,
+		"{\"to\":[\"a\xffb\"]}", `{"to":["\ud800"]}`, `{"to":["\ud83d\ude80"]}`, `{"TO":["a"]}`, `{"to":["a"],"Data":1}`,
+		`{"to":["a"],"to":["b"]}`, `{"to":["a"],"data":{"k":1,"k":2}}`, `{"to":["a"],"data":{"k":{"k":1}}}`, `{"to":["a"]} x`,
+		`{"to":"a"}`, `[]`, ` {"to" : [ "a" ] } `, `{"to":["a"],"data":1e999}`, `{"to":["a"],"data":"\u2028"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	type request struct {
+		To        []string        `json:"to"`
+		Broadcast *bool           `json:"broadcast"`
+		Type      *string         `json:"type"`
+		Data      json.RawMessage `json:"data"`
+		Key       *string         `json:"key"`
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var strict publishRequest
+		strictErr := decodeStrict(body, &strict)
+		var lenient request
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		lenientErr := dec.Decode(&lenient)
+		if lenientErr == nil {
+			if _, err := dec.Token(); err != io.EOF {
+				lenientErr = errors.New("trailing data")
+			}
+		}
+		if strictErr != nil {
+			if code := herald.ErrorCode(strictErr); code != herald.EINVALID {
+				t.Fatalf("decode: %v", strictErr)
+			}
+			msg := herald.ErrorMessage(strictErr)
+			if !utf8.ValidString(msg) || len(msg) > 400 {
+				t.Fatalf("message %q", msg)
+			}
+			if lenientErr == nil && jsontext.Value(body).IsValid() && !strings.Contains(msg, "unknown field") {
+				t.Fatalf("refused %q, which encoding/json accepts and is I-JSON: %s", body, msg)
+			}
+			return
+		}
+		if !utf8.Valid(body) || !jsontext.Value(body).IsValid() {
+			t.Fatalf("accepted %q, which is not UTF-8 or names a member twice", body)
+		}
+		if lenientErr != nil {
+			t.Fatalf("accepted %q, which encoding/json refuses: %v", body, lenientErr)
+		}
+		got := request{To: strict.To, Broadcast: strict.Broadcast, Type: strict.Type, Data: json.RawMessage(strict.Data), Key: strict.Key}
+		if len(got.To) == 0 && len(lenient.To) == 0 {
+			got.To = lenient.To // [] and null: the draft tells them apart by nil, which both keep
+		}
+		if !reflect.DeepEqual(got, lenient) {
+			t.Fatalf("%q decodes to %+v; encoding/json makes it %+v", body, got, lenient)
+		}
+	})
 }
 
 func FuzzPublishBody(f *testing.F) {
@@ -54,6 +125,8 @@ func FuzzPublishBody(f *testing.F) {
 		`{"broadcast":true}`, `{"to":["a","a","b"],"key":"k"}`, `{"to":[]}`, `{"to":["a"],"broadcast":false}`,
 		`{"to":["a"],"data":"` + strings.Repeat("x", 100) + `"}`, `{"to":["a\u0000"]}`, `{"type":"herald.x","to":["a"]}`,
 		`{"to":["a"]} trailing`, `[`, `{"to":null}`, `{"to":["a"],"data":1e999}`, `{"to":["a"],"unknown":1}`,
+		"{\"to\":[\"a\xffb\"]}", "{\"to\":[\"a\"],\"data\":[\"\xc0\xaf\"]}", `{"to":["a"],"data":"\udc00"}`, `{"TO":["a"]}`,
+		`{"to":["a"],"type":"x","type":"y"}`, `{"to":["a"],"data":{"k":1,"k":2}}`, `{"to":["a\u202eb"]}`, `{"to":["a"],"type":"HERALD.x"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -81,6 +154,8 @@ func FuzzBatchBody(f *testing.F) {
 	for _, s := range []string{
 		`{"notifications":[{"to":["a"]},{"broadcast":true,"type":"x"}]}`, `{"notifications":[]}`, `{}`,
 		`{"notifications":[{"to":["a"]},{}]}`, `{"notifications":{"to":["a"]}}`, `{"notifications":[null]}`,
+		"{\"notifications\":[{\"to\":[\"\xff\"]}]}", `{"Notifications":[{"to":["a"]}]}`, `{"notifications":[{"to":["a"],"To":["b"]}]}`,
+		`{"notifications":[{"to":["a"]}],"notifications":[]}`, `{"notifications":[{"to":["a"],"key":"1","key":"1"}]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -107,7 +182,7 @@ func FuzzBatchBody(f *testing.F) {
 }
 
 func FuzzParseTypes(f *testing.F) {
-	for _, s := range []string{"a,b", "", ",", "a,,b", "herald.missed", "a b", "x\ny", strings.Repeat("t,", 40), "é"} {
+	for _, s := range []string{"a,b", "", ",", "a,,b", "herald.missed", "HERALD.missed", "a b", "x\ny", strings.Repeat("t,", 40), "é"} {
 		f.Add(s, "c")
 	}
 	a := New(Options{})

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/heraldhq/herald"
 )
 
 // openAPIFile is the API's OpenAPI document, relative to this package.
@@ -217,4 +219,64 @@ func TestOpenAPIOperations(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOpenAPIIdentifierPatterns holds the document's patterns for user ids, idempotency keys and
+// types to the validators the server runs: a client that checks input against the document
+// accepts what the server accepts. Lengths are left out (the document counts characters, the
+// server bytes), and so is invalid UTF-8, which no JSON string can hold.
+func TestOpenAPIIdentifierPatterns(t *testing.T) {
+	doc, _ := loadOpenAPI(t)
+	samples := []string{
+		"alice", "Alice Smith", "alice@example.com", "Zoë-日本語-🚀", "e\u0301", "a\u00a0b", "�",
+		"order.shipped", "notification", "herald", "heraldic", "herald.missed", "Herald.missed",
+		"HERALD.expired", "x.herald.y", "a b", "café", "a/b", `a"b`,
+		"a\x00b", "a\tb", "a\nb", "a\x7f", "a\u0085b", "a\u009fb",
+		"a\u2028b", "a\u2029b", "a\u200eb", "a\u200fb", "a\u061cb", "a\u202ab", "a\u202eb",
+		"a\u2066b", "a\u2069b", "a\u200bb", "a\u200cb", "a\u200db", "a\u2060b", "\ufeffa", "a\u00adb",
+		"a\u180eb", "a\ufff9b", "a\U000e0041b", "a\U000e0001",
+	}
+	tests := []struct {
+		schema   string
+		validate func(string) error
+	}{
+		{"UserID", herald.ValidateUser},
+		{"IdempotencyKey", herald.ValidateKey},
+		{"NotificationType", herald.ValidateType},
+	}
+	for _, tt := range tests {
+		t.Run(tt.schema, func(t *testing.T) {
+			schema, err := openAPIResolve(doc, map[string]any{"$ref": "#/components/schemas/" + tt.schema})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pattern, _ := schema["pattern"].(string)
+			if pattern == "" {
+				t.Fatal("no pattern")
+			}
+			match := ecmaRegexp(t, pattern).MatchString
+			var notMatch func(string) bool
+			if not, ok := schema["not"].(map[string]any); ok {
+				p, _ := not["pattern"].(string)
+				notMatch = ecmaRegexp(t, p).MatchString
+			}
+			for _, s := range samples {
+				documented := match(s) && (notMatch == nil || !notMatch(s))
+				if served := tt.validate(s) == nil; documented != served {
+					t.Errorf("%+q: the document says valid=%v, the server %v", s, documented, served)
+				}
+			}
+		})
+	}
+}
+
+// ecmaRegexp compiles a pattern of the document, ECMA-262 with the u flag, as Go's syntax: the
+// same for classes, \p{..} categories and anchors once \uXXXX escapes are spelt \x{XXXX}.
+func ecmaRegexp(t *testing.T, pattern string) *regexp.Regexp {
+	t.Helper()
+	re, err := regexp.Compile(regexp.MustCompile(`\\u([0-9A-Fa-f]{4})`).ReplaceAllString(pattern, `\x{$1}`))
+	if err != nil {
+		t.Fatalf("pattern %q: %v", pattern, err)
+	}
+	return re
 }

@@ -1,28 +1,27 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
-	"reflect"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/heraldhq/herald"
 )
 
 // publishRequest is the JSON body of one notification. Pointers tell "absent" from "zero".
 type publishRequest struct {
-	To        []string        `json:"to"`
-	Broadcast *bool           `json:"broadcast"`
-	Type      *string         `json:"type"`
-	Data      json.RawMessage `json:"data"`
-	Key       *string         `json:"key"`
+	To        []string       `json:"to"`
+	Broadcast *bool          `json:"broadcast"`
+	Type      *string        `json:"type"`
+	Data      jsontext.Value `json:"data"`
+	Key       *string        `json:"key"`
 }
 
 type batchRequest struct {
@@ -215,14 +214,15 @@ func (a *API) draft(req *publishRequest, prefix string) (herald.Draft, error) {
 	}
 	d.Data = json.RawMessage("null")
 	if req.Data != nil {
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, req.Data); err != nil {
+		// Only the whitespace between tokens goes: strings, escapes and numbers stay as the
+		// publisher wrote them. The decoder has checked the value (strictJSON).
+		if err := req.Data.Compact(); err != nil {
 			return bad("\"data\" is not valid JSON")
 		}
-		if int64(buf.Len()) > a.opts.MaxPayload {
-			return d, herald.Errorf(herald.ETOOLARGE, prefix+"\"data\" is %d bytes; the limit is %d", buf.Len(), a.opts.MaxPayload)
+		if int64(len(req.Data)) > a.opts.MaxPayload {
+			return d, herald.Errorf(herald.ETOOLARGE, prefix+"\"data\" is %d bytes; the limit is %d", len(req.Data), a.opts.MaxPayload)
 		}
-		d.Data = buf.Bytes()
+		d.Data = json.RawMessage(req.Data)
 	}
 	if req.Key != nil {
 		if err := herald.ValidateKey(*req.Key); err != nil {
@@ -259,65 +259,4 @@ func readJSONBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, 
 		return nil, herald.Errorf(herald.EINVALID, "could not read the body")
 	}
 	return body, nil
-}
-
-// decodeStrict decodes one JSON value, refusing unknown fields and trailing data.
-func decodeStrict(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return herald.Errorf(herald.EINVALID, "malformed JSON: %s", jsonProblem(err))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return herald.Errorf(herald.EINVALID, "malformed JSON: unexpected data after the object")
-	}
-	return nil
-}
-
-// jsonKind names a Go type the way a JSON client thinks of it.
-func jsonKind(t reflect.Type) string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Int, reflect.Int64, reflect.Uint64, reflect.Float64:
-		return "a number"
-	case reflect.Slice:
-		k := jsonKind(t.Elem())
-		if k == "an object" {
-			return "a list of objects"
-		}
-		return "a list of " + strings.TrimPrefix(k, "a ") + "s"
-	case reflect.Struct, reflect.Map:
-		return "an object"
-	}
-	return t.String()
-}
-
-// jsonProblem describes a decoding error without echoing large chunks of the input.
-func jsonProblem(err error) string {
-	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.Is(err, io.EOF):
-		return "empty body"
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "unexpected end of input"
-	case errors.As(err, &syntax):
-		return fmt.Sprintf("syntax error at byte %d", syntax.Offset)
-	case errors.As(err, &typ):
-		if typ.Field != "" {
-			return fmt.Sprintf("%q must be %s, not %s", typ.Field, jsonKind(typ.Type), typ.Value)
-		}
-		return fmt.Sprintf("expected %s, not %s", jsonKind(typ.Type), typ.Value)
-	}
-	msg := strings.TrimPrefix(err.Error(), "json: ")
-	if len(msg) > 120 {
-		msg = msg[:120]
-	}
-	return msg
 }
