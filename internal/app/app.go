@@ -156,6 +156,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		CORSOrigins:    cfg.CORSOriginList(),
 		MaxHeaderBytes: cfg.MaxHeaderBytes,
 		NoPark:         !cfg.ParkStreams,
+		Hosts:          hostPolicy(cfg),
 		Heartbeat:      cfg.Heartbeat,
 		WriteTimeout:   cfg.WriteTimeout,
 		Retry:          cfg.Retry,
@@ -186,6 +187,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		mux.Handle("/", handler)
 		handler = mux
 	}
+	handler = a.API.GuardHost(handler) // the page too: it is what a rebinding attack would load first
 	a.ln, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
@@ -212,6 +214,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.srv.RegisterOnShutdown(h.Close)
 	ok = true
 	return a, nil
+}
+
+// hostPolicy is the Host headers a dev-mode server answers (see httpapi.HostPolicy); nil with
+// auth, where a rebound name gains an attacker nothing without a credential.
+func hostPolicy(cfg config.Config) *httpapi.HostPolicy {
+	if cfg.AuthEnabled() {
+		return nil
+	}
+	return &httpapi.HostPolicy{Names: cfg.AllowedHostList(), AnyIP: cfg.Insecure}
 }
 
 // openStore opens the store cfg names; onCommit receives every commit.
@@ -348,6 +359,14 @@ func (a *App) Run(ctx context.Context) error {
 	} else {
 		a.log.Warn("dev mode: no auth configured; anyone who can reach the port may publish and read any feed (?user=), so only loopback is allowed without --insecure",
 			"loopback", config.Loopback(a.cfg.Addr))
+		hosts := "localhost, loopback addresses"
+		if a.cfg.Insecure {
+			hosts = "localhost, any IP address"
+		}
+		for _, n := range a.cfg.AllowedHostList() {
+			hosts += ", " + n
+		}
+		a.log.Info("dev mode: answering only these Host names, against DNS rebinding (others get 403; --allowed-hosts adds names)", "hosts", hosts)
 	}
 	if !a.tls && !config.Loopback(a.cfg.Addr) {
 		a.log.Warn("serving plain HTTP on a non-loopback address: put a TLS-terminating proxy in front, or set --tls-cert and --tls-key, so tokens do not cross the network in the clear")

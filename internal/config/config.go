@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -20,6 +22,9 @@ import (
 type Config struct {
 	Addr     string
 	Insecure bool
+	// AllowedHosts are host names a dev-mode server answers besides the loopback ones
+	// (comma-separated); see AllowedHostList.
+	AllowedHosts string
 
 	Store          string // sqlite:PATH | postgres://...
 	SQLiteSync     string // full | normal
@@ -180,7 +185,8 @@ func splitComma(s string) []string {
 func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address; without auth only a loopback address is allowed")
-	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow a non-loopback address without auth (anyone may read any feed)")
+	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow a non-loopback address without auth (anyone may read any feed); dev mode then also answers a Host that is an IP address")
+	fs.StringVar(&c.AllowedHosts, "allowed-hosts", c.AllowedHosts, "in dev mode, comma-separated host names answered besides localhost, 127.0.0.1 and [::1] (other Host headers get 403, against DNS rebinding)")
 	fs.StringVar(&c.Store, "store", c.Store, "store: sqlite:PATH (one node), or postgres://… (a cluster; pool_max_conns=N in the URL sizes the pool)")
 	fs.StringVar(&c.SQLiteSync, "sqlite-sync", c.SQLiteSync, "SQLite durability: full (survives power loss) or normal (survives a crash of Herald)")
 	fs.StringVar(&c.Bus, "bus", c.Bus, "bus between nodes: memory (a single node), redis://…, nats://… or amqp://…")
@@ -294,6 +300,7 @@ func (c *Config) Validate() error {
 			"127.0.0.1, or pass --insecure if you really mean it", c.Addr)
 	}
 	c.validateAuth(bad)
+	c.validateHosts(bad)
 	switch c.StoreKind() {
 	case "sqlite":
 		if _, err := c.SQLitePath(); err != nil {
@@ -394,6 +401,39 @@ func (c *Config) Validate() error {
 		bad("log-level must be debug, info, warn or error, not %q", c.LogLevel)
 	}
 	return errors.Join(errs...)
+}
+
+// hostNamePattern is a DNS name: dot-separated labels of letters, digits and inner hyphens.
+var hostNamePattern = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
+
+// validateHosts checks --allowed-hosts: plain names or addresses, and only where they mean
+// something.
+func (c *Config) validateHosts(bad func(string, ...any)) {
+	if c.AllowedHosts == "" {
+		return
+	}
+	if c.AuthEnabled() {
+		// The list restricts nothing with auth on; accepting it would suggest it does.
+		bad("allowed-hosts applies only in dev mode: with auth configured every Host is answered; remove it")
+		return
+	}
+	for _, h := range splitComma(c.AllowedHosts) {
+		name := strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), ".")
+		if _, err := netip.ParseAddr(name); err != nil && !hostNamePattern.MatchString(name) {
+			bad("allowed-hosts: %q is not a host name or address (list names exactly, without a port, scheme or wildcard)", h)
+		}
+	}
+}
+
+// AllowedHostList returns --allowed-hosts as a dev-mode server compares them with a Host header:
+// lower-case, without brackets around an IPv6 address or a trailing dot.
+func (c *Config) AllowedHostList() []string {
+	var out []string
+	for _, h := range splitComma(c.AllowedHosts) {
+		h = strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), ".")
+		out = append(out, strings.ToLower(h))
+	}
+	return out
 }
 
 func (c *Config) validateAuth(bad func(string, ...any)) {

@@ -142,6 +142,17 @@ func TestCORSOriginList(t *testing.T) {
 	}
 }
 
+func TestAllowedHostList(t *testing.T) {
+	cleanEnv(t)
+	c, err := Parse("herald", []string{"-allowed-hosts", " Herald.Test ,dev-vm.internal.,[::1],192.168.1.5,,"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.AllowedHostList(), " "); got != "herald.test dev-vm.internal ::1 192.168.1.5" {
+		t.Fatalf("AllowedHostList() = %q", got)
+	}
+}
+
 func TestLoopback(t *testing.T) {
 	tests := []struct {
 		addr string
@@ -349,6 +360,10 @@ func TestParseInvalid(t *testing.T) {
 		{name: "negative max-connections", args: []string{"-max-connections", "-1"}, want: []string{"max-connections"}},
 		{name: "leeway too long", env: map[string]string{"HERALD_JWT_SECRET": strings.Repeat("s", 32)}, args: []string{"-jwt-leeway", "1h"}, want: []string{"jwt-leeway"}},
 		{name: "bad cookie name", env: map[string]string{"HERALD_JWT_SECRET": strings.Repeat("s", 32)}, args: []string{"-auth-cookie", "a;b"}, want: []string{"auth-cookie"}},
+		{name: "allowed host with a port", args: []string{"-allowed-hosts", "herald.test:8080"}, want: []string{"allowed-hosts", "herald.test:8080"}},
+		{name: "allowed host wildcard", args: []string{"-allowed-hosts", "localhost,*.herald.test"}, want: []string{"allowed-hosts", "*.herald.test"}},
+		{name: "allowed host URL", args: []string{"-allowed-hosts", "http://herald.test"}, want: []string{"allowed-hosts"}},
+		{name: "allowed hosts with auth", env: map[string]string{"HERALD_JWT_SECRET": strings.Repeat("s", 32)}, args: []string{"-allowed-hosts", "herald.test"}, want: []string{"allowed-hosts", "dev mode"}},
 		{
 			name: "several at once",
 			args: []string{"-queue-size", "0", "-log-level", "loud", "-bus", "kafka"},
@@ -389,7 +404,7 @@ func TestParseHelp(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("err = %v, want flag.ErrHelp", err)
 	}
-	for _, name := range []string{"-addr", "-insecure", "-store", "-config", "-max-payload"} {
+	for _, name := range []string{"-addr", "-insecure", "-allowed-hosts", "-store", "-config", "-max-payload"} {
 		if !strings.Contains(stderr.String(), name) {
 			t.Errorf("usage does not mention %s", name)
 		}

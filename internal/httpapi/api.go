@@ -67,6 +67,8 @@ type Options struct {
 	// NoPark keeps every stream on its handler's goroutine, as on systems without epoll. Parked
 	// streams (park.go) need far less memory; this is for comparison and as a way out.
 	NoPark bool
+	// Hosts, when set (dev mode), limits the Host headers GuardHost lets through.
+	Hosts *HostPolicy
 
 	Heartbeat    time.Duration // comment sent on an idle stream
 	WriteTimeout time.Duration // deadline of each write to a stream
