@@ -144,7 +144,7 @@ func TestAuthModeAnswersAnyHost(t *testing.T) {
 
 // TestDevModeHostOptions: --allowed-hosts adds names; --insecure, which serves dev mode to the
 // network on purpose, adds every IP address (an address in Host involved no DNS answer) but no
-// names.
+// names; the metrics listener holds to the same policy.
 func TestDevModeHostOptions(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -164,15 +164,20 @@ func TestDevModeHostOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := startServer(t, tt.mutate)
-			for _, h := range tt.allowed {
-				if a := requestHost(t, s.url, "GET", "/healthz", h, ""); a.status != http.StatusOK {
-					t.Errorf("Host %s: %d %s", h, a.status, a.body)
+			s := startServer(t, func(c *config.Config) {
+				tt.mutate(c)
+				c.MetricsAddr = "127.0.0.1:0"
+			})
+			for _, base := range []string{s.url, "http://" + s.MetricsAddr()} {
+				for _, h := range tt.allowed {
+					if a := requestHost(t, base, "GET", "/healthz", h, ""); a.status != http.StatusOK {
+						t.Errorf("%s, Host %s: %d %s", base, h, a.status, a.body)
+					}
 				}
-			}
-			for _, h := range tt.refused {
-				if a := requestHost(t, s.url, "GET", "/healthz", h, ""); a.status != http.StatusForbidden {
-					t.Errorf("Host %s: %d, want 403", h, a.status)
+				for _, h := range tt.refused {
+					if a := requestHost(t, base, "GET", "/healthz", h, ""); a.status != http.StatusForbidden {
+						t.Errorf("%s, Host %s: %d, want 403", base, h, a.status)
+					}
 				}
 			}
 		})

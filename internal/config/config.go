@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -68,6 +69,11 @@ type Config struct {
 	LogLevel  string // debug | info | warn | error
 	PprofAddr string // loopback listener for net/http/pprof; empty: off
 	Web       bool   // serve the demo inbox page and herald.js at /
+
+	// MetricsAddr is a listener of its own serving /metrics, /healthz and /readyz; empty: off.
+	MetricsAddr string
+	// MetricsPublic also serves /metrics on Addr when auth is on (dev mode always does).
+	MetricsPublic bool
 
 	// Authentication. Setting any credential leaves dev mode.
 	JWTSecret        string // HS256 secret; prefer JWTSecretFile or the environment
@@ -142,6 +148,10 @@ func (c *Config) AuthEnabled() bool {
 	return c.JWTSecret != "" || c.JWTSecretFile != "" || c.JWTPublicKeys != "" || c.JWKSURL != "" ||
 		c.PublisherKeys != "" || c.PublisherKeyFile != ""
 }
+
+// MetricsOnAPI reports whether /metrics is served on Addr: in dev mode, where everything there
+// is open anyway, or when the operator asks with --metrics-public.
+func (c *Config) MetricsOnAPI() bool { return !c.AuthEnabled() || c.MetricsPublic }
 
 // CORSOriginList returns the allowed browser origins, normalized as browsers send them in the
 // Origin header: lower-case scheme and host, no trailing slash. Invalid entries are left out
@@ -218,6 +228,8 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&c.Web, "web", c.Web, "serve the demo inbox page at / and the browser client at /herald.js")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "serve net/http/pprof on this loopback address (empty: off)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics, /healthz and /readyz on this address of their own, such as 127.0.0.1:9090 or an internal interface (empty: off)")
+	fs.BoolVar(&c.MetricsPublic, "metrics-public", c.MetricsPublic, "with auth on, also serve /metrics on --addr, to anyone who reaches it (dev mode always does)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", c.JWTSecret, "HS256 secret of subscriber and publisher tokens, at least 32 bytes (prefer HERALD_JWT_SECRET or --jwt-secret-file: flags show in process lists)")
 	fs.StringVar(&c.JWTSecretFile, "jwt-secret-file", c.JWTSecretFile, "file holding the HS256 secret")
 	fs.StringVar(&c.JWTPublicKeys, "jwt-public-keys", c.JWTPublicKeys, "PEM file of public keys verifying RS*/PS*, ES* and EdDSA tokens")
@@ -301,6 +313,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateAuth(bad)
 	c.validateHosts(bad)
+	c.validateMetrics(bad)
 	switch c.StoreKind() {
 	case "sqlite":
 		if _, err := c.SQLitePath(); err != nil {
@@ -434,6 +447,30 @@ func (c *Config) AllowedHostList() []string {
 		out = append(out, strings.ToLower(h))
 	}
 	return out
+}
+
+// validateMetrics checks --metrics-addr: a listener of its own, held to the same loopback rule as
+// --addr in dev mode.
+func (c *Config) validateMetrics(bad func(string, ...any)) {
+	if c.MetricsAddr == "" {
+		return
+	}
+	_, port, err := net.SplitHostPort(c.MetricsAddr)
+	if err != nil {
+		bad("metrics-addr %q: %v (use host:port, as in 127.0.0.1:9090 or :9090)", c.MetricsAddr, err)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		bad("metrics-addr %q: the port must be a number from 0 to 65535", c.MetricsAddr)
+		return
+	}
+	switch {
+	case !c.AuthEnabled() && !c.Insecure && !Loopback(c.MetricsAddr):
+		bad("metrics-addr %q is not a loopback address: with no auth configured (dev mode) Herald listens only on "+
+			"loopback; bind it to 127.0.0.1, configure auth, or pass --insecure", c.MetricsAddr)
+	case port != "0" && (c.MetricsAddr == c.Addr || c.MetricsAddr == c.PprofAddr):
+		bad("metrics-addr %q is already the address of --addr or --pprof-addr; give it a port of its own", c.MetricsAddr)
+	}
 }
 
 func (c *Config) validateAuth(bad func(string, ...any)) {

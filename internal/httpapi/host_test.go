@@ -101,3 +101,42 @@ func TestGuardHost(t *testing.T) {
 		})
 	}
 }
+
+// TestMetricsRoutes: the API's own /metrics is a JSON 404 unless MetricsOnAPI; OpsHandler
+// always serves it, with health, and nothing else.
+func TestMetricsRoutes(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    Options
+		ops     bool // through OpsHandler rather than Handler
+		method  string
+		path    string
+		status  int
+		content string
+	}{
+		{"api, default", Options{}, false, "GET", "/metrics", 404, "application/json"},
+		{"api, metrics on", Options{MetricsOnAPI: true}, false, "GET", "/metrics", 200, "text/plain"},
+		{"ops, metrics", Options{}, true, "GET", "/metrics", 200, "text/plain"},
+		{"ops, healthz", Options{}, true, "GET", "/healthz", 200, "application/json"},
+		{"ops, an API route", Options{}, true, "POST", "/v1/notifications", 404, "application/json"},
+		{"ops, wrong method", Options{}, true, "DELETE", "/healthz", 405, "application/json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := New(tt.opts)
+			defer a.Close()
+			h := a.OpsHandler()
+			if !tt.ops {
+				var err error
+				if h, err = a.Handler(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, nil))
+			if rec.Code != tt.status || !strings.HasPrefix(rec.Header().Get("Content-Type"), tt.content) {
+				t.Fatalf("got %d %s, want %d %s", rec.Code, rec.Header().Get("Content-Type"), tt.status, tt.content)
+			}
+		})
+	}
+}
