@@ -226,6 +226,55 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
+// TestMetricsStayOffTheProxy: with auth on, /metrics is served on --metrics-addr, which every
+// node of compose.yaml and the image set, which compose does not publish, and which nginx does not
+// proxy (a location = /metrics without proxy_pass); the real nginx test checks the answer.
+func TestMetricsStayOffTheProxy(t *testing.T) {
+	b, err := os.ReadFile("compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c compose
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	for name, h := range c.Services {
+		if !strings.HasPrefix(name, "herald") {
+			continue
+		}
+		addr := h.Environment["HERALD_METRICS_ADDR"]
+		if addr == "" {
+			t.Errorf("%s: no HERALD_METRICS_ADDR: with auth on, its metrics are served nowhere", name)
+			continue
+		}
+		port := addr[strings.LastIndex(addr, ":")+1:]
+		for _, p := range h.Ports {
+			if strings.HasSuffix(strings.Split(p, "/")[0], ":"+port) {
+				t.Errorf("%s publishes the metrics port: %s", name, p)
+			}
+		}
+	}
+	docker, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^\s*HERALD_METRICS_ADDR=:\d+`).Match(docker) {
+		t.Error("the Dockerfile does not set HERALD_METRICS_ADDR")
+	}
+
+	conf, err := os.ReadFile("herald-locations.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := regexp.MustCompile(`(?s)location\s+(=\s*)?/metrics\s*\{(.*?)\}`).FindSubmatch(conf)
+	switch {
+	case loc == nil:
+		t.Error("herald-locations.conf has no location = /metrics: location / would proxy it")
+	case strings.Contains(string(loc[2]), "proxy_pass"):
+		t.Error("herald-locations.conf proxies /metrics")
+	}
+}
+
 // TestAlertRules: the example rules parse, and every herald_ or process_ metric they name exists.
 func TestAlertRules(t *testing.T) {
 	b, err := os.ReadFile("alerts.yaml")

@@ -55,7 +55,7 @@ func BenchmarkIdleStreamMemory(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				fmt.Fprintf(c, "GET /v1/stream?user=u%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+				fmt.Fprintf(c, "GET /v1/stream?user=u%d HTTP/1.1\r\nHost: localhost\r\n\r\n", i)
 				c.SetReadDeadline(time.Now().Add(5 * time.Second))
 				if _, err := c.Read(buf); err != nil { // the headers and the opening comment
 					b.Fatal(err)

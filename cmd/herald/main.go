@@ -6,6 +6,7 @@
 //	herald backup OUT.db                        copy the SQLite store, consistently, while it runs
 //	herald new-epoch                            mark the store as restored from a backup
 //	herald healthcheck                          exit 0 if the server configured here answers /healthz
+//	                                            (on --metrics-addr when set)
 //	herald send --to alice --type comment       publish a notification
 //	herald listen --user alice                  print a feed, one JSON object per event
 //	herald version                              print the version
@@ -66,8 +67,9 @@ const usage = `usage:
                                          while a server runs on it
   herald new-epoch                       mark the store (--store) as restored from a backup, with
                                          its servers stopped: clients' older cursors are then told
-  herald healthcheck                     exit 0 if the server configured here answers /healthz
-                                         (for container HEALTHCHECKs: the image has no curl)
+  herald healthcheck                     exit 0 if the server configured here answers /healthz,
+                                         on --metrics-addr when set (for container HEALTHCHECKs:
+                                         the image has no curl)
   herald send --to alice --type comment --data '{"text":"hi"}'
                                          publish a notification (--broadcast: to everyone)
   herald listen --user alice             print alice's feed, one JSON object per event,
@@ -141,7 +143,7 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 var version = "dev"
 
 // healthcheck asks the server that the same flags and environment describe for /healthz, on
-// loopback. It is the container's HEALTHCHECK.
+// loopback, or on the metrics listener when there is one. It is the container's HEALTHCHECK.
 func healthcheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := config.Default()
 	fs := cfg.FlagSet("herald healthcheck")
@@ -149,6 +151,11 @@ func healthcheck(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for the answer")
 	if err := config.ParseArgs(fs, args); err != nil {
 		return err
+	}
+	if cfg.MetricsAddr != "" {
+		// The metrics listener keeps answering when the API's port is saturated with streams,
+		// and a liveness probe that fails then would have a busy server restarted.
+		return probe(ctx, "http://"+probeAddr(cfg.MetricsAddr)+"/healthz", http.DefaultTransport, *timeout, stdout)
 	}
 	_, port, err := net.SplitHostPort(cfg.Addr)
 	if err != nil {
@@ -160,9 +167,31 @@ func healthcheck(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		// probe of a process on the same host, not a check of the certificate.
 		scheme, transport.TLSClientConfig = "https", &tls.Config{InsecureSkipVerify: true}
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	return probe(ctx, scheme+"://"+net.JoinHostPort("127.0.0.1", port)+"/healthz", transport, *timeout, stdout)
+}
+
+// probeAddr is where a process on the same host reaches a listener on addr: the address itself
+// when it names one (an internal interface), else loopback (for ":9090", "0.0.0.0:9090",
+// "localhost:9090").
+func probeAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr // the request fails and says why
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// probe GETs url and succeeds on a 200, printing "ok".
+func probe(ctx context.Context, url string, transport http.RoundTripper, timeout time.Duration, stdout io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+net.JoinHostPort("127.0.0.1", port)+"/healthz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("unhealthy: %w", err)
+	}
 	resp, err := (&http.Client{Transport: transport}).Do(req)
 	if err != nil {
 		return fmt.Errorf("unhealthy: %w", err)

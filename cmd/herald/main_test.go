@@ -353,6 +353,40 @@ func TestHealthcheck(t *testing.T) {
 	}
 }
 
+// TestHealthcheckMetricsAddr: with --metrics-addr the probe asks the metrics listener, which
+// answers even when the API's port cannot: here the API's address is a closed port.
+func TestHealthcheckMetricsAddr(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts subprocesses")
+	}
+	metrics := freePort(t)
+	p := startProc(t, "-store", "sqlite:"+filepath.Join(t.TempDir(), "h.db"), "-metrics-addr", metrics)
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(p.logText(), "url=http://"+metrics+"/metrics"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the metrics URL is not in the start-up log:\n%s", p.logText())
+		}
+	}
+	closed := freePort(t)
+	tests := []struct {
+		name string
+		args []string
+		ok   bool
+	}{
+		{"the metrics listener", []string{"-addr", closed, "-metrics-addr", metrics}, true},
+		{"all interfaces, probed on loopback", []string{"-addr", closed, "-metrics-addr", "0.0.0.0:" + metrics[strings.LastIndex(metrics, ":")+1:]}, true},
+		{"a metrics port nobody listens on", []string{"-addr", p.url[len("http://"):], "-metrics-addr", closed}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			err := run(context.Background(), append([]string{"healthcheck", "-timeout", "1s"}, tt.args...), &out, io.Discard)
+			if ok := err == nil && strings.TrimSpace(out.String()) == "ok"; ok != tt.ok {
+				t.Fatalf("healthcheck %v: %v, %q; want ok=%v", tt.args, err, out.String(), tt.ok)
+			}
+		})
+	}
+}
+
 // TestBackupCommand copies the store a running server writes to.
 func TestBackupCommand(t *testing.T) {
 	if testing.Short() {

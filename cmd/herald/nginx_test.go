@@ -294,6 +294,21 @@ func TestNginx(t *testing.T) {
 		next(t, ch, "over-h2", 2*time.Second)
 	})
 
+	t.Run("/metrics is not proxied", func(t *testing.T) {
+		// This Herald runs in dev mode, where /metrics is served on its port: nginx is what
+		// keeps it from the public side. Prometheus scrapes --metrics-addr instead.
+		resp, err := client.Get(n.http + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(b), `"code":"not_found"`) ||
+			strings.Contains(string(b), "herald_") {
+			t.Fatalf("/metrics through nginx: %d %.200q, want a JSON 404", resp.StatusCode, b)
+		}
+	})
+
 	t.Run("the access log holds no query string", func(t *testing.T) {
 		req, _ := http.NewRequestWithContext(ctx, "GET", n.http+"/v1/notifications?user=dave&access_token=SECRET-IN-QUERY", nil)
 		resp, err := client.Do(req)

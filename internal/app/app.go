@@ -48,6 +48,10 @@ type App struct {
 	tls      bool
 	readyBus herald.Bus // the bus /readyz checks; nil for a single node, or with --readyz-bus=false
 	cluster  *cluster   // nil for a single node
+
+	// metricsLn and metricsSrv serve /metrics, /healthz and /readyz; nil unless --metrics-addr.
+	metricsLn  net.Listener
+	metricsSrv *http.Server
 }
 
 // NewLogger returns the logger cfg asks for, writing to w.
@@ -156,6 +160,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		CORSOrigins:    cfg.CORSOriginList(),
 		MaxHeaderBytes: cfg.MaxHeaderBytes,
 		NoPark:         !cfg.ParkStreams,
+		Hosts:          hostPolicy(cfg),
+		MetricsOnAPI:   cfg.MetricsOnAPI(),
 		Heartbeat:      cfg.Heartbeat,
 		WriteTimeout:   cfg.WriteTimeout,
 		Retry:          cfg.Retry,
@@ -186,6 +192,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		mux.Handle("/", handler)
 		handler = mux
 	}
+	handler = a.API.GuardHost(handler) // the page too: it is what a rebinding attack would load first
 	a.ln, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
@@ -195,6 +202,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 			return nil, fmt.Errorf("listen on %s (pprof): %w", cfg.PprofAddr, err)
 		}
 		a.stop = append(a.stop, func() { a.pprofLn.Close() })
+	}
+	if cfg.MetricsAddr != "" {
+		if a.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return nil, fmt.Errorf("listen on %s (metrics-addr): %w", cfg.MetricsAddr, err)
+		}
+		a.stop = append(a.stop, func() { a.metricsLn.Close() })
+		a.metricsSrv = &http.Server{
+			Handler:           a.API.GuardHost(a.API.OpsHandler()),
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			ReadTimeout:       cfg.ReadTimeout,
+			WriteTimeout:      cfg.WriteTimeout, // no streams here: every answer is short
+			IdleTimeout:       cfg.IdleTimeout,
+			MaxHeaderBytes:    cfg.MaxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		}
 	}
 	a.srv = &http.Server{
 		Handler:           handler,
@@ -212,6 +234,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.srv.RegisterOnShutdown(h.Close)
 	ok = true
 	return a, nil
+}
+
+// hostPolicy is the Host headers a dev-mode server answers (see httpapi.HostPolicy); nil with
+// auth, where a rebound name gains an attacker nothing without a credential.
+func hostPolicy(cfg config.Config) *httpapi.HostPolicy {
+	if cfg.AuthEnabled() {
+		return nil
+	}
+	return &httpapi.HostPolicy{Names: cfg.AllowedHostList(), AnyIP: cfg.Insecure}
 }
 
 // openStore opens the store cfg names; onCommit receives every commit.
@@ -323,6 +354,14 @@ func NewAuthenticator(cfg config.Config, log *slog.Logger) (httpapi.Authenticato
 // Addr is the address the server listens on (useful with port 0).
 func (a *App) Addr() string { return a.ln.Addr().String() }
 
+// MetricsAddr is the address of the metrics listener (--metrics-addr), or "" without one.
+func (a *App) MetricsAddr() string {
+	if a.metricsLn == nil {
+		return ""
+	}
+	return a.metricsLn.Addr().String()
+}
+
 // URL is the base URL of the server.
 func (a *App) URL() string {
 	if a.tls {
@@ -348,6 +387,14 @@ func (a *App) Run(ctx context.Context) error {
 	} else {
 		a.log.Warn("dev mode: no auth configured; anyone who can reach the port may publish and read any feed (?user=), so only loopback is allowed without --insecure",
 			"loopback", config.Loopback(a.cfg.Addr))
+		hosts := "localhost, loopback addresses"
+		if a.cfg.Insecure {
+			hosts = "localhost, any IP address"
+		}
+		for _, n := range a.cfg.AllowedHostList() {
+			hosts += ", " + n
+		}
+		a.log.Info("dev mode: answering only these Host names, against DNS rebinding (others get 403; --allowed-hosts adds names)", "hosts", hosts)
 	}
 	if !a.tls && !config.Loopback(a.cfg.Addr) {
 		a.log.Warn("serving plain HTTP on a non-loopback address: put a TLS-terminating proxy in front, or set --tls-cert and --tls-key, so tokens do not cross the network in the clear")
@@ -363,6 +410,27 @@ func (a *App) Run(ctx context.Context) error {
 		psrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go psrv.Serve(a.pprofLn) // ends when close() closes the listener
 		a.log.Info("pprof listening", "url", "http://"+a.pprofLn.Addr().String()+"/debug/pprof/")
+	}
+
+	// The metrics listener's goroutine is Run's: it ends when Run shuts metricsSrv down, after
+	// the API (probes see /readyz turn 503 through the drain), and Run waits for it.
+	metricsDone := make(chan struct{})
+	if a.metricsSrv != nil {
+		go func() {
+			defer close(metricsDone)
+			if err := a.metricsSrv.Serve(a.metricsLn); !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("metrics listener failed; /metrics, /healthz and /readyz are no longer served there", "err", err)
+			}
+		}()
+		a.log.Info("metrics listening", "url", "http://"+a.MetricsAddr()+"/metrics", "health", "http://"+a.MetricsAddr()+"/healthz")
+	} else {
+		close(metricsDone)
+	}
+	switch {
+	case a.cfg.MetricsOnAPI():
+		a.log.Info("metrics served on the API port", "url", a.URL()+"/metrics")
+	case a.metricsSrv == nil:
+		a.log.Warn("metrics are not served: with auth on, /metrics is off the API port; set --metrics-addr (or --metrics-public)")
 	}
 
 	serveErr := make(chan error, 1)
@@ -396,6 +464,12 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Warn("shutdown timed out; closing the remaining connections", "err", serr)
 		a.srv.Close()
 	}
+	if a.metricsSrv != nil {
+		if serr := a.metricsSrv.Shutdown(sctx); serr != nil {
+			a.metricsSrv.Close()
+		}
+	}
+	<-metricsDone
 	stopPrune()
 	wg.Wait()
 	if a.cluster != nil {

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/config"
 )
 
@@ -329,4 +332,97 @@ func TestGracefulDrain(t *testing.T) {
 			t.Errorf("client %d (%s): got %v, want %v", i, c.user, c.ids, expect[c.user])
 		}
 	}
+}
+
+// TestMetricsOffTheAPIPortWithAuth: with auth on, /metrics on the API's port is a JSON 404 (it
+// shows traffic and versions to whoever reaches the port) unless --metrics-public puts it back;
+// in dev mode it stays, like everything else there.
+func TestMetricsOffTheAPIPortWithAuth(t *testing.T) {
+	tests := []struct {
+		name   string
+		start  func(t *testing.T) *server
+		status int
+	}{
+		{"auth", func(t *testing.T) *server { return startAuthServer(t, nil).server }, http.StatusNotFound},
+		{"dev mode", func(t *testing.T) *server { return startServer(t, nil) }, http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := tt.start(t)
+			a := requestHost(t, s.url, "GET", "/metrics", "", "")
+			if a.status != tt.status {
+				t.Fatalf("/metrics on the API port: %d, want %d", a.status, tt.status)
+			}
+			if a.status == http.StatusNotFound && a.code != herald.ENOTFOUND {
+				t.Fatalf("404 without the JSON error: %q", a.body)
+			}
+			if a.status == http.StatusOK && !strings.Contains(a.body, "herald_build_info") {
+				t.Fatalf("/metrics without Herald's metrics: %.200q", a.body)
+			}
+		})
+	}
+}
+
+// TestMetricsAddr: --metrics-addr serves /metrics, /healthz and /readyz on a listener of their
+// own, JSON errors for anything else; --metrics-public puts /metrics back on the API's port;
+// the listener follows the drain (/readyz 503) and its goroutines end with the server.
+func TestMetricsAddr(t *testing.T) {
+	before := runtime.NumGoroutine()
+	tests := []struct {
+		name      string
+		public    bool
+		apiStatus int
+	}{
+		{"private", false, http.StatusNotFound},
+		{"public", true, http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startAuthServer(t, func(c *config.Config) {
+				c.MetricsAddr = "127.0.0.1:0"
+				c.MetricsPublic = tt.public
+			}).server
+			ops := "http://" + s.MetricsAddr()
+			if s.MetricsAddr() == "" || ops == s.url {
+				t.Fatalf("metrics address %q, API %q", s.MetricsAddr(), s.url)
+			}
+			if a := requestHost(t, s.url, "GET", "/metrics", "", ""); a.status != tt.apiStatus {
+				t.Errorf("/metrics on the API port: %d, want %d", a.status, tt.apiStatus)
+			}
+			checks := []struct {
+				method, path string
+				status       int
+				want         string // in the body
+			}{
+				{"GET", "/metrics", 200, "herald_streams_open"},
+				{"GET", "/healthz", 200, `"ok"`},
+				{"GET", "/readyz", 200, `"ready"`},
+				{"GET", "/v1/notifications", 404, herald.ENOTFOUND},
+				{"GET", "/", 404, herald.ENOTFOUND},
+				{"POST", "/metrics", 405, "method_not_allowed"},
+			}
+			for _, c := range checks {
+				if a := requestHost(t, ops, c.method, c.path, "", ""); a.status != c.status || !strings.Contains(a.body, c.want) {
+					t.Errorf("%s %s on the metrics listener: %d %.120q, want %d with %q", c.method, c.path, a.status, a.body, c.status, c.want)
+				}
+			}
+			if !strings.Contains(s.logBuf.String(), "url="+ops+"/metrics") {
+				t.Error("the metrics URL is not in the start-up log")
+			}
+
+			// Draining (as on SIGTERM), the node tells probes on the metrics listener too; then
+			// the listener closes with the server.
+			<-s.Hub.Drain(time.Second)
+			if a := requestHost(t, ops, "GET", "/readyz", "", ""); a.status != http.StatusServiceUnavailable {
+				t.Errorf("/readyz on the metrics listener of a draining node: %d", a.status)
+			}
+			s.stop()
+			if c, err := net.Dial("tcp", s.MetricsAddr()); err == nil {
+				c.Close()
+				t.Error("the metrics listener is still open after shutdown")
+			}
+		})
+	}
+	http.DefaultClient.CloseIdleConnections()
+	waitGoroutines(t, before+2, 10*time.Second)
 }

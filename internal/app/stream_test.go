@@ -117,7 +117,7 @@ func testSlowConsumerIsolation(t *testing.T) {
 	}
 	defer stalled.Close()
 	stalled.(*net.TCPConn).SetReadBuffer(4096)
-	fmt.Fprintf(stalled, "GET /v1/stream?user=stalled HTTP/1.1\r\nHost: x\r\nLast-Event-ID: %s\r\n\r\n", startCursor)
+	fmt.Fprintf(stalled, "GET /v1/stream?user=stalled HTTP/1.1\r\nHost: localhost\r\nLast-Event-ID: %s\r\n\r\n", startCursor)
 	waitFor(t, 5*time.Second, "stalled stream to open", func() bool { return s.Hub.Stats().Subscriptions == 1 })
 
 	// Normal clients.

@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +23,9 @@ import (
 type Config struct {
 	Addr     string
 	Insecure bool
+	// AllowedHosts are host names a dev-mode server answers besides the loopback ones
+	// (comma-separated); see AllowedHostList.
+	AllowedHosts string
 
 	Store          string // sqlite:PATH | postgres://...
 	SQLiteSync     string // full | normal
@@ -63,6 +69,11 @@ type Config struct {
 	LogLevel  string // debug | info | warn | error
 	PprofAddr string // loopback listener for net/http/pprof; empty: off
 	Web       bool   // serve the demo inbox page and herald.js at /
+
+	// MetricsAddr is a listener of its own serving /metrics, /healthz and /readyz; empty: off.
+	MetricsAddr string
+	// MetricsPublic also serves /metrics on Addr when auth is on (dev mode always does).
+	MetricsPublic bool
 
 	// Authentication. Setting any credential leaves dev mode.
 	JWTSecret        string // HS256 secret; prefer JWTSecretFile or the environment
@@ -138,6 +149,10 @@ func (c *Config) AuthEnabled() bool {
 		c.PublisherKeys != "" || c.PublisherKeyFile != ""
 }
 
+// MetricsOnAPI reports whether /metrics is served on Addr: in dev mode, where everything there
+// is open anyway, or when the operator asks with --metrics-public.
+func (c *Config) MetricsOnAPI() bool { return !c.AuthEnabled() || c.MetricsPublic }
+
 // CORSOriginList returns the allowed browser origins, normalized as browsers send them in the
 // Origin header: lower-case scheme and host, no trailing slash. Invalid entries are left out
 // (Validate reports them).
@@ -180,7 +195,8 @@ func splitComma(s string) []string {
 func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address; without auth only a loopback address is allowed")
-	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow a non-loopback address without auth (anyone may read any feed)")
+	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow a non-loopback address without auth (anyone may read any feed); dev mode then also answers a Host that is an IP address")
+	fs.StringVar(&c.AllowedHosts, "allowed-hosts", c.AllowedHosts, "in dev mode, comma-separated host names answered besides localhost, 127.0.0.1 and [::1] (other Host headers get 403, against DNS rebinding)")
 	fs.StringVar(&c.Store, "store", c.Store, "store: sqlite:PATH (one node), or postgres://… (a cluster; pool_max_conns=N in the URL sizes the pool)")
 	fs.StringVar(&c.SQLiteSync, "sqlite-sync", c.SQLiteSync, "SQLite durability: full (survives power loss) or normal (survives a crash of Herald)")
 	fs.StringVar(&c.Bus, "bus", c.Bus, "bus between nodes: memory (a single node), redis://…, nats://… or amqp://…")
@@ -212,6 +228,8 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&c.Web, "web", c.Web, "serve the demo inbox page at / and the browser client at /herald.js")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "serve net/http/pprof on this loopback address (empty: off)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics, /healthz and /readyz on this address of their own, such as 127.0.0.1:9090 or an internal interface (empty: off)")
+	fs.BoolVar(&c.MetricsPublic, "metrics-public", c.MetricsPublic, "with auth on, also serve /metrics on --addr, to anyone who reaches it (dev mode always does)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", c.JWTSecret, "HS256 secret of subscriber and publisher tokens, at least 32 bytes (prefer HERALD_JWT_SECRET or --jwt-secret-file: flags show in process lists)")
 	fs.StringVar(&c.JWTSecretFile, "jwt-secret-file", c.JWTSecretFile, "file holding the HS256 secret")
 	fs.StringVar(&c.JWTPublicKeys, "jwt-public-keys", c.JWTPublicKeys, "PEM file of public keys verifying RS*/PS*, ES* and EdDSA tokens")
@@ -294,6 +312,8 @@ func (c *Config) Validate() error {
 			"127.0.0.1, or pass --insecure if you really mean it", c.Addr)
 	}
 	c.validateAuth(bad)
+	c.validateHosts(bad)
+	c.validateMetrics(bad)
 	switch c.StoreKind() {
 	case "sqlite":
 		if _, err := c.SQLitePath(); err != nil {
@@ -394,6 +414,63 @@ func (c *Config) Validate() error {
 		bad("log-level must be debug, info, warn or error, not %q", c.LogLevel)
 	}
 	return errors.Join(errs...)
+}
+
+// hostNamePattern is a DNS name: dot-separated labels of letters, digits and inner hyphens.
+var hostNamePattern = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
+
+// validateHosts checks --allowed-hosts: plain names or addresses, and only where they mean
+// something.
+func (c *Config) validateHosts(bad func(string, ...any)) {
+	if c.AllowedHosts == "" {
+		return
+	}
+	if c.AuthEnabled() {
+		// The list restricts nothing with auth on; accepting it would suggest it does.
+		bad("allowed-hosts applies only in dev mode: with auth configured every Host is answered; remove it")
+		return
+	}
+	for _, h := range splitComma(c.AllowedHosts) {
+		name := strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), ".")
+		if _, err := netip.ParseAddr(name); err != nil && !hostNamePattern.MatchString(name) {
+			bad("allowed-hosts: %q is not a host name or address (list names exactly, without a port, scheme or wildcard)", h)
+		}
+	}
+}
+
+// AllowedHostList returns --allowed-hosts as a dev-mode server compares them with a Host header:
+// lower-case, without brackets around an IPv6 address or a trailing dot.
+func (c *Config) AllowedHostList() []string {
+	var out []string
+	for _, h := range splitComma(c.AllowedHosts) {
+		h = strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), ".")
+		out = append(out, strings.ToLower(h))
+	}
+	return out
+}
+
+// validateMetrics checks --metrics-addr: a listener of its own, held to the same loopback rule as
+// --addr in dev mode.
+func (c *Config) validateMetrics(bad func(string, ...any)) {
+	if c.MetricsAddr == "" {
+		return
+	}
+	_, port, err := net.SplitHostPort(c.MetricsAddr)
+	if err != nil {
+		bad("metrics-addr %q: %v (use host:port, as in 127.0.0.1:9090 or :9090)", c.MetricsAddr, err)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		bad("metrics-addr %q: the port must be a number from 0 to 65535", c.MetricsAddr)
+		return
+	}
+	switch {
+	case !c.AuthEnabled() && !c.Insecure && !Loopback(c.MetricsAddr):
+		bad("metrics-addr %q is not a loopback address: with no auth configured (dev mode) Herald listens only on "+
+			"loopback; bind it to 127.0.0.1, configure auth, or pass --insecure", c.MetricsAddr)
+	case port != "0" && (c.MetricsAddr == c.Addr || c.MetricsAddr == c.PprofAddr):
+		bad("metrics-addr %q is already the address of --addr or --pprof-addr; give it a port of its own", c.MetricsAddr)
+	}
 }
 
 func (c *Config) validateAuth(bad func(string, ...any)) {

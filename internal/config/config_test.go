@@ -142,6 +142,50 @@ func TestCORSOriginList(t *testing.T) {
 	}
 }
 
+// TestMetricsSettings: where the metrics listener may be, and where /metrics is served.
+func TestMetricsSettings(t *testing.T) {
+	tests := []struct {
+		name         string
+		args         []string
+		auth         bool
+		metricsOnAPI bool
+	}{
+		{"dev mode, loopback listener", []string{"-metrics-addr", "127.0.0.1:9090"}, false, true},
+		{"dev mode, insecure", []string{"-insecure", "-metrics-addr", "0.0.0.0:9090"}, false, true},
+		{"auth, all interfaces", []string{"-metrics-addr", ":9090"}, true, false},
+		{"auth, an internal interface", []string{"-metrics-addr", "10.1.2.3:9090"}, true, false},
+		{"auth, port 0", []string{"-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0"}, true, false},
+		{"auth, public", []string{"-metrics-public"}, true, true},
+		{"auth, nothing", nil, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cleanEnv(t)
+			if tt.auth {
+				t.Setenv("HERALD_JWT_SECRET", strings.Repeat("s", 32))
+			}
+			c, err := Parse("herald", tt.args, &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.MetricsOnAPI() != tt.metricsOnAPI {
+				t.Fatalf("MetricsOnAPI() = %v, want %v", c.MetricsOnAPI(), tt.metricsOnAPI)
+			}
+		})
+	}
+}
+
+func TestAllowedHostList(t *testing.T) {
+	cleanEnv(t)
+	c, err := Parse("herald", []string{"-allowed-hosts", " Herald.Test ,dev-vm.internal.,[::1],192.168.1.5,,"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.AllowedHostList(), " "); got != "herald.test dev-vm.internal ::1 192.168.1.5" {
+		t.Fatalf("AllowedHostList() = %q", got)
+	}
+}
+
 func TestLoopback(t *testing.T) {
 	tests := []struct {
 		addr string
@@ -349,6 +393,15 @@ func TestParseInvalid(t *testing.T) {
 		{name: "negative max-connections", args: []string{"-max-connections", "-1"}, want: []string{"max-connections"}},
 		{name: "leeway too long", env: map[string]string{"HERALD_JWT_SECRET": strings.Repeat("s", 32)}, args: []string{"-jwt-leeway", "1h"}, want: []string{"jwt-leeway"}},
 		{name: "bad cookie name", env: map[string]string{"HERALD_JWT_SECRET": strings.Repeat("s", 32)}, args: []string{"-auth-cookie", "a;b"}, want: []string{"auth-cookie"}},
+		{name: "allowed host with a port", args: []string{"-allowed-hosts", "herald.test:8080"}, want: []string{"allowed-hosts", "herald.test:8080"}},
+		{name: "allowed host wildcard", args: []string{"-allowed-hosts", "localhost,*.herald.test"}, want: []string{"allowed-hosts", "*.herald.test"}},
+		{name: "allowed host URL", args: []string{"-allowed-hosts", "http://herald.test"}, want: []string{"allowed-hosts"}},
+		{name: "allowed hosts with auth", env: map[string]string{"HERALD_JWT_SECRET": strings.Repeat("s", 32)}, args: []string{"-allowed-hosts", "herald.test"}, want: []string{"allowed-hosts", "dev mode"}},
+		{name: "metrics-addr without port", args: []string{"-metrics-addr", "127.0.0.1"}, want: []string{"metrics-addr"}},
+		{name: "metrics-addr with a named port", args: []string{"-metrics-addr", "127.0.0.1:prom"}, want: []string{"metrics-addr", "port"}},
+		{name: "metrics-addr port out of range", args: []string{"-metrics-addr", "127.0.0.1:70000"}, want: []string{"metrics-addr", "port"}},
+		{name: "metrics-addr public in dev mode", args: []string{"-metrics-addr", "0.0.0.0:9090"}, want: []string{"metrics-addr", "loopback"}},
+		{name: "metrics-addr is addr", args: []string{"-addr", "127.0.0.1:9090", "-metrics-addr", "127.0.0.1:9090"}, want: []string{"metrics-addr", "--addr"}},
 		{
 			name: "several at once",
 			args: []string{"-queue-size", "0", "-log-level", "loud", "-bus", "kafka"},
@@ -389,7 +442,7 @@ func TestParseHelp(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("err = %v, want flag.ErrHelp", err)
 	}
-	for _, name := range []string{"-addr", "-insecure", "-store", "-config", "-max-payload"} {
+	for _, name := range []string{"-addr", "-insecure", "-allowed-hosts", "-metrics-addr", "-metrics-public", "-store", "-config", "-max-payload"} {
 		if !strings.Contains(stderr.String(), name) {
 			t.Errorf("usage does not mention %s", name)
 		}

@@ -67,6 +67,12 @@ type Options struct {
 	// NoPark keeps every stream on its handler's goroutine, as on systems without epoll. Parked
 	// streams (park.go) need far less memory; this is for comparison and as a way out.
 	NoPark bool
+	// Hosts, when set (dev mode), limits the Host headers GuardHost lets through.
+	Hosts *HostPolicy
+	// MetricsOnAPI serves GET /metrics in Handler. Otherwise it answers 404 there, and only
+	// OpsHandler (a listener of its own) serves the metrics: they show traffic and versions, which
+	// are nobody's business who can merely reach the API.
+	MetricsOnAPI bool
 
 	Heartbeat    time.Duration // comment sent on an idle stream
 	WriteTimeout time.Duration // deadline of each write to a stream
@@ -196,8 +202,29 @@ func (a *API) routes() []route {
 		{"DELETE /v1/notifications/{id}/read", a.markUnread},
 		{"GET /healthz", a.healthz},
 		{"GET /readyz", a.readyz},
-		{"GET /metrics", a.metrics.Handler().ServeHTTP},
+		{"GET /metrics", a.apiMetrics()},
 	}
+}
+
+// apiMetrics is the API's GET /metrics: the metrics with MetricsOnAPI, else a JSON 404.
+func (a *API) apiMetrics() http.HandlerFunc {
+	if a.opts.MetricsOnAPI {
+		return a.metrics.Handler().ServeHTTP
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		a.writeError(w, r, herald.Errorf(herald.ENOTFOUND, "metrics are not served on this port: scrape the --metrics-addr listener, or serve them here with --metrics-public"))
+	}
+}
+
+// OpsHandler serves GET /metrics, /healthz and /readyz, for a listener of their own: there
+// monitoring reaches them when the API's port is closed to it, or saturated with streams.
+// Anything else gets a JSON 404 or 405.
+func (a *API) OpsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.metrics.Handler())
+	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.HandleFunc("GET /readyz", a.readyz)
+	return a.observe(a.routed(mux))
 }
 
 // Handler returns the API's http.Handler. Anything no route matches gets a JSON 404 or 405.
@@ -211,17 +238,7 @@ func (a *API) Handler() (http.Handler, error) {
 	for _, r := range a.routes() {
 		mux.HandleFunc(r.pattern, r.handler)
 	}
-	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, pattern := mux.Handler(r)
-		if pattern == "" {
-			a.unrouted(mux, w, r)
-			return
-		}
-		if ri := info(r); ri != nil {
-			ri.route = pattern
-		}
-		mux.ServeHTTP(w, r)
-	})
+	h := a.routed(mux)
 	csrf := http.NewCrossOriginProtection()
 	for _, o := range a.opts.CORSOrigins {
 		if err := csrf.AddTrustedOrigin(o); err != nil {
@@ -265,6 +282,22 @@ func (a *API) Handler() (http.Handler, error) {
 		}
 		inner.ServeHTTP(w, r)
 	})), nil
+}
+
+// routed serves mux's routes, telling observe which one matched; what none matches gets
+// unrouted's JSON answer.
+func (a *API) routed(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, pattern := mux.Handler(r)
+		if pattern == "" {
+			a.unrouted(mux, w, r)
+			return
+		}
+		if ri := info(r); ri != nil {
+			ri.route = pattern
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // headerSize approximates the bytes of the request line and headers as sent.
