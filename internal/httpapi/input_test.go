@@ -59,6 +59,10 @@ type draftStore struct {
 	drafts []herald.Draft
 }
 
+func (s *draftStore) Identity() herald.Identity {
+	return herald.Identity{ID: "0123456789abcdef", Epoch: "1"}
+}
+
 func (s *draftStore) Append(_ context.Context, _ string, drafts []herald.Draft) ([]herald.Receipt, error) {
 	s.drafts = append(s.drafts, drafts...)
 	receipts := make([]herald.Receipt, len(drafts))
