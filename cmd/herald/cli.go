@@ -7,16 +7,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"strings"
 	"time"
-
-	"github.com/peterbourgon/ff/v3"
 
 	"github.com/heraldhq/herald/client"
 )
 
-// clientFlags are the flags every client command shares. Each is also a HERALD_* variable
-// (--token is HERALD_TOKEN), which keeps a credential out of the process list.
+// clientFlags are the flags every client command shares. --server and --token are also
+// HERALD_SERVER and HERALD_TOKEN, which keeps a credential out of the process list; the others
+// are read from the command line only.
 type clientFlags struct {
 	server string
 	token  string
@@ -42,20 +43,32 @@ func (f *clientFlags) client() (*client.Client, error) {
 	return client.New(f.server, opts...)
 }
 
-func parseClientFlags(fs *flag.FlagSet, args []string) error {
-	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("HERALD")); err != nil {
+// unauthorized adds to a 401 what to pass, when nothing was: someone trying listen for the first
+// time has not read about --user.
+func (f *clientFlags) unauthorized(err error, subscriber bool) error {
+	var he *client.Error
+	if !errors.As(err, &he) || he.Status != http.StatusUnauthorized || f.user != "" || f.token != "" {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	answer := fmt.Sprintf("%d %s: %s", he.Status, he.Code, he.Message)
+	switch {
+	case subscriber && strings.HasPrefix(he.Message, "dev mode"): // docs/api.md: the dev-mode 401
+		return fmt.Errorf("pass --user ID: the server is in dev mode, where --user names whose feed to follow (%s)", answer)
+	case subscriber:
+		return fmt.Errorf("pass a subscriber token with --token or HERALD_TOKEN; herald token --user ID mints one (%s)", answer)
 	}
-	return nil
+	return fmt.Errorf("pass a publisher key or token with --token or HERALD_TOKEN (%s)", answer)
 }
 
+const sendUsage = `usage: herald send (--to USER,… | --broadcast) [--type TYPE] [--data JSON] [flags]
+
+Publishes one notification and prints the receipts as JSON. --server and --token may also be
+given as HERALD_SERVER and HERALD_TOKEN; the other flags are read from the command line only.
+`
+
 // send publishes one notification and prints the receipts as JSON.
-func send(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func send(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("herald send", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var cf clientFlags
 	cf.register(fs, false)
 	to := fs.String("to", "", "recipients, comma-separated")
@@ -63,7 +76,11 @@ func send(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	typ := fs.String("type", "", "the notification's type (default: the server's, \"notification\")")
 	data := fs.String("data", "", "the notification's data, as JSON")
 	key := fs.String("idempotency-key", "", "makes a retry of this command create nothing new")
-	if err := parseClientFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, clientEnvFlag); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout, fs, sendUsage)
+			return nil
+		}
 		return err
 	}
 	m := client.Message{Broadcast: *broadcast, Type: *typ, Key: *key}
@@ -87,7 +104,7 @@ func send(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	receipts, err := c.Publish(ctx, m)
 	if err != nil {
-		return err
+		return cf.unauthorized(err, false)
 	}
 	return json.NewEncoder(stdout).Encode(map[string]any{"notifications": receipts})
 }
@@ -108,18 +125,28 @@ type controlLine struct {
 	Data   json.RawMessage `json:"data"`
 }
 
+const listenUsage = `usage: herald listen [--user ID | --token TOKEN] [flags]
+
+Follows a feed and prints one JSON object per event, reconnecting and resuming until interrupted
+(or --count events). The connection's state goes to stderr. --server and --token may also be
+given as HERALD_SERVER and HERALD_TOKEN; the other flags are read from the command line only.
+`
+
 // listen follows a user's feed and prints one JSON object per event, reconnecting and resuming
 // until interrupted.
 func listen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("herald listen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var cf clientFlags
 	cf.register(fs, true)
 	types := fs.String("types", "", "only these notification types, comma-separated")
 	last := fs.String("last-event-id", "", "resume after this cursor (0.0: everything still kept); default: from now")
 	count := fs.Int("count", 0, "exit after this many events (0: never)")
 	quiet := fs.Bool("quiet", false, "do not report the connection's state on stderr")
-	if err := parseClientFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, clientEnvFlag); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout, fs, listenUsage)
+			return nil
+		}
 		return err
 	}
 	c, err := cf.client()
@@ -131,19 +158,13 @@ func listen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		o.Types = strings.Split(*types, ",")
 	}
 	if !*quiet {
-		o.OnState = func(s client.State, err error) {
-			if err != nil {
-				fmt.Fprintf(stderr, "herald listen: %s (%v)\n", s, err)
-			} else {
-				fmt.Fprintf(stderr, "herald listen: %s\n", s)
-			}
-		}
+		o.OnState = stateReporter(stderr, cf.server)
 	}
 	enc := json.NewEncoder(stdout)
 	n := 0
 	for ev, err := range c.Subscribe(ctx, o) {
 		if err != nil {
-			return err
+			return cf.unauthorized(err, true)
 		}
 		data := ev.Data
 		if !json.Valid(data) {
@@ -162,4 +183,41 @@ func listen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 	return nil // interrupted
+}
+
+// stateReporter says on w where listen connects, that it is retrying (once, however many
+// attempts fail, with the first attempt's reason), and when it is live again.
+func stateReporter(w io.Writer, server string) func(client.State, error) {
+	live, retrying := false, false
+	return func(s client.State, err error) {
+		switch s {
+		case client.Connecting:
+			fmt.Fprintf(w, "herald listen: connecting to %s\n", server)
+		case client.Live:
+			live, retrying = true, false
+			fmt.Fprintln(w, "herald listen: live")
+		case client.Reconnecting:
+			if retrying {
+				return
+			}
+			retrying = true
+			what := "cannot connect"
+			if live {
+				what, live = "connection lost", false
+			}
+			fmt.Fprintf(w, "herald listen: %s (%s); retrying %s until it answers\n", what, reason(err), server)
+		}
+	}
+}
+
+// reason is why a connection failed, without the request the error repeats.
+func reason(err error) string {
+	if err == nil {
+		return "the server ended the stream"
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return strings.TrimPrefix(err.Error(), "herald: ")
 }

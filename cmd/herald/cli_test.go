@@ -8,12 +8,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,6 +128,7 @@ func TestClientCommandErrors(t *testing.T) {
 	secret := filepath.Join(t.TempDir(), "secret")
 	writeFile(t, secret, strings.Repeat("s", 40))
 	authed := startProc(t, "-store", "sqlite:"+filepath.Join(t.TempDir(), "h.db"), "-jwt-secret-file", secret)
+	dev := apptest.Start(t, apptest.Config(t))
 	tests := []struct {
 		name string
 		args []string
@@ -138,6 +142,8 @@ func TestClientCommandErrors(t *testing.T) {
 		{"listen without credentials", []string{"listen", "--server", authed.url, "--quiet"}, "401 unauthorized"},
 		{"listen with a bad token", []string{"listen", "--server", authed.url, "--token", "x.y.z", "--quiet"}, "401 unauthorized"},
 		{"stray argument", []string{"listen", "alice"}, "unexpected arguments"},
+		{"listen in dev mode without --user", []string{"listen", "--server", dev.URL, "--quiet"}, "pass --user"},
+		{"listen with auth and no token", []string{"listen", "--server", authed.url, "--quiet"}, "pass a subscriber token with --token or HERALD_TOKEN"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -325,5 +331,83 @@ func TestListenProcess(t *testing.T) {
 				t.Errorf("stderr %q, stdout %q; want %q on stderr only", stderr.String(), stdout.String(), tt.stderr)
 			}
 		})
+	}
+}
+
+// TestListenRetries: listen started while the server is down says once that it is retrying, and
+// where, rather than a line per attempt; then that it is connected. The same when a live
+// connection is lost.
+func TestListenRetries(t *testing.T) {
+	s := apptest.Start(t, apptest.Config(t))
+	target, err := url.Parse(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.FlushInterval = -1
+	var attempts atomic.Int32
+	var cut atomic.Bool
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Down for the first three attempts, and while cut: the connection closes unanswered.
+		if n := attempts.Add(1); n <= 3 || cut.Load() {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out, errOut lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"listen", "--server", front.URL, "--user", "alice"}, &out, &errOut)
+	}()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			if ctx.Err() != nil {
+				t.Fatalf("%s: never; stderr:\n%s", what, errOut.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor("live", func() bool { return strings.Contains(errOut.String(), "live") })
+	if n := attempts.Load(); n < 4 {
+		t.Fatalf("%d attempts before live, want 4", n)
+	}
+	lines := strings.Split(strings.TrimSpace(errOut.String()), "\n")
+	retrying := 0
+	for _, l := range lines {
+		if strings.Contains(l, "retrying") {
+			retrying++
+			if !strings.Contains(l, front.URL) {
+				t.Errorf("%q does not say where it is retrying", l)
+			}
+		}
+	}
+	if retrying != 1 || !strings.Contains(lines[len(lines)-1], "live") {
+		t.Errorf("after 3 failed attempts and a connection, stderr is\n%s\nwant one line saying it is retrying, then one saying it is live", errOut.String())
+	}
+
+	// The connection is lost: again one line, however many attempts fail, then live again.
+	before := len(lines)
+	cut.Store(true)
+	front.CloseClientConnections()
+	failedFrom := attempts.Load()
+	waitFor("two failed reconnections", func() bool { return attempts.Load() >= failedFrom+2 })
+	cut.Store(false)
+	waitFor("live again", func() bool { return strings.Count(errOut.String(), "live") == 2 })
+	lines = strings.Split(strings.TrimSpace(errOut.String()), "\n")
+	if len(lines) != before+2 || !strings.Contains(lines[before], "retrying") || !strings.Contains(lines[before], front.URL) {
+		t.Errorf("after a lost connection and two failed attempts, stderr is\n%s\nwant one line saying it is retrying, then one saying it is live", errOut.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("listen: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 
@@ -12,24 +13,31 @@ import (
 	"github.com/heraldhq/herald/internal/store/sqlite"
 )
 
+const newEpochUsage = `usage: herald new-epoch [--store sqlite:PATH|postgres://…]
+
+Marks the store as restored from a backup: clients whose cursors come from the history the
+restore replaced are told so (herald.missed, store_changed) and resume where the restored store
+begins anew. Run it with every server on the store stopped. A copy written by "herald backup" has
+a new epoch already; run this after any other restore, or after restoring the same copy twice.
+`
+
 // newEpoch marks the store that the same flags and environment name as restored: it starts a
 // new epoch, so that the cursors and page positions clients took from the history the restore
 // replaced are answered with herald.missed (store_changed) rather than read against this one.
 // A backup written by "herald backup" has a new epoch already; this is for any other restore
 // (pg_restore, a disk snapshot, a file copied back), and for a backup restored a second time.
-func newEpoch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func newEpoch(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg := config.Default()
 	fs := cfg.FlagSet("herald new-epoch")
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: herald new-epoch [--store sqlite:PATH|postgres://…]   (with every server on the store stopped)")
-	}
-	if err := config.ParseArgs(fs, args); err != nil {
+	if err := parseFlags(fs, args, serveFlag); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout, fs, newEpochUsage, "store", "config")
+			return nil
+		}
 		return err
 	}
 	if fs.NArg() > 0 {
-		fs.Usage()
-		return errors.New("new-epoch takes no arguments")
+		return errors.New("new-epoch takes no arguments: herald new-epoch [--store sqlite:PATH|postgres://…]")
 	}
 	var s interface {
 		Identity() herald.Identity

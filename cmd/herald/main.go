@@ -1,6 +1,6 @@
 // Command herald is the Herald notification server.
 //
-//	herald [serve] [flags]                      start a server (the default command)
+//	herald serve [flags]                        start a server (the default command)
 //	herald token --user alice [--ttl 1h]        mint a token with the configured HS256 secret
 //	herald keygen [--name billing]              make a publisher API key and its hash
 //	herald backup OUT.db                        copy the SQLite store, consistently, while it runs
@@ -11,8 +11,9 @@
 //	herald listen --user alice                  print a feed, one JSON object per event
 //	herald version                              print the version
 //
-// Every flag can also be set as a HERALD_* environment variable: --max-payload is
-// HERALD_MAX_PAYLOAD. Run "herald serve -h" for the list.
+// The server's flags can also be set as HERALD_* environment variables (--max-payload is
+// HERALD_MAX_PAYLOAD) or in a --config file; of send's and listen's, --server and --token
+// (HERALD_SERVER, HERALD_TOKEN). Run "herald help" for more.
 package main
 
 import (
@@ -47,19 +48,16 @@ func main() {
 		stop()
 	}()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			msg := err.Error()
-			if !strings.HasPrefix(msg, "herald") { // the client's errors say where they come from
-				msg = "herald: " + msg
-			}
-			fmt.Fprintln(os.Stderr, msg)
+		if !errors.As(err, new(loggedError)) {
+			fmt.Fprintln(os.Stderr, err)
 		}
 		os.Exit(2)
 	}
 }
 
-const usage = `usage:
-  herald [serve] [flags]                 start a server (the default command)
+const usage = `usage: herald COMMAND [flags]
+
+  herald serve [flags]                   start a server; the default command ("herald [flags]")
   herald token --user ID [--ttl 1h]      mint a subscriber token (--publish: a publisher token)
                                          with the secret of --jwt-secret-file or HERALD_JWT_SECRET
   herald keygen [--name NAME]            make a publisher API key and the hash to configure
@@ -74,22 +72,51 @@ const usage = `usage:
                                          publish a notification (--broadcast: to everyone)
   herald listen --user alice             print alice's feed, one JSON object per event,
                                          reconnecting and resuming (--token with auth on)
-  herald version                         print the version
+  herald version                         print the version (also: herald --version, herald -v)
+  herald help [COMMAND]                  this list (also: herald -h), or a command's flags
 
-Run "herald serve -h" (or token -h, send -h, ...) for the flags. send and listen talk to
---server (default http://127.0.0.1:8080) with --token, or HERALD_SERVER and HERALD_TOKEN.
+"herald COMMAND -h" lists a command's flags, "herald serve -h" the server's settings.
+
+Environment: the server's settings may also be given as HERALD_* variables (--max-payload is
+HERALD_MAX_PAYLOAD) or as "name value" lines of a file named by --config. Flags win over the
+environment, which wins over the file. token, backup and healthcheck read them too, for the
+server's secret, store and address. Of the flags of send and listen, only --server and --token
+have variables, HERALD_SERVER and HERALD_TOKEN (which keeps a token out of the process list);
+the others are read from the command line only.
 `
+
+// commandError is a command's error, said as "herald COMMAND: …".
+type commandError struct {
+	cmd string
+	err error
+}
+
+func (e commandError) Error() string {
+	// The client's errors start with "herald: "; the command names itself instead.
+	return "herald " + e.cmd + ": " + strings.TrimPrefix(e.err.Error(), "herald: ")
+}
+
+func (e commandError) Unwrap() error { return e.err }
+
+// loggedError is an error the server's log has already reported, in the log's format: main
+// does not print it again.
+type loggedError struct{ error }
+
+func (e loggedError) Unwrap() error { return e.error }
 
 // token mints an HS256 token with the secret, issuer and audience the server is configured with
 // (the same flags, environment and config file).
-func token(args []string, stdout, stderr io.Writer) error {
+func token(args []string, stdout io.Writer) error {
 	cfg := config.Default()
 	fs := cfg.FlagSet("herald token")
-	fs.SetOutput(stderr)
 	user := fs.String("user", "", "the user id the token is for (its sub)")
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
 	publish := fs.Bool("publish", false, "add the publish scope, so the token can publish")
-	if err := config.ParseArgs(fs, args); err != nil {
+	if err := parseFlags(fs, args, serveFlag); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout, fs, tokenUsage, "user", "ttl", "publish", "jwt-secret-file", "jwt-secret", "jwt-issuer", "jwt-audience", "publish-scope", "config")
+			return nil
+		}
 		return err
 	}
 	secret, err := cfg.ReadJWTSecret()
@@ -107,25 +134,38 @@ func token(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+const tokenUsage = `usage: herald token --user ID [--ttl 1h] [--publish]
+
+Mints an HS256 token, signed with the server's secret and naming its issuer and audience: the
+server's settings, from its flags, HERALD_* variables or --config file: it takes all of them
+(herald serve -h); those that matter are below. --user, --ttl and --publish are read from the
+command line only.
+`
+
+const backupUsage = `usage: herald backup [--store sqlite:PATH] OUT.db
+
+Writes a consistent copy of the SQLite store to OUT.db, also while a server runs on it. The
+store is the server's: --store, HERALD_STORE or the --config file.
+`
+
 // backup copies the store the same flags and environment name.
-func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func backup(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg := config.Default()
 	fs := cfg.FlagSet("herald backup")
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: herald backup [--store sqlite:PATH] OUT.db")
-	}
 	// The output file is the one positional argument; flags come first.
 	var out string
 	if n := len(args); n > 0 && !strings.HasPrefix(args[n-1], "-") {
 		out, args = args[n-1], args[:n-1]
 	}
-	if err := config.ParseArgs(fs, args); err != nil {
+	if err := parseFlags(fs, args, serveFlag); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout, fs, backupUsage, "store", "config")
+			return nil
+		}
 		return err
 	}
 	if out == "" {
-		fs.Usage()
-		return errors.New("name the file to write")
+		return errors.New("name the file to write: herald backup [--store sqlite:PATH] OUT.db")
 	}
 	path, err := cfg.SQLitePath()
 	if err != nil {
@@ -144,12 +184,15 @@ var version = "dev"
 
 // healthcheck asks the server that the same flags and environment describe for /healthz, on
 // loopback, or on the metrics listener when there is one. It is the container's HEALTHCHECK.
-func healthcheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func healthcheck(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg := config.Default()
 	fs := cfg.FlagSet("herald healthcheck")
-	fs.SetOutput(stderr)
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for the answer")
-	if err := config.ParseArgs(fs, args); err != nil {
+	if err := parseFlags(fs, args, serveFlag); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout, fs, healthcheckUsage, "timeout", "addr", "tls-cert", "config")
+			return nil
+		}
 		return err
 	}
 	if cfg.MetricsAddr != "" {
@@ -204,12 +247,27 @@ func probe(ctx context.Context, url string, transport http.RoundTripper, timeout
 	return nil
 }
 
+const healthcheckUsage = `usage: herald healthcheck [--timeout 2s]
+
+Exits 0 if the server that the server's settings (--addr, --tls-cert: flags, HERALD_* variables
+or --config file) describe answers /healthz on loopback: a container's HEALTHCHECK.
+`
+
+const keygenUsage = `usage: herald keygen [--name NAME]
+
+Makes a publisher API key, for the publisher, and its hash, for the server's --publisher-keys
+or --publisher-key-file.
+`
+
 // keygen prints a new publisher key, for the publisher, and its hash, for the server.
-func keygen(args []string, stdout, stderr io.Writer) error {
+func keygen(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("herald keygen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	name := fs.String("name", "", "the publisher's name (its identity for idempotency keys and rate limits)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, noEnv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout, fs, keygenUsage)
+			return nil
+		}
 		return err
 	}
 	entry := ""
@@ -226,45 +284,108 @@ func keygen(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+const serveUsage = `usage: herald serve [flags]   (or: herald [flags])
+
+Starts a server. Every flag may also be given as a HERALD_* variable (--max-payload is
+HERALD_MAX_PAYLOAD) or as a "name value" line of the file named by --config; flags win over the
+environment, which wins over the file. Settings are checked before anything starts.
+`
+
+// serve runs the server until ctx ends. Once the log is set up, a failure is reported there, in
+// its format, and not again by main.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := config.Default()
+	fs := cfg.FlagSet("herald serve")
+	if err := parseFlags(fs, args, serveFlag); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout, fs, serveUsage)
+			return nil
+		}
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg.Version = version
+	log := app.NewLogger(cfg, stderr)
+	log.Info("herald starting", "version", version, "go", runtime.Version())
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		log.Error("herald cannot start", "err", err)
+		return loggedError{err}
+	}
+	if err := a.Run(ctx); err != nil {
+		log.Error("herald stopped", "err", err)
+		return loggedError{err}
+	}
+	return nil
+}
+
+const versionUsage = `usage: herald version
+
+Prints the version of herald and of the Go it was built with (also: herald --version, herald -v).
+`
+
+func printVersion(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("herald version", flag.ContinueOnError)
+	if err := parseFlags(fs, args, noEnv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout, fs, versionUsage)
+			return nil
+		}
+		return err
+	}
+	fmt.Fprintln(stdout, "herald", version, runtime.Version())
+	return nil
+}
+
+// noEnv is the environment policy of commands whose flags are read from the command line only.
+func noEnv(string) bool { return false }
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cmd := "serve"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help":
+			args = append([]string{"help"}, args[1:]...)
+		case "-v", "-version", "--version":
+			args = append([]string{"version"}, args[1:]...)
+		}
+		if args[0] != "" && args[0][0] != '-' {
+			cmd, args = args[0], args[1:]
+		}
 	}
+	var err error
 	switch cmd {
 	case "serve":
-		cfg, err := config.Parse("herald serve", args, stderr)
-		if err != nil {
-			return err
-		}
-		cfg.Version = version
-		log := app.NewLogger(cfg, stderr)
-		log.Info("herald starting", "version", version, "go", runtime.Version())
-		a, err := app.New(ctx, cfg, log)
-		if err != nil {
-			return err
-		}
-		return a.Run(ctx)
+		err = serve(ctx, args, stdout, stderr)
 	case "token":
-		return token(args, stdout, stderr)
+		err = token(args, stdout)
 	case "backup":
-		return backup(ctx, args, stdout, stderr)
+		err = backup(ctx, args, stdout)
 	case "new-epoch":
-		return newEpoch(ctx, args, stdout, stderr)
+		err = newEpoch(ctx, args, stdout)
 	case "healthcheck":
-		return healthcheck(ctx, args, stdout, stderr)
+		err = healthcheck(ctx, args, stdout)
 	case "version":
-		fmt.Fprintln(stdout, "herald", version, runtime.Version())
-		return nil
+		err = printVersion(args, stdout)
 	case "keygen":
-		return keygen(args, stdout, stderr)
+		err = keygen(args, stdout)
 	case "send":
-		return send(ctx, args, stdout, stderr)
+		err = send(ctx, args, stdout)
 	case "listen":
-		return listen(ctx, args, stdout, stderr)
-	case "help", "-h", "--help":
+		err = listen(ctx, args, stdout, stderr)
+	case "help":
+		if len(args) > 0 && args[0] != "help" && !strings.HasPrefix(args[0], "-") {
+			return run(ctx, []string{args[0], "-h"}, stdout, stderr) // herald help send
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
+	default:
+		return fmt.Errorf("herald: unknown command %q (herald help lists them)", cmd)
 	}
-	return fmt.Errorf("unknown command %q (try \"herald help\")", cmd)
+	if err != nil && !errors.As(err, new(loggedError)) {
+		err = commandError{cmd, err}
+	}
+	return err
 }

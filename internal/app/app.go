@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"regexp"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/heraldhq/herald"
@@ -195,11 +197,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	handler = a.API.GuardHost(handler) // the page too: it is what a rebinding attack would load first
 	a.ln, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+		return nil, listenError("addr", cfg.Addr, err)
 	}
 	if cfg.PprofAddr != "" {
 		if a.pprofLn, err = net.Listen("tcp", cfg.PprofAddr); err != nil {
-			return nil, fmt.Errorf("listen on %s (pprof): %w", cfg.PprofAddr, err)
+			return nil, listenError("pprof-addr", cfg.PprofAddr, err)
 		}
 		a.stop = append(a.stop, func() { a.pprofLn.Close() })
 	}
@@ -330,7 +332,7 @@ func NewAuthenticator(cfg config.Config, log *slog.Logger) (httpapi.Authenticato
 	}
 	keys, err := auth.ParseKeys(cfg.PublisherKeys, false)
 	if err != nil {
-		return nil, fmt.Errorf("publisher-keys: %w", err)
+		return nil, keysError("publisher-keys", false, err)
 	}
 	if cfg.PublisherKeyFile != "" {
 		b, err := os.ReadFile(cfg.PublisherKeyFile)
@@ -339,7 +341,7 @@ func NewAuthenticator(cfg config.Config, log *slog.Logger) (httpapi.Authenticato
 		}
 		fileKeys, err := auth.ParseKeys(string(b), true)
 		if err != nil {
-			return nil, fmt.Errorf("publisher-key-file %s: %w", cfg.PublisherKeyFile, err)
+			return nil, keysError("publisher-key-file "+cfg.PublisherKeyFile, true, err)
 		}
 		keys = append(keys, fileKeys...)
 	}
@@ -349,6 +351,32 @@ func NewAuthenticator(cfg config.Config, log *slog.Logger) (httpapi.Authenticato
 		return nil, err
 	}
 	return a, nil
+}
+
+// keysLine is how auth.ParseKeys starts its errors.
+var keysLine = regexp.MustCompile(`^publisher keys, line (\d+): `)
+
+// keysError says which setting publisher keys that do not parse came from. auth.ParseKeys counts
+// lines ("publisher keys, line 2: …"): that helps in a file, not in a flag, which has one.
+func keysError(setting string, file bool, err error) error {
+	m := keysLine.FindStringSubmatch(err.Error())
+	if m == nil {
+		return fmt.Errorf("%s: %w", setting, err)
+	}
+	reason := err.Error()[len(m[0]):]
+	if !file && m[1] == "1" {
+		return fmt.Errorf("%s: %s", setting, reason)
+	}
+	return fmt.Errorf("%s, line %s: %s", setting, m[1], reason)
+}
+
+// listenError says why the listener of a setting could not open. An address in use is the usual
+// reason, and the net package says it in words that repeat the address.
+func listenError(setting, addr string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%s %s is in use: another herald, or another program, listens there", setting, addr)
+	}
+	return fmt.Errorf("%s %s: %w", setting, addr, err)
 }
 
 // Addr is the address the server listens on (useful with port 0).

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -316,8 +317,10 @@ func (c *Config) Validate() error {
 	c.validateMetrics(bad)
 	switch c.StoreKind() {
 	case "sqlite":
-		if _, err := c.SQLitePath(); err != nil {
+		if path, err := c.SQLitePath(); err != nil {
 			errs = append(errs, err)
+		} else if err := sqliteDirExists(path); err != nil {
+			bad("store %q: %v", c.Store, err)
 		}
 	case "postgres":
 		if u, err := url.Parse(c.Store); err != nil || u.Host == "" && u.Query().Get("host") == "" {
@@ -579,6 +582,22 @@ func (c *Config) SQLitePath() (string, error) {
 		return "", fmt.Errorf("store %q: name a file, as in sqlite:herald.db", c.Store)
 	}
 	return path, nil
+}
+
+// sqliteDirExists checks that the directory of a SQLite file exists: SQLite creates the file but
+// not its directory, and fails with only "unable to open database file" when it is missing.
+func sqliteDirExists(path string) error {
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("the directory %s does not exist (create it first)", dir)
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return nil
 }
 
 // Loopback reports whether addr's host only accepts local connections.

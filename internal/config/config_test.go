@@ -263,13 +263,13 @@ func TestParseSources(t *testing.T) {
 		},
 		{
 			name: "config file",
-			file: "# comment\naddr 127.0.0.1:3333\nmax-payload 5000\nretention 48h\nstore sqlite:/var/lib/herald/h.db\n\nlog-format json\n",
+			file: "# comment\naddr 127.0.0.1:3333\nmax-payload 5000\nretention 48h\nstore sqlite:///tmp/h.db\n\nlog-format json\n",
 			check: func(t *testing.T, c Config) {
 				if c.Addr != "127.0.0.1:3333" || c.MaxPayload != 5000 || c.RetentionAge != 48*time.Hour ||
-					c.Store != "sqlite:/var/lib/herald/h.db" || c.LogFormat != "json" {
+					c.Store != "sqlite:///tmp/h.db" || c.LogFormat != "json" {
 					t.Fatalf("got %+v", c)
 				}
-				if p, _ := c.SQLitePath(); p != "/var/lib/herald/h.db" {
+				if p, _ := c.SQLitePath(); p != "/tmp/h.db" {
 					t.Fatalf("SQLitePath = %q", p)
 				}
 			},
@@ -363,6 +363,8 @@ func TestParseInvalid(t *testing.T) {
 		{name: "zero resync interval", args: []string{"-resync-interval", "0s"}, want: []string{"resync-interval"}},
 		{name: "store without path", args: []string{"-store", "sqlite:"}, want: []string{"store"}},
 		{name: "store with empty URL path", args: []string{"-store", "sqlite://"}, want: []string{"store"}},
+		{name: "store in a missing directory", args: []string{"-store", "sqlite:/nonexistent/dir/x.db"}, want: []string{"store", "/nonexistent/dir", "does not exist"}},
+		{name: "store in a file, not a directory", args: []string{"-store", "sqlite:/dev/null/x.db"}, want: []string{"store", "/dev/null", "not a directory"}},
 		{name: "bus of an unknown kind", args: []string{"-bus", "kafka://localhost"}, want: []string{"bus", "kafka"}},
 		{name: "bogus sqlite-sync", args: []string{"-sqlite-sync", "bogus"}, want: []string{"sqlite-sync", "bogus"}},
 		{name: "addr without port", args: []string{"-addr", "127.0.0.1"}, want: []string{"addr"}},

@@ -80,6 +80,12 @@ async function waitBadge(page, want, timeout) {
   }, want, { timeout });
 }
 
+// waitRead returns the response to the page's POST .../read of notification id; call it before
+// the click that sends it.
+function waitRead(page, id) {
+  return page.waitForResponse((r) => r.request().method() === "POST" && new URL(r.url()).pathname === `/v1/notifications/${id}/read`, { timeout: 5000 });
+}
+
 async function waitState(page, want, timeout) {
   await page.waitForFunction((want) => document.getElementById("state").dataset.state === want, want, { timeout });
 }
@@ -199,8 +205,8 @@ async function devMode() {
   for (const page of tabs) await waitBadge(page, 3, 5000);
   if (await tabs[0].isHidden("#panel")) await tabs[0].click("#bell");
   await tabs[0].waitForSelector(".toast", { timeout: 2000 });
-  await tabs[0].waitForTimeout(300); // the toasts' slide-in animation
-  await tabs[0].screenshot({ path: join(shots, "inbox.png") });
+  // "disabled" runs the toasts' slide-in animation to its end before the picture is taken.
+  await tabs[0].screenshot({ path: join(shots, "inbox.png"), animations: "disabled" });
   log(`screenshot ${join(shots, "inbox.png")}`);
 
   // 7. A burst (a long replay after a reconnect looks the same) gets a few toasts and a summary,
@@ -237,6 +243,7 @@ async function libraryKit(page, url) {
       return h;
     };
     window.kit = kit;
+    window.nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
   }, url);
 }
 
@@ -254,13 +261,16 @@ async function expectGot(page, name, ids) {
   if (JSON.stringify(got) !== JSON.stringify(ids)) throw new Error(`${name} received ${JSON.stringify(got)}, want ${JSON.stringify(ids)}`);
 }
 
-// releaseRefresh lets client name's held refresh return, and holds no more.
+// releaseRefresh lets client name's held refresh return, and holds no more. It returns once
+// herald.js has acted on the refresh's result: that runs in microtasks, which all run before
+// the next task (the setTimeout below), so whatever it was going to open is open by then.
 async function releaseRefresh(page, name) {
-  await page.evaluate((name) => {
+  await page.evaluate(async (name) => {
     kit.hold[name] = false;
     const resolve = kit.release[name];
     delete kit.release[name];
     resolve();
+    await nextTask();
   }, name);
 }
 
@@ -293,7 +303,6 @@ async function libraryReconnects() {
   for (const name of ["h1", "h2"]) await waitGot(page, name, n2.id, 2000);
   await page.evaluate(() => kit.clients.h3.close());
   await releaseRefresh(page, "h3");
-  await page.waitForTimeout(500);
   const h3 = await page.evaluate(() => ({ state: kit.clients.h3.state, source: !!kit.clients.h3.source }));
   if (h3.state !== "closed" || h3.source) throw new Error(`after close() during a refresh: ${JSON.stringify(h3)}`);
   log("herald.js: close() while a refresh was in flight stayed closed");
@@ -309,8 +318,7 @@ async function libraryReconnects() {
     kit.clients.h3.connect(); // refused if the server has not yet seen h1 go: then it retries
   });
   await waitClient(page, "h3", "live", 10000);
-  await page.evaluate(() => { kit.source = kit.clients.h3.source; kit.held(); });
-  await page.waitForTimeout(500);
+  await page.evaluate(async () => { kit.source = kit.clients.h3.source; kit.held(); await nextTask(); });
   if (!(await page.evaluate(() => kit.clients.h3.source === kit.source && kit.clients.h3.state === "live"))) {
     throw new Error("a retry scheduled before connect() replaced the stream connect() opened");
   }
@@ -351,8 +359,20 @@ async function tokenMode() {
   await page.waitForSelector(`li.item.unread[data-id="${n.id}"]`, { state: "attached", timeout: 2000 });
   await waitBadge(page, 1, 2000);
   await page.click("#bell");
+  // The page clears the badge before the server has the change (optimistically): the server's
+  // count is only meaningful once the POST .../read has been answered. The request is held until
+  // the badge shows 0, so that this step always runs as on a slow machine.
+  const readPath = `/v1/notifications/${n.id}/read`;
+  let letReadGo;
+  const readHeld = new Promise((resolve) => { letReadGo = resolve; });
+  await page.route((u) => u.pathname === readPath, async (route) => { await readHeld; await route.continue(); });
+  const marked = waitRead(page, n.id);
   await page.click(`li.item[data-id="${n.id}"]`);
   await waitBadge(page, 0, 5000);
+  letReadGo();
+  const markedStatus = (await marked).status();
+  await page.unroute((u) => u.pathname === readPath);
+  if (markedStatus !== 204) throw new Error(`marking ${n.id} read: HTTP ${markedStatus}`);
   const read = await page.evaluate(async () => (await fetch("/v1/notifications/unread-count", {
     headers: { Authorization: "Bearer " + sessionStorage.getItem("herald-token") },
   })).json());
@@ -379,9 +399,13 @@ async function tokenMode() {
   for (const p of tabs) await waitState(p, "live", 20000);
   const [forAlice] = await publish({ to: ["alice"], type: "comment", data: { text: "For alice" } });
   const [forBob] = await publish({ to: ["bob"], type: "comment", data: { text: "For bob" } });
+  // Then one to each, as a fence: a stream delivers in order, so once a tab has its fence it has
+  // everything published before that its stream was ever going to deliver.
+  const fence = Object.fromEntries((await publish({ to: ["alice", "bob"], type: "comment", data: { text: "For both" } })).map((r) => [r.user, r.id]));
   await waitItem(page, forAlice.id, 5000);
   await waitItem(other, forBob.id, 5000);
-  await page.waitForTimeout(300);
+  await waitItem(page, fence.alice, 5000);
+  await waitItem(other, fence.bob, 5000);
   if ((await hasItem(page, forBob.id)) || (await hasItem(other, forAlice.id))) throw new Error("a tab shows another user's notification");
   const who = await Promise.all(tabs.map((p) => p.textContent("#who")));
   log(`alice and bob in two tabs, after a restart: each tab sees only its user's feed (${who.join(", ")})`);
