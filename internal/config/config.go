@@ -319,6 +319,10 @@ func (c *Config) Validate() error {
 	case "sqlite":
 		if path, err := c.SQLitePath(); err != nil {
 			errs = append(errs, err)
+		} else if inMemory(path) {
+			// Each of the store's connections would open a database of its own, and nothing
+			// would survive a restart: an acknowledged publish must be durable.
+			bad("store %q: an in-memory SQLite database is not durable; name a file, as in sqlite:herald.db", c.Store)
 		} else if err := sqliteDirExists(path); err != nil {
 			bad("store %q: %v", c.Store, err)
 		}
@@ -582,6 +586,11 @@ func (c *Config) SQLitePath() (string, error) {
 		return "", fmt.Errorf("store %q: name a file, as in sqlite:herald.db", c.Store)
 	}
 	return path, nil
+}
+
+// inMemory reports whether a SQLite path names an in-memory database rather than a file.
+func inMemory(path string) bool {
+	return path == ":memory:" || strings.HasPrefix(path, "file::memory:") || strings.Contains(path, "mode=memory")
 }
 
 // sqliteDirExists checks that the directory of a SQLite file exists: SQLite creates the file but

@@ -364,6 +364,8 @@ func TestParseInvalid(t *testing.T) {
 		{name: "store without path", args: []string{"-store", "sqlite:"}, want: []string{"store"}},
 		{name: "store with empty URL path", args: []string{"-store", "sqlite://"}, want: []string{"store"}},
 		{name: "store in a missing directory", args: []string{"-store", "sqlite:/nonexistent/dir/x.db"}, want: []string{"store", "/nonexistent/dir", "does not exist"}},
+		{name: "store in memory", args: []string{"-store", "sqlite::memory:"}, want: []string{"store", "in-memory", "not durable"}},
+		{name: "store in shared memory", args: []string{"-store", "sqlite:file:x?mode=memory&cache=shared"}, want: []string{"store", "in-memory"}},
 		{name: "store in a file, not a directory", args: []string{"-store", "sqlite:/dev/null/x.db"}, want: []string{"store", "/dev/null", "not a directory"}},
 		{name: "bus of an unknown kind", args: []string{"-bus", "kafka://localhost"}, want: []string{"bus", "kafka"}},
 		{name: "bogus sqlite-sync", args: []string{"-sqlite-sync", "bogus"}, want: []string{"sqlite-sync", "bogus"}},
