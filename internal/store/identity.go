@@ -10,6 +10,13 @@ import (
 	"github.com/heraldhq/herald"
 )
 
+// EpochIDGap is how far a new epoch moves the next notification id past the last one given
+// before it. The history a restore replaced gave ids after that point that clients may still
+// hold (in links, read marks, page positions); beyond the gap they name nothing. 2^32 ids is more
+// than any history gives between a backup and its restore, and leaves room for two billion
+// restores.
+const EpochIDGap = 1 << 32
+
 // NewEpoch returns a fresh random epoch: 8 lowercase hex digits.
 func NewEpoch() string {
 	b := make([]byte, 4)

@@ -50,8 +50,13 @@ func (s *Store) NewEpoch(ctx context.Context) (herald.Identity, error) {
 		if err := tx.QueryRow(ctx, `SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM herald_notification_ids`).Scan(&since); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `UPDATE herald_meta SET value = CASE key WHEN 'epoch' THEN $1 ELSE $2 END
-			WHERE key IN ('epoch', 'epoch_since')`, store.NewEpoch(), strconv.FormatInt(since, 10))
+		if _, err := tx.Exec(ctx, `UPDATE herald_meta SET value = CASE key WHEN 'epoch' THEN $1 ELSE $2 END
+			WHERE key IN ('epoch', 'epoch_since')`, store.NewEpoch(), strconv.FormatInt(since, 10)); err != nil {
+			return err
+		}
+		// The replaced history went on giving ids after since; clients may hold some. The new
+		// epoch's ids start far above them, so an old id names nothing rather than another one.
+		_, err := tx.Exec(ctx, `SELECT setval('herald_notification_ids', $1)`, since+store.EpochIDGap)
 		return err
 	})
 	if err != nil {

@@ -71,6 +71,13 @@ func newEpoch(ctx context.Context, db *sql.DB) error {
 		store.NewEpoch(), fmt.Sprint(since)); err != nil {
 		return fmt.Errorf("sqlite: new epoch: %w", err)
 	}
+	// The history the restore replaced went on giving ids after since; clients may hold some.
+	// The new epoch's ids start far above them, so an old id names nothing rather than another
+	// notification.
+	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO sqlite_sequence (rowid, name, seq)
+		VALUES ((SELECT rowid FROM sqlite_sequence WHERE name = 'notifications'), 'notifications', ?)`, since+store.EpochIDGap); err != nil {
+		return fmt.Errorf("sqlite: new epoch: %w", err)
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: new epoch: %w", err)
 	}

@@ -1777,6 +1777,11 @@ func testNewEpoch(t *testing.T, s herald.Store) {
 			t.Fatalf("EpochStart(%q) after appends = %+v, want %+v", user, got, c)
 		}
 	}
+	// Ids of the new epoch are far past those given before it, which clients of the replaced
+	// history may hold.
+	if n := one(t, s, uni("y", `{}`, "dave")); n.ID <= id.Since+1<<31 {
+		t.Fatalf("the first id of the new epoch is %d, Since %d: want ids far past those of the replaced history", n.ID, id.Since)
+	}
 	// From the epoch's start, the feed holds exactly what this epoch committed.
 	fp, err := s.Feed(t.Context(), "alice", start("alice"), 100)
 	if err != nil {
