@@ -105,6 +105,10 @@ func TestSendAndListen(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &got); err != nil {
 			t.Fatalf("line %d %q: %v", i, line, err)
 		}
+		// Cursors end in the store's epoch, which differs with every store.
+		if c, ok := got["cursor"].(string); ok && strings.Count(c, ".") == 2 {
+			got["cursor"] = c[:strings.LastIndexByte(c, '.')]
+		}
 		for k, v := range want[i] {
 			if gb, _ := json.Marshal(got[k]); string(gb) != string(must(json.Marshal(v))) {
 				t.Errorf("line %d: %s = %s, want %s (%s)", i, k, gb, must(json.Marshal(v)), line)
