@@ -46,3 +46,20 @@ func isHex(s string) bool {
 	_, err := hex.DecodeString(s)
 	return err == nil && s == strings.ToLower(s)
 }
+
+// EpochStart is herald.Store.EpochStart for a store whose epoch began after the id since, given
+// start, which finds where the epoch begins in one stream (user id or BroadcastStream).
+func EpochStart(user string, since int64, start func(stream string) (uint64, error)) (herald.Cursor, error) {
+	var c herald.Cursor
+	if since == 0 {
+		return c, nil // the first epoch: every stream is wholly of it
+	}
+	for _, stream := range []string{user, herald.BroadcastStream} {
+		seq, err := start(stream)
+		if err != nil {
+			return herald.Cursor{}, err
+		}
+		c = c.With(stream, seq)
+	}
+	return c, nil
+}

@@ -72,25 +72,15 @@ func (s *Store) NewEpoch(ctx context.Context) (herald.Identity, error) {
 
 // EpochStart returns where the current epoch begins in user's feed.
 func (s *Store) EpochStart(ctx context.Context, user string) (herald.Cursor, error) {
-	var c herald.Cursor
 	if err := s.check(); err != nil {
-		return c, err
+		return herald.Cursor{}, err
 	}
-	for _, stream := range []string{user, herald.BroadcastStream} {
-		seq, err := s.epochStart(ctx, stream)
-		if err != nil {
-			return c, err
-		}
-		c = c.With(stream, seq)
-	}
-	return c, nil
+	return store.EpochStart(user, s.identity.Since, func(stream string) (uint64, error) {
+		return s.epochStart(ctx, stream, s.identity.Since)
+	})
 }
 
-func (s *Store) epochStart(ctx context.Context, stream string) (uint64, error) {
-	since := s.identity.Since
-	if since == 0 {
-		return 0, nil // the first epoch: the whole stream is of it
-	}
+func (s *Store) epochStart(ctx context.Context, stream string, since int64) (uint64, error) {
 	// Ids grow with sequence numbers within a stream: walking the stream backwards passes this
 	// epoch's notifications (few, after a restore) and stops at the last one before it. When
 	// nothing of before is kept (retention), the epoch starts before the first one kept, or at
