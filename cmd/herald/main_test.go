@@ -53,7 +53,12 @@ type proc struct {
 // startProc runs herald serve as a subprocess and waits for it to listen.
 func startProc(t testing.TB, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(serverBinary(), append([]string{"serve", "-addr", "127.0.0.1:0"}, args...)...)
+	return startCmd(t, exec.Command(serverBinary(), append([]string{"serve", "-addr", "127.0.0.1:0"}, args...)...))
+}
+
+// startCmd runs cmd, a herald serve (perhaps through a wrapper), and waits for it to listen.
+func startCmd(t testing.TB, cmd *exec.Cmd) *proc {
+	t.Helper()
 	cmd.Env = append(os.Environ(), "HERALD_TEST_BECOME_SERVER=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/heraldhq/herald/internal/config"
 	"github.com/heraldhq/herald/internal/httpapi"
 	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/listener"
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/store/sqlite"
@@ -45,14 +46,14 @@ type App struct {
 	auth     interface{ Describe() []any } // nil in dev mode
 	stop     []func()                      // closers of what New started, run by Run or on failure
 	srv      *http.Server
-	ln       net.Listener
+	ln       *listener.Listener
 	pprofLn  net.Listener // nil unless --pprof-addr
 	tls      bool
 	readyBus herald.Bus // the bus /readyz checks; nil for a single node, or with --readyz-bus=false
 	cluster  *cluster   // nil for a single node
 
 	// metricsLn and metricsSrv serve /metrics, /healthz and /readyz; nil unless --metrics-addr.
-	metricsLn  net.Listener
+	metricsLn  *listener.Listener
 	metricsSrv *http.Server
 }
 
@@ -195,10 +196,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		handler = mux
 	}
 	handler = a.API.GuardHost(handler) // the page too: it is what a rebinding attack would load first
-	a.ln, err = net.Listen("tcp", cfg.Addr)
+	// The API's connections are held under a limit below the open-file limit, so that the store,
+	// the bus and the metrics listener always find a descriptor (see config.FDReserve).
+	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, listenError("addr", cfg.Addr, err)
 	}
+	var refusal []byte
+	if tlsConfig == nil {
+		refusal = listener.Refusal503()
+	}
+	a.ln = listener.New(ln, listener.Options{Name: "api", Max: cfg.ConnectionLimit(), FirstRequest: cfg.FirstRequestTimeout,
+		Refusal: refusal, Logger: log, Metrics: a.Metrics})
 	if cfg.PprofAddr != "" {
 		if a.pprofLn, err = net.Listen("tcp", cfg.PprofAddr); err != nil {
 			return nil, listenError("pprof-addr", cfg.PprofAddr, err)
@@ -206,12 +215,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		a.stop = append(a.stop, func() { a.pprofLn.Close() })
 	}
 	if cfg.MetricsAddr != "" {
-		if a.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
 			return nil, fmt.Errorf("listen on %s (metrics-addr): %w", cfg.MetricsAddr, err)
 		}
+		// A limit of its own, counted in the reserve the API's limit leaves: probes get through
+		// however many connections the API holds, and the API's clients cannot crowd them out.
+		a.metricsLn = listener.New(mln, listener.Options{Name: "metrics", Max: config.MetricsConnections,
+			FirstRequest: cfg.FirstRequestTimeout, Refusal: listener.Refusal503(), Logger: log, Metrics: a.Metrics})
 		a.stop = append(a.stop, func() { a.metricsLn.Close() })
 		a.metricsSrv = &http.Server{
-			Handler:           a.API.GuardHost(a.API.OpsHandler()),
+			Handler:           a.metricsLn.Handler(a.API.GuardHost(a.API.OpsHandler())),
+			ConnState:         a.metricsLn.ConnState,
+			ConnContext:       a.metricsLn.ConnContext,
 			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 			ReadTimeout:       cfg.ReadTimeout,
 			WriteTimeout:      cfg.WriteTimeout, // no streams here: every answer is short
@@ -221,7 +237,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		}
 	}
 	a.srv = &http.Server{
-		Handler:           handler,
+		Handler:           a.ln.Handler(handler),
+		ConnState:         a.ln.ConnState,
+		ConnContext:       a.ln.ConnContext,
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
@@ -402,7 +420,8 @@ func (a *App) URL() string {
 // in-flight publishes finish (within ShutdownTimeout) and closes the store.
 func (a *App) Run(ctx context.Context) error {
 	a.log.Info("herald listening", "url", a.URL(), "store", a.cfg.RedactedStore(), "bus", a.cfg.RedactedBus(),
-		"max_connections", a.cfg.MaxConnections)
+		"max_connections", a.cfg.MaxConnections, "max_tcp_connections", a.cfg.ConnectionLimit(),
+		"open_file_limit", config.OpenFileLimit(), "fd_reserve", a.cfg.FDReserve().Total())
 	if a.cfg.StoreKind() == "postgres" && a.cfg.BusKind() == "memory" {
 		a.log.Warn("the store is shared but there is no bus: commits of other nodes reach this node's streams only at the periodic resync",
 			"resync_interval", a.cfg.ResyncInterval)

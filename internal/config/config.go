@@ -96,6 +96,13 @@ type Config struct {
 	PublishBurst   int
 	MaxConnections int
 
+	// MaxTCPConnections caps the connections open at once on Addr, whatever they carry (streams,
+	// requests, nothing yet); 0: the open-file limit less FDReserve (see ConnectionLimit).
+	MaxTCPConnections int
+	// FirstRequestTimeout is how long a new connection has to deliver its first request's
+	// header (a TLS handshake included) before it is closed.
+	FirstRequestTimeout time.Duration
+
 	TLSCert string
 	TLSKey  string
 }
@@ -140,6 +147,7 @@ func Default() Config {
 		PublishScope:          "herald:publish",
 		AuthCookie:            "herald_token",
 		MaxConnections:        defaultMaxConnections(),
+		FirstRequestTimeout:   5 * time.Second,
 	}
 }
 
@@ -248,6 +256,8 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.Float64Var(&c.PublishRate, "publish-rate", c.PublishRate, "publish requests a second allowed per publisher (0: no limit)")
 	fs.IntVar(&c.PublishBurst, "publish-burst", c.PublishBurst, "publish requests a publisher may send at once (0: twice --publish-rate)")
 	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "open streams on this server; the next gets 503 (0: no limit; default: the open-file limit less 1024)")
+	fs.IntVar(&c.MaxTCPConnections, "max-tcp-connections", c.MaxTCPConnections, "connections open at once on --addr, streams and idle ones alike; at the limit a new one displaces one that is not serving a request, or gets 503 (0: the open-file limit less what the store, bus and metrics listener need)")
+	fs.DurationVar(&c.FirstRequestTimeout, "first-request-timeout", c.FirstRequestTimeout, "time a new connection has to send its first request's headers (TLS handshake included) before it is closed")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "certificate file (PEM) to serve HTTPS and HTTP/2")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "private key file (PEM) of --tls-cert")
 	fs.String("config", "", "config file of \"name value\" lines (flags and HERALD_* variables win)")
@@ -315,6 +325,7 @@ func (c *Config) Validate() error {
 	c.validateAuth(bad)
 	c.validateHosts(bad)
 	c.validateMetrics(bad)
+	c.validateConnections(bad)
 	switch c.StoreKind() {
 	case "sqlite":
 		if path, err := c.SQLitePath(); err != nil {

@@ -44,6 +44,11 @@ type Metrics struct {
 	BusForeign       prometheus.Counter
 	Resyncs          prometheus.Counter
 	ResyncErrors     prometheus.Counter
+
+	// Connections, by listener ("api", "metrics"): see internal/listener.
+	ConnectionsOpen    *prometheus.GaugeVec   // listener
+	ConnectionsRefused *prometheus.CounterVec // listener, reason: cap, accept_error
+	ConnectionsDropped *prometheus.CounterVec // listener, reason: first_request_timeout, evicted
 }
 
 // Publish kinds.
@@ -122,6 +127,18 @@ func New() *Metrics {
 		Name: "herald_resyncs_total", Help: "Comparisons of this node's open streams with the store (periodic, and after bus reconnects)."})
 	m.ResyncErrors = f.NewCounter(prometheus.CounterOpts{
 		Name: "herald_resync_errors_total", Help: "Resyncs that failed to read the store."})
+	m.ConnectionsOpen = f.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "herald_connections_open",
+		Help: "Connections open on a listener (api: --addr, streams included; metrics: --metrics-addr)."},
+		[]string{"listener"})
+	m.ConnectionsRefused = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_connections_refused_total",
+		Help: "Connections refused, by listener and reason: cap (the connection limit reached with every connection serving a request; a plain-HTTP client gets 503) or accept_error (accepting failed, such as EMFILE: out of file descriptors)."},
+		[]string{"listener", "reason"})
+	m.ConnectionsDropped = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_connections_dropped_total",
+		Help: "Connections closed by the server before or between requests, by listener and reason: first_request_timeout (no complete request header within --first-request-timeout) or evicted (unused or idle, closed to admit a new one at the connection limit)."},
+		[]string{"listener", "reason"})
 	for _, k := range []string{KindUnicast, KindMulticast, KindBroadcast} {
 		m.Published.WithLabelValues(k) // present at 0, so rate() sees the first publish
 	}
