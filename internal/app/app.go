@@ -151,6 +151,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	if cl != nil {
 		onRead = cl.readChanged // every node's streams of the user
 	}
+	inflight := httpapi.NewInflight(cfg.MaxPublishInflight, httpapi.DefaultInflightWait)
+	a.Metrics.GaugeFunc("herald_publish_inflight_notifications",
+		"Notifications that publish requests being committed hold now, against --max-publish-inflight.",
+		func() float64 { return float64(inflight.Held()) })
 	a.API = httpapi.New(httpapi.Options{
 		OnRead:         onRead,
 		Store:          a.Store,
@@ -160,6 +164,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Metrics:        a.Metrics,
 		Bus:            a.readyBus, // a nil interface when there is no bus, or it is not to count
 		Limiter:        httpapi.NewLimiter(cfg.PublishRate, cfg.PublishBurst),
+		Inflight:       inflight,
 		CORSOrigins:    cfg.CORSOriginList(),
 		MaxHeaderBytes: cfg.MaxHeaderBytes,
 		NoPark:         !cfg.ParkStreams,
@@ -174,6 +179,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		MaxPayload:     cfg.MaxPayload,
 		MaxRecipients:  cfg.MaxRecipients,
 		MaxBatch:       cfg.MaxBatch,
+
+		MaxRequestRecipients: cfg.MaxRequestRecipients,
 	})
 	handler, err := a.API.Handler()
 	if err != nil {

@@ -109,6 +109,46 @@ func TestPublishRateLimit(t *testing.T) {
 	}
 }
 
+// TestPublishWorkFlags: the limits on a publish's work are wired from their flags: the users a
+// request names (--max-request-recipients, 413), and the notifications a publisher creates
+// (--publish-rate counts them, with Retry-After until the request fits; a request above
+// --publish-burst gets 413). Both refusals are counted in herald_publish_refused_total.
+func TestPublishWorkFlags(t *testing.T) {
+	s := startServer(t, func(c *config.Config) {
+		c.MaxRecipients = 3
+		c.MaxRequestRecipients = 4
+		c.PublishRate = 0.01 // a token every 100 s: refilling during the test does not count
+		c.PublishBurst = 5
+	})
+	steps := []struct {
+		name, path, body string
+		status           int
+		retryAfter       string
+	}{
+		{"over the request's recipients", "/v1/notifications/batch", `{"notifications":[{"to":["a","b","c"]},{"to":["d","e"]}]}`, 413, ""},
+		{"four of five tokens", "/v1/notifications/batch", `{"notifications":[{"to":["a","b"]},{"to":["c","d"]}]}`, 201, ""},
+		{"two when one is left", "/v1/notifications", `{"to":["a","b"]}`, 429, "100"},
+		{"the last one", "/v1/notifications", `{"broadcast":true}`, 201, ""},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			status, _, h := s.call(t, "POST", st.path, nil, st.body)
+			if status != st.status || h.Get("Retry-After") != st.retryAfter {
+				t.Fatalf("got %d with Retry-After %q, want %d with %q", status, h.Get("Retry-After"), st.status, st.retryAfter)
+			}
+		})
+	}
+	fams, _ := s.scrape(t)
+	for _, reason := range []string{"too_large", "rate_limited"} {
+		if n := value(t, fams, "herald_publish_refused_total", "reason="+reason); n != 1 {
+			t.Errorf("herald_publish_refused_total{reason=%q} = %v, want 1", reason, n)
+		}
+	}
+	if n := value(t, fams, "herald_publish_inflight_notifications"); n != 0 {
+		t.Errorf("herald_publish_inflight_notifications = %v with nothing in flight", n)
+	}
+}
+
 // TestGlobalConnectionCap: past --max-connections open streams the next gets 503 with
 // Retry-After; a closed one frees its slot.
 func TestGlobalConnectionCap(t *testing.T) {

@@ -7,7 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"runtime/debug"
+	"runtime/metrics"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -219,4 +224,122 @@ func benchCrossNode(b *testing.B, busKind string) {
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(pct(1), "max-ms")
+}
+
+// BenchmarkPublishLargestBatch: the largest request the limits allow, and what it costs the
+// server in memory at its peak. An op is one batch naming --max-request-recipients users, shaped
+// wide (notifications of --max-recipients users each) or long (--max-batch notifications of
+// fewer users), committed with --sqlite-sync normal. Before each op the heap is collected and
+// returned to the OS, and the kernel's high-water mark of resident memory is reset; the op reports
+// the most heap in use seen (sampled every 100 µs) and how far resident memory rose above where it
+// started (VmHWM, Linux). The whole server is in this process (SQLite included), so both are the
+// server's cost of the request, plus the client's few buffers.
+//
+// The sizes above the default limit show how the cost grows, to choose the limit by; run with
+// -benchtime 3x (each op is seconds at the largest size).
+func BenchmarkPublishLargestBatch(b *testing.B) {
+	for _, recipients := range []int{10_000, config.Default().MaxRequestRecipients, 200_000} {
+		for _, shape := range []string{"wide", "long"} {
+			b.Run(fmt.Sprintf("recipients=%d/%s", recipients, shape), func(b *testing.B) {
+				perItem, items := 1000, recipients/1000 // wide
+				if shape == "long" {
+					perItem, items = recipients/1000, 1000
+				}
+				s := startServer(b, func(c *config.Config) {
+					c.SQLiteSync = "normal"
+					c.LogLevel = "error"
+					c.MaxRequestRecipients = max(recipients, c.MaxRequestRecipients)
+					c.MaxPublishInflight = max(c.MaxPublishInflight, c.MaxRequestRecipients)
+					c.MaxBatchBody = 64 << 20
+				})
+				benchLargest(b, s, items, perItem)
+			})
+		}
+	}
+}
+
+func benchLargest(b *testing.B, s *server, items, perItem int) {
+	var buf bytes.Buffer
+	buf.WriteString(`{"notifications":[`)
+	for i := 0; i < items; i++ {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteString(`{"type":"bulk","data":{"i":` + strconv.Itoa(i) + `},"to":[`)
+		for j := 0; j < perItem; j++ {
+			if j > 0 {
+				buf.WriteByte(',')
+			}
+			// Distinct users throughout, as in the issue's request: every row is a new stream.
+			fmt.Fprintf(&buf, `"u-%d-%d"`, i, j)
+		}
+		buf.WriteString(`]}`)
+	}
+	buf.WriteString(`]}`)
+	body := buf.Bytes()
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	b.SetBytes(int64(len(body)))
+	var peakHeap, peakRSS uint64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		debug.FreeOSMemory()
+		os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // resets VmHWM to VmRSS
+		startRSS := procStatus(b, "VmRSS")
+		stop, heap := sampleHeap()
+		b.StartTimer()
+		postBench(b, client, s.url+"/v1/notifications/batch", body)
+		b.StopTimer()
+		peakHeap = max(peakHeap, heap(stop))
+		if hwm := procStatus(b, "VmHWM"); hwm > startRSS {
+			peakRSS = max(peakRSS, hwm-startRSS)
+		}
+		b.StartTimer()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(peakHeap)/(1<<20), "peak-heap-MiB")
+	b.ReportMetric(float64(peakRSS)/(1<<20), "peak-rss-delta-MiB")
+	b.ReportMetric(float64(items*perItem)*float64(b.N)/b.Elapsed().Seconds(), "notifications/s")
+}
+
+// sampleHeap samples the bytes of heap objects (live, or dead and not yet swept) until the
+// returned stop is closed; the returned function then gives the most seen.
+func sampleHeap() (chan struct{}, func(chan struct{}) uint64) {
+	stop, done := make(chan struct{}), make(chan uint64)
+	go func() {
+		sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		var peak uint64
+		t := time.NewTicker(100 * time.Microsecond)
+		defer t.Stop()
+		for {
+			metrics.Read(sample)
+			peak = max(peak, sample[0].Value.Uint64())
+			select {
+			case <-stop:
+				done <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return stop, func(stop chan struct{}) uint64 { close(stop); return <-done }
+}
+
+// procStatus reads a "kB" line of /proc/self/status, in bytes; 0 where there is none.
+func procStatus(b *testing.B, name string) uint64 {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, name+":"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				b.Fatalf("%s: %v", line, err)
+			}
+			return kb << 10
+		}
+	}
+	return 0
 }

@@ -60,6 +60,10 @@ type Config struct {
 	MaxPayload    int64
 	MaxRecipients int
 	MaxBatch      int
+	// Publish work (issue 15 §2): the users one request names, and the notifications all
+	// publishes being committed hold at once (0: no limit).
+	MaxRequestRecipients int
+	MaxPublishInflight   int
 
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -136,6 +140,8 @@ func Default() Config {
 		MaxPayload:            64 << 10,
 		MaxRecipients:         1000,
 		MaxBatch:              1000,
+		MaxRequestRecipients:  50_000,
+		MaxPublishInflight:    200_000,
 		ReadHeaderTimeout:     10 * time.Second,
 		ReadTimeout:           30 * time.Second,
 		IdleTimeout:           120 * time.Second,
@@ -229,6 +235,8 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.Int64Var(&c.MaxPayload, "max-payload", c.MaxPayload, "bytes of one notification's data")
 	fs.IntVar(&c.MaxRecipients, "max-recipients", c.MaxRecipients, "users in one notification's \"to\"")
 	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "notifications in one batch")
+	fs.IntVar(&c.MaxRequestRecipients, "max-request-recipients", c.MaxRequestRecipients, "users one publish or batch request names, all its notifications together (a broadcast counts one); a larger request gets 413")
+	fs.IntVar(&c.MaxPublishInflight, "max-publish-inflight", c.MaxPublishInflight, "notifications all publish requests being committed may hold at once; beyond it a request waits a second, then gets 503 (0: no limit)")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time to read request headers")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "time to read a whole request (streams are exempt once open)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "keep-alive idle time")
@@ -253,8 +261,8 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.AuthCookie, "auth-cookie", c.AuthCookie, "cookie that may carry a subscriber token (how a browser EventSource authenticates)")
 	fs.BoolVar(&c.AllowQueryToken, "allow-query-token", c.AllowQueryToken, "accept a subscriber token in ?access_token= (it can leak through proxy logs and browser history)")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", c.CORSOrigins, "comma-separated origins allowed to call the API from a browser, with credentials")
-	fs.Float64Var(&c.PublishRate, "publish-rate", c.PublishRate, "publish requests a second allowed per publisher (0: no limit)")
-	fs.IntVar(&c.PublishBurst, "publish-burst", c.PublishBurst, "publish requests a publisher may send at once (0: twice --publish-rate)")
+	fs.Float64Var(&c.PublishRate, "publish-rate", c.PublishRate, "notifications a second a publisher may create, one per user (a broadcast counts one), not requests (0: no limit)")
+	fs.IntVar(&c.PublishBurst, "publish-burst", c.PublishBurst, "notifications a publisher may create at once, so the most one request may create (0: twice --publish-rate)")
 	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "open streams on this server; the next gets 503 (0: no limit; default: the open-file limit less 1024)")
 	fs.IntVar(&c.MaxTCPConnections, "max-tcp-connections", c.MaxTCPConnections, "connections open at once on --addr, streams and idle ones alike; at the limit a new one displaces one that is not serving a request, or gets 503 (0: the open-file limit less what the store, bus and metrics listener need)")
 	fs.DurationVar(&c.FirstRequestTimeout, "first-request-timeout", c.FirstRequestTimeout, "time a new connection has to send its first request's headers (TLS handshake included) before it is closed")
@@ -397,6 +405,12 @@ func (c *Config) Validate() error {
 	atLeast("max-payload", c.MaxPayload, 4)
 	atLeast("max-recipients", int64(c.MaxRecipients), 1)
 	atLeast("max-batch", int64(c.MaxBatch), 1)
+	if c.MaxRequestRecipients < c.MaxRecipients {
+		bad("max-request-recipients (%d) must be at least max-recipients (%d): a notification to that many users could never be sent", c.MaxRequestRecipients, c.MaxRecipients)
+	}
+	if c.MaxPublishInflight != 0 && c.MaxPublishInflight < c.MaxRequestRecipients {
+		bad("max-publish-inflight (%d) must be 0 (no limit) or at least max-request-recipients (%d): the largest request allowed must fit", c.MaxPublishInflight, c.MaxRequestRecipients)
+	}
 	atLeast("max-header-bytes", int64(c.MaxHeaderBytes), 4096)
 	if c.MaxPayload > c.MaxBody {
 		bad("max-payload (%d) cannot exceed max-body (%d)", c.MaxPayload, c.MaxBody)

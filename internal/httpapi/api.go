@@ -56,6 +56,8 @@ type Options struct {
 	Bus interface{ Ping(context.Context) error }
 	// Limiter, when set, admits or refuses each publish request by its publisher.
 	Limiter *Limiter
+	// Inflight, when set, bounds the publish work of all publishers at once.
+	Inflight *Inflight
 	// CORSOrigins may call the API from a browser, with credentials.
 	CORSOrigins []string
 	// OnRead, when set, is told of every change of a user's read state, so that the user's
@@ -85,6 +87,10 @@ type Options struct {
 	MaxRecipients int   // users in one notification's "to"
 	MaxBatch      int   // notifications in one batch
 	MaxTypes      int   // types in one ?types= filter
+
+	// MaxRequestRecipients bounds the users one request names, all its notifications together
+	// (a broadcast counts one): what a request costs grows with it, not with the notifications.
+	MaxRequestRecipients int
 }
 
 // Defaults are the limits used where Options leave zero.
@@ -99,6 +105,8 @@ var Defaults = Options{
 	MaxRecipients: 1000,
 	MaxBatch:      1000,
 	MaxTypes:      32,
+
+	MaxRequestRecipients: 50_000,
 }
 
 // API holds the handlers' dependencies.
@@ -117,6 +125,9 @@ type API struct {
 
 	parkOnce sync.Once
 	parker   atomic.Pointer[parker]
+
+	// bodies are publishBody values for reuse.
+	bodies sync.Pool
 }
 
 // New returns the API. Store and Hub are required.
@@ -132,6 +143,7 @@ func New(opts Options) *API {
 	setDefault(&opts.MaxRecipients, d.MaxRecipients)
 	setDefault(&opts.MaxBatch, d.MaxBatch)
 	setDefault(&opts.MaxTypes, d.MaxTypes)
+	setDefault(&opts.MaxRequestRecipients, d.MaxRequestRecipients)
 	if opts.Auth == nil {
 		opts.Auth = denyAll{} // fail closed
 	}

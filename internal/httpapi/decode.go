@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -12,8 +11,6 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
-
-	"github.com/heraldhq/herald"
 )
 
 // strictJSON are the decoding options of every request body. They are JSON v2's defaults, spelt
@@ -32,18 +29,6 @@ var strictJSON = json.JoinOptions(
 	json.MatchCaseInsensitiveNames(false),
 	json.RejectUnknownMembers(true),
 )
-
-// decodeStrict decodes b, one JSON value and nothing after it, into v with strictJSON. Its
-// errors are invalid, with a message that names the field at fault.
-func decodeStrict(b []byte, v any) error {
-	if len(bytes.TrimSpace(b)) == 0 {
-		return herald.Errorf(herald.EINVALID, "malformed JSON: empty body")
-	}
-	if err := json.Unmarshal(b, v, strictJSON); err != nil {
-		return herald.Errorf(herald.EINVALID, "malformed JSON%s", jsonProblem(err))
-	}
-	return nil
-}
 
 // jsonProblem describes a decoding error as " at <where>: <what>", without echoing more than a
 // few bytes of the input.

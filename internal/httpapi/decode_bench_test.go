@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
@@ -25,8 +26,10 @@ func BenchmarkPublishDecode(b *testing.B) {
 		b.SetBytes(int64(len(single)))
 		b.ReportAllocs()
 		for b.Loop() {
-			var req publishRequest
-			if err := decodeStrict(single, &req); err != nil {
+			p := a.newPublishBody(bytes.NewReader(single))
+			req, err := p.single()
+			a.release(p, int64(len(single)))
+			if err != nil {
 				b.Fatal(err)
 			}
 			if _, err := a.draft(&req, ""); err != nil {
@@ -38,14 +41,14 @@ func BenchmarkPublishDecode(b *testing.B) {
 		b.SetBytes(int64(len(batch)))
 		b.ReportAllocs()
 		for b.Loop() {
-			var req batchRequest
-			if err := decodeStrict(batch, &req); err != nil {
+			p := a.newPublishBody(bytes.NewReader(batch))
+			err := p.batch(a.opts.MaxBatch, func(_ int, req *publishRequest) error {
+				_, err := a.draft(req, "")
+				return err
+			})
+			a.release(p, int64(len(batch)))
+			if err != nil {
 				b.Fatal(err)
-			}
-			for i := range req.Notifications {
-				if _, err := a.draft(&req.Notifications[i], ""); err != nil {
-					b.Fatal(err)
-				}
 			}
 		}
 	})

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/metrics"
 )
 
 // publishRequest is the JSON body of one notification. Pointers tell "absent" from "zero".
@@ -42,19 +41,21 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, err := readJSONBody(w, r, a.opts.MaxBody)
+	body, err := jsonBody(w, r, a.opts.MaxBody)
 	if err != nil {
-		a.writeError(w, r, err)
+		a.refuse(w, r, err)
 		return
 	}
-	var req publishRequest
-	if err := decodeStrict(body, &req); err != nil {
-		a.writeError(w, r, err)
+	dec := a.newPublishBody(body)
+	req, err := dec.single()
+	a.release(dec, r.ContentLength)
+	if err != nil {
+		a.refuse(w, r, err)
 		return
 	}
 	d, err := a.draft(&req, "")
 	if err != nil {
-		a.writeError(w, r, err)
+		a.refuse(w, r, err)
 		return
 	}
 	if err := mergeKeyHeader(&d, r.Header.Get("Idempotency-Key")); err != nil {
@@ -73,62 +74,107 @@ func (a *API) publishBatch(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, herald.Errorf(herald.EINVALID, "a batch takes a \"key\" per notification, not an Idempotency-Key header"))
 		return
 	}
-	body, err := readJSONBody(w, r, a.opts.MaxBatchBody)
+	body, err := jsonBody(w, r, a.opts.MaxBatchBody)
 	if err != nil {
-		a.writeError(w, r, err)
+		a.refuse(w, r, err)
 		return
 	}
-	var req batchRequest
-	if err := decodeStrict(body, &req); err != nil {
-		a.writeError(w, r, err)
+	// Each notification is validated as soon as it is decoded; only its draft is kept.
+	var drafts []herald.Draft
+	dec := a.newPublishBody(body)
+	err = dec.batch(a.opts.MaxBatch, func(i int, req *publishRequest) error {
+		d, err := a.draft(req, fmt.Sprintf("notifications[%d]: ", i))
+		drafts = append(drafts, d)
+		return err
+	})
+	a.release(dec, r.ContentLength)
+	if err != nil {
+		a.refuse(w, r, err)
 		return
-	}
-	switch {
-	case req.Notifications == nil:
-		a.writeError(w, r, herald.Errorf(herald.EINVALID, "\"notifications\" is required"))
-		return
-	case len(req.Notifications) == 0:
-		a.writeError(w, r, herald.Errorf(herald.EINVALID, "\"notifications\" must not be empty"))
-		return
-	case len(req.Notifications) > a.opts.MaxBatch:
-		a.writeError(w, r, herald.Errorf(herald.ETOOLARGE, "a batch holds at most %d notifications, not %d", a.opts.MaxBatch, len(req.Notifications)))
-		return
-	}
-	drafts := make([]herald.Draft, len(req.Notifications))
-	for i := range req.Notifications {
-		if drafts[i], err = a.draft(&req.Notifications[i], fmt.Sprintf("notifications[%d]: ", i)); err != nil {
-			a.writeError(w, r, err)
-			return
-		}
 	}
 	a.commit(w, r, pub.ID, drafts)
 }
 
-// publisher authenticates the publisher and applies its rate limit; when it returns false the
-// request has been answered.
+// publisher authenticates the publisher and refuses it when its rate limit has no token left;
+// when it returns false the request has been answered. This is before the body is read, so that
+// a publisher over its rate costs next to nothing; what the request costs is charged in commit,
+// once it is known.
 func (a *API) publisher(w http.ResponseWriter, r *http.Request) (herald.Publisher, bool) {
 	pub, err := a.opts.Auth.Publisher(r)
 	if err != nil {
 		a.writeError(w, r, err)
 		return pub, false
 	}
-	if wait := a.opts.Limiter.Admit(pub.ID); wait > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
-		a.writeError(w, r, herald.Errorf(herald.ERATELIMITED, "publish rate limit exceeded; retry in %s", wait.Round(time.Millisecond)))
+	if wait := a.opts.Limiter.Ready(pub.ID); wait > 0 {
+		a.rateLimited(w, r, wait)
 		return pub, false
 	}
 	return pub, true
 }
 
+// rateLimited answers 429 with wait, the time until the publisher's bucket holds what the
+// request needs, in whole seconds rounded up.
+func (a *API) rateLimited(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+	a.metrics.PublishRefused.WithLabelValues(metrics.RefusedRate).Inc()
+	w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+	a.writeError(w, r, herald.Errorf(herald.ERATELIMITED, "publish rate limit exceeded; retry in %s", wait.Round(time.Millisecond)))
+}
+
+// refuse answers a publish that was refused before it was charged, counting those too large.
+func (a *API) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	if herald.ErrorCode(err) == herald.ETOOLARGE {
+		a.metrics.PublishRefused.WithLabelValues(metrics.RefusedTooLarge).Inc()
+	}
+	a.writeError(w, r, err)
+}
+
+// created is how many notifications drafts create: one per user, one per broadcast. The rate
+// limit and the in-flight limit count them.
+func created(drafts []herald.Draft) int {
+	n := 0
+	for _, d := range drafts {
+		n += max(1, len(d.To))
+	}
+	return n
+}
+
 // commit stores the drafts and answers 201 with their ids. The store hands what it committed to
 // the hub itself, in commit order, so a live stream sees the same order a replay does.
+//
+// First the request is charged: it waits briefly for room under the server's in-flight limit,
+// then takes its notifications from the publisher's rate limit. A request refused by either
+// holds and takes nothing.
 func (a *API) commit(w http.ResponseWriter, r *http.Request, scope string, drafts []herald.Draft) {
+	n := created(drafts)
+	if burst := a.opts.Limiter.Burst(); burst > 0 && n > burst {
+		// No wait would let it through: a 429 would have the publisher retry for ever.
+		a.refuse(w, r, herald.Errorf(herald.ETOOLARGE, "the request creates %d notifications, more than the %d a publisher may create at once (--publish-burst); "+
+			"split it into smaller requests, or raise --publish-burst", n, burst))
+		return
+	}
+	release, ok := a.opts.Inflight.Acquire(r.Context(), n)
+	if !ok {
+		if r.Context().Err() != nil {
+			return // the client left while it waited
+		}
+		a.metrics.PublishRefused.WithLabelValues(metrics.RefusedBusy).Inc()
+		w.Header().Set("Retry-After", "1")
+		a.writeError(w, r, herald.Errorf(herald.EUNAVAILABLE, "the server is at its limit of publish work in flight (--max-publish-inflight, %d notifications); retry shortly",
+			a.opts.Inflight.Size()))
+		return
+	}
+	// Held until the answer is written: the receipts and the answer grow with n too.
+	defer release()
+	if wait, _ := a.opts.Limiter.Admit(scope, n); wait > 0 {
+		a.rateLimited(w, r, wait)
+		return
+	}
 	receipts, err := a.opts.Store.Append(r.Context(), scope, drafts)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	resp := publishResponse{Notifications: []publishedItem{}}
+	resp := publishResponse{Notifications: make([]publishedItem, 0, n)}
 	replayed := true
 	for _, rc := range receipts {
 		if !rc.Replayed {
@@ -239,24 +285,4 @@ func prefixed(prefix string, err error) error {
 		return err
 	}
 	return &herald.Error{Code: e.Code, Message: prefix + e.Message, Err: e.Err}
-}
-
-// readJSONBody checks the content type and reads at most limit bytes of body.
-func readJSONBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		return nil, herald.Errorf(herald.EUNSUPPORTED, "send the body as Content-Type: application/json")
-	}
-	if r.ContentLength > limit {
-		return nil, herald.Errorf(herald.ETOOLARGE, "the body is %d bytes; the limit is %d", r.ContentLength, limit)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		return nil, herald.Errorf(herald.ETOOLARGE, "the body is larger than %d bytes", limit)
-	case err != nil:
-		return nil, herald.Errorf(herald.EINVALID, "could not read the body")
-	}
-	return body, nil
 }

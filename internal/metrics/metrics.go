@@ -29,6 +29,7 @@ type Metrics struct {
 
 	Published       *prometheus.CounterVec // kind: unicast, multicast, broadcast
 	PublishDuration prometheus.Histogram
+	PublishRefused  *prometheus.CounterVec // reason: Refused*
 
 	StoreDuration *prometheus.HistogramVec // op
 	StoreErrors   *prometheus.CounterVec   // op
@@ -56,6 +57,13 @@ const (
 	KindUnicast   = "unicast"
 	KindMulticast = "multicast"
 	KindBroadcast = "broadcast"
+)
+
+// Reasons a publish is refused for its work (herald_publish_refused_total).
+const (
+	RefusedTooLarge = "too_large"    // over a size limit: body, batch, recipients, burst
+	RefusedRate     = "rate_limited" // the publisher's rate limit
+	RefusedBusy     = "busy"         // the server's limit of publish work in flight
 )
 
 // latencyBuckets span 100 µs to 10 s: a delivery on one node takes well under a millisecond,
@@ -95,6 +103,13 @@ func New() *Metrics {
 		Name:    "herald_publish_ack_seconds",
 		Help:    "From receiving a publish request to acknowledging it (201): validation and the durable commit.",
 		Buckets: latencyBuckets})
+	m.PublishRefused = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_publish_refused_total",
+		Help: "Publish requests refused for the work they ask for, by reason: too_large (over a size limit, --max-request-recipients or --publish-burst among them), rate_limited (the publisher's --publish-rate), busy (the server's --max-publish-inflight)."},
+		[]string{"reason"})
+	for _, r := range []string{RefusedTooLarge, RefusedRate, RefusedBusy} {
+		m.PublishRefused.WithLabelValues(r)
+	}
 	m.StoreDuration = f.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "herald_store_operation_seconds",
 		Help:    "Store operations, by operation.",
