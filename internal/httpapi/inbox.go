@@ -138,12 +138,12 @@ func (a *API) readChanged(r *http.Request, rc herald.ReadChange) {
 	if a.opts.OnRead == nil {
 		return
 	}
-	n, err := a.opts.Store.UnreadCount(r.Context(), rc.User)
+	c, err := a.opts.Store.Counts(r.Context(), rc.User)
 	if err != nil {
 		a.logFor(r).Warn("read state changed but the unread count could not be read; other streams are not told", "err", err)
 		return
 	}
-	rc.Unread = n
+	rc.Unread = c.Unread
 	a.opts.OnRead(rc)
 }
 
@@ -170,12 +170,12 @@ func (a *API) unreadCount(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	n, err := a.opts.Store.UnreadCount(r.Context(), sub.User)
+	c, err := a.opts.Store.Counts(r.Context(), sub.User)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]int64{"unread": n})
+	writeJSON(w, http.StatusOK, map[string]int64{"unread": c.Unread})
 }
 
 func (a *API) userAndID(w http.ResponseWriter, r *http.Request) (string, int64, bool) {
