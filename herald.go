@@ -129,19 +129,6 @@ type Bus interface {
 	Close() error
 }
 
-// ReadChange is a change of a user's read state. The user's streams are told of it, so that
-// every tab and device shows the same unread badge.
-type ReadChange struct {
-	User string
-	// IDs are the notifications marked; empty when All is set.
-	IDs []int64
-	// All: every notification of the user was marked read.
-	All  bool
-	Read bool
-	// Unread is the user's unread count after the change.
-	Unread int64
-}
-
 // Counts are the numbers a user's badge shows. Archived notifications count in neither: they
 // are out of the inbox until unarchived.
 type Counts struct {
@@ -181,7 +168,8 @@ type StateChange struct {
 	// SeenUpTo is the user's seen mark after a seen change: every notification of the user's
 	// feed with an id up to it is seen.
 	SeenUpTo int64
-	// Counts are the user's counts after the change.
+	// Counts are the user's counts after the change. Unseen is -1 when it is not known: a read
+	// change from a node of a version before seen state.
 	Counts Counts
 }
 

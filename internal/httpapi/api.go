@@ -58,9 +58,9 @@ type Options struct {
 	Limiter *Limiter
 	// CORSOrigins may call the API from a browser, with credentials.
 	CORSOrigins []string
-	// OnRead, when set, is told of every change of a user's read state, so that the user's
-	// open streams (on every node) can be told too.
-	OnRead func(herald.ReadChange)
+	// OnState, when set, is told of every change of a user's state of notifications (read,
+	// seen, archived), so that the user's open streams (on every node) can be told too.
+	OnState func(herald.StateChange)
 	// MaxHeaderBytes bounds a request's headers; larger ones get a JSON 431. The server's own
 	// limit must be above it (App sets twice), or Go answers first in plain text.
 	MaxHeaderBytes int

@@ -128,23 +128,23 @@ func (a *API) setRead(w http.ResponseWriter, r *http.Request, read bool) {
 		a.writeError(w, r, err)
 		return
 	}
-	a.readChanged(r, herald.ReadChange{User: user, IDs: []int64{id}, Read: read})
+	a.stateChanged(r, herald.StateChange{User: user, Kind: herald.StateRead, IDs: []int64{id}, On: read})
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// readChanged tells OnRead of a change, with the user's unread count after it. The change is
-// made: if the count cannot be read, the user's other tabs learn of it at their next reload.
-func (a *API) readChanged(r *http.Request, rc herald.ReadChange) {
-	if a.opts.OnRead == nil {
+// stateChanged tells OnState of a change, with the user's counts after it. The change is made:
+// if the counts cannot be read, the user's other tabs learn of it at their next reload.
+func (a *API) stateChanged(r *http.Request, sc herald.StateChange) {
+	if a.opts.OnState == nil {
 		return
 	}
-	c, err := a.opts.Store.Counts(r.Context(), rc.User)
+	c, err := a.opts.Store.Counts(r.Context(), sc.User)
 	if err != nil {
-		a.logFor(r).Warn("read state changed but the unread count could not be read; other streams are not told", "err", err)
+		a.logFor(r).Warn("state changed but the counts could not be read; other streams are not told", "err", err)
 		return
 	}
-	rc.Unread = c.Unread
-	a.opts.OnRead(rc)
+	sc.Counts = c
+	a.opts.OnState(sc)
 }
 
 func (a *API) readAll(w http.ResponseWriter, r *http.Request) {
@@ -159,7 +159,7 @@ func (a *API) readAll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if n > 0 {
-		a.readChanged(r, herald.ReadChange{User: sub.User, All: true, Read: true})
+		a.stateChanged(r, herald.StateChange{User: sub.User, Kind: herald.StateRead, All: true, On: true})
 	}
 	writeJSON(w, http.StatusOK, map[string]int64{"updated": n})
 }
