@@ -47,9 +47,14 @@ type Notification struct {
 	Type      string
 	Data      json.RawMessage
 	CreatedAt time.Time
-	// ReadAt is when the reading user marked it read; zero when unread. Only inbox reads fill it,
-	// because a broadcast's read state is per user.
+	// ReadAt is when the reading user marked it read; zero when unread. Only inbox reads fill it
+	// (Inbox, Get), as they fill Seen and ArchivedAt, because a broadcast's state is per user.
 	ReadAt time.Time
+	// Seen: the user has seen it, in a list or by reading it: its id is at most the user's seen
+	// mark (Store.MarkSeen), or it is read.
+	Seen bool
+	// ArchivedAt is when the user archived it; zero when it is in the inbox.
+	ArchivedAt time.Time
 }
 
 // Broadcast reports whether n was sent to everyone.
@@ -93,6 +98,9 @@ type InboxQuery struct {
 	Before     int64
 	UnreadOnly bool
 	Types      []string
+	// Archived selects the archived notifications instead of the inbox: a notification is in
+	// exactly one of the two views.
+	Archived bool
 }
 
 // InboxPage is one page of an inbox.
@@ -121,17 +129,48 @@ type Bus interface {
 	Close() error
 }
 
-// ReadChange is a change of a user's read state. The user's streams are told of it, so that
-// every tab and device shows the same unread badge.
-type ReadChange struct {
-	User string
-	// IDs are the notifications marked; empty when All is set.
-	IDs []int64
-	// All: every notification of the user was marked read.
-	All  bool
-	Read bool
-	// Unread is the user's unread count after the change.
+// Counts are the numbers a user's badge shows. Archived notifications count in neither: they
+// are out of the inbox until unarchived.
+type Counts struct {
+	// Unread counts the notifications not read.
 	Unread int64
+	// Unseen counts those neither seen nor read: what arrived since the user last opened the
+	// list (Store.MarkSeen).
+	Unseen int64
+}
+
+// StateKind says which of a user's states of notifications a StateChange changed.
+type StateKind uint8
+
+// The kinds of state change. Their order is the order of a notification's life: unseen → seen
+// → read → archived.
+const (
+	StateSeen StateKind = iota + 1
+	StateRead
+	StateArchived
+)
+
+// StateChange is a change of a user's state of notifications: seen, read or archived. The
+// user's streams, on every node, are told of it, so that every tab and device shows the same
+// list and badge.
+type StateChange struct {
+	User string
+	Kind StateKind
+	// IDs are the notifications changed (read and archived changes); empty when All is set, and
+	// for a seen change.
+	IDs []int64
+	// All: every notification of the user was marked read (StateRead), or every read one
+	// archived (StateArchived).
+	All bool
+	// On is the state the change set: read (or unread), archived (or unarchived). A seen change
+	// only ever moves forward, and has it true.
+	On bool
+	// SeenUpTo is the user's seen mark after a seen change: every notification of the user's
+	// feed with an id up to it is seen.
+	SeenUpTo int64
+	// Counts are the user's counts after the change. Unseen is -1 when it is not known: a read
+	// change from a node of a version before seen state.
+	Counts Counts
 }
 
 // Subscriber is a caller that authentication allows to read one user's feed.
@@ -183,14 +222,29 @@ type Store interface {
 	// BroadcastStream); a stream never written to is absent from the map.
 	StreamHeads(ctx context.Context, streams []string) (map[string]uint64, error)
 
+	// Inbox returns a page of user's inbox (or of the archived, with q.Archived), newest first,
+	// with user's state of each notification.
 	Inbox(ctx context.Context, user string, q InboxQuery) (InboxPage, error)
-	// Get returns one notification of user's inbox, or a not_found error.
+	// Get returns one notification of user's feed, archived or not, or a not_found error.
 	Get(ctx context.Context, user string, id int64) (Notification, error)
 	// SetRead marks one notification read (or unread) for user; not_found if it is not theirs.
 	SetRead(ctx context.Context, user string, id int64, read bool) error
-	// ReadAll marks every notification in user's inbox read and returns how many changed.
+	// ReadAll marks every notification of user read, archived ones included, and returns how
+	// many changed.
 	ReadAll(ctx context.Context, user string) (int64, error)
-	UnreadCount(ctx context.Context, user string) (int64, error)
+	// MarkSeen raises user's seen mark to upTo: every notification of user's feed with an id up
+	// to it is seen. upTo is capped at the newest id of the feed now, so that a notification
+	// yet to come is never seen in advance; 0 (or less) means that newest id. The mark never
+	// moves back. It returns the mark after the call, and whether the call moved it.
+	MarkSeen(ctx context.Context, user string, upTo int64) (mark int64, moved bool, err error)
+	// SetArchived archives one notification (or brings it back to the inbox) for user;
+	// not_found if it is not theirs.
+	SetArchived(ctx context.Context, user string, id int64, archived bool) error
+	// ArchiveRead archives every read notification of user still in the inbox and returns how
+	// many it archived.
+	ArchiveRead(ctx context.Context, user string) (int64, error)
+	// Counts returns user's unread and unseen counts, archived notifications excluded.
+	Counts(ctx context.Context, user string) (Counts, error)
 
 	// Prune removes what retention no longer keeps and returns the number of notifications removed.
 	Prune(ctx context.Context, r Retention) (int64, error)

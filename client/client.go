@@ -147,9 +147,14 @@ type Notification struct {
 	Data      json.RawMessage `json:"data"`
 	CreatedAt time.Time       `json:"created_at"`
 	Broadcast bool            `json:"broadcast"`
-	// Read and ReadAt come from the inbox; a live notification is unread.
+	// The subscriber's state of it comes from the inbox; a live notification is unread, unseen
+	// and in the inbox. For a broadcast, every state is the subscriber's own.
 	Read   bool       `json:"read"`
 	ReadAt *time.Time `json:"read_at"`
+	// Seen: it is at or below the subscriber's seen mark (MarkSeen), or read.
+	Seen       bool       `json:"seen"`
+	Archived   bool       `json:"archived"`
+	ArchivedAt *time.Time `json:"archived_at"`
 }
 
 // Publish publishes one notification and returns what it created. It is retried on nothing:
@@ -189,6 +194,8 @@ type ListOptions struct {
 	Before string   // a Page's NextBefore: the page after the previous one
 	Unread bool     // only unread notifications
 	Types  []string // only these types
+	// Archived lists the archived notifications instead of the inbox (which leaves them out).
+	Archived bool
 }
 
 // Page is a page of the inbox, newest first.
@@ -209,6 +216,9 @@ func (c *Client) List(ctx context.Context, o ListOptions) (Page, error) {
 	}
 	if o.Unread {
 		q.Set("unread", "true")
+	}
+	if o.Archived {
+		q.Set("archived", "true")
 	}
 	if len(o.Types) > 0 {
 		q.Set("types", strings.Join(o.Types, ","))
@@ -268,13 +278,72 @@ func (c *Client) MarkAllRead(ctx context.Context) (int64, error) {
 	return out.Updated, err
 }
 
-// UnreadCount returns how many notifications are unread.
+// UnreadCount returns how many notifications are unread (archived ones left out).
 func (c *Client) UnreadCount(ctx context.Context) (int64, error) {
-	var out struct {
-		Unread int64 `json:"unread"`
-	}
+	n, err := c.Counts(ctx)
+	return n.Unread, err
+}
+
+// Counts are the subscriber's badge numbers. Archived notifications count in neither.
+type Counts struct {
+	Unread int64 `json:"unread"` // not read
+	Unseen int64 `json:"unseen"` // neither seen nor read: what came since the list was last opened
+}
+
+// Counts returns the subscriber's unread and unseen counts.
+func (c *Client) Counts(ctx context.Context) (Counts, error) {
+	var out Counts
 	err := c.do(ctx, http.MethodGet, "/v1/notifications/unread-count", nil, nil, &out)
-	return out.Unread, err
+	return out, err
+}
+
+// Seen is the subscriber's seen mark after MarkSeen, with the counts.
+type Seen struct {
+	// UpTo is the mark: every notification up to this id is seen. Empty while there is none.
+	UpTo string `json:"seen_up_to"`
+	Counts
+}
+
+// MarkSeen marks every notification of the subscriber's feed up to the id upTo seen (call it
+// when the list opens, with the newest id it shows); "" marks everything up to now. The mark
+// never moves back, nor past the newest notification of the feed.
+func (c *Client) MarkSeen(ctx context.Context, upTo string) (Seen, error) {
+	var body any
+	if upTo != "" {
+		body = struct {
+			UpTo string `json:"up_to"`
+		}{upTo}
+	}
+	var out Seen
+	err := c.do(ctx, http.MethodPost, "/v1/notifications/seen", nil, body, &out)
+	return out, err
+}
+
+// Archive moves a notification out of the inbox into the archive (for this subscriber only).
+func (c *Client) Archive(ctx context.Context, id string) error {
+	p, err := notificationPath(id, "/archive")
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodPost, p, nil, nil, nil)
+}
+
+// Unarchive brings an archived notification back to the inbox.
+func (c *Client) Unarchive(ctx context.Context, id string) error {
+	p, err := notificationPath(id, "/archive")
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodDelete, p, nil, nil, nil)
+}
+
+// ArchiveRead archives every read notification and returns how many it archived.
+func (c *Client) ArchiveRead(ctx context.Context) (int64, error) {
+	var out struct {
+		Updated int64 `json:"updated"`
+	}
+	err := c.do(ctx, http.MethodPost, "/v1/notifications/archive-read", nil, nil, &out)
+	return out.Updated, err
 }
 
 // maxAnswer bounds what the client reads of an answer (an inbox page of 100 notifications of

@@ -100,8 +100,45 @@ func TestPublishAndInbox(t *testing.T) {
 	if unread, err := alice.List(ctx, client.ListOptions{Unread: true, Types: []string{"comment"}}); err != nil || len(unread.Notifications) != 1 {
 		t.Fatalf("unread comments: %+v, %v", unread, err)
 	}
+	// Seen: up to the first page's oldest, then everything; the counts follow.
+	if c, err := alice.Counts(ctx); err != nil || c != (client.Counts{Unread: 4, Unseen: 4}) {
+		t.Fatalf("Counts: %+v, %v", c, err)
+	}
+	seen, err := alice.MarkSeen(ctx, page.Notifications[1].ID)
+	if err != nil || seen.UpTo != page.Notifications[1].ID || seen.Counts != (client.Counts{Unread: 4, Unseen: 1}) {
+		t.Fatalf("MarkSeen(%s): %+v, %v", page.Notifications[1].ID, seen, err)
+	}
+	if seen, err = alice.MarkSeen(ctx, ""); err != nil || seen.UpTo != page.Notifications[0].ID || seen.Unseen != 0 {
+		t.Fatalf("MarkSeen(everything): %+v, %v; want up to %s", seen, err, page.Notifications[0].ID)
+	}
+	if n, err := alice.Get(ctx, r[0].ID); err != nil || !n.Seen || n.Read {
+		t.Fatalf("Get after MarkSeen: %+v, %v", n, err)
+	}
+	// Archive: out of the inbox and the counts, into the archive; and back.
+	if err := alice.Archive(ctx, b[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	archived, err := alice.List(ctx, client.ListOptions{Archived: true})
+	if err != nil || len(archived.Notifications) != 1 || archived.Notifications[0].ID != b[0].ID || !archived.Notifications[0].Archived || archived.Notifications[0].ArchivedAt == nil {
+		t.Fatalf("archived: %+v, %v; want the broadcast", archived, err)
+	}
+	if n, _ := alice.UnreadCount(ctx); n != 3 {
+		t.Fatalf("unread %d with the broadcast archived, want 3", n)
+	}
+	if err := alice.Unarchive(ctx, b[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if inbox, err := alice.List(ctx, client.ListOptions{}); err != nil || len(inbox.Notifications) != 4 {
+		t.Fatalf("inbox after Unarchive: %+v, %v", inbox, err)
+	}
 	if changed, err := alice.MarkAllRead(ctx); err != nil || changed != 4 {
 		t.Fatalf("MarkAllRead: %d, %v", changed, err)
+	}
+	if n, err := alice.ArchiveRead(ctx); err != nil || n != 4 {
+		t.Fatalf("ArchiveRead: %d, %v", n, err)
+	}
+	if inbox, err := alice.List(ctx, client.ListOptions{}); err != nil || len(inbox.Notifications) != 0 {
+		t.Fatalf("inbox after ArchiveRead: %+v, %v", inbox, err)
 	}
 
 	errs := []struct {
@@ -112,6 +149,8 @@ func TestPublishAndInbox(t *testing.T) {
 		{"publish to nobody", func() error { _, err := pub.Publish(ctx, client.Message{Type: "x"}); return err }, "invalid"},
 		{"get another user's", func() error { _, err := newClient(t, s.URL, client.WithUser("carol")).Get(ctx, r[1].ID); return err }, "not_found"},
 		{"bad id", func() error { return alice.MarkRead(ctx, "x/../1") }, "invalid"},
+		{"archive another user's", func() error { return newClient(t, s.URL, client.WithUser("carol")).Archive(ctx, r[1].ID) }, "not_found"},
+		{"seen up to a bad id", func() error { _, err := alice.MarkSeen(ctx, "-1"); return err }, "invalid"},
 		{"key reused", func() error {
 			_, err := pub.Publish(ctx, client.Message{To: []string{"alice"}, Type: "other", Key: "k1"})
 			return err
@@ -491,7 +530,7 @@ func TestClientRequests(t *testing.T) {
 		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		switch {
-		case strings.HasSuffix(r.URL.Path, "/read"):
+		case strings.HasSuffix(r.URL.Path, "/read"), strings.HasSuffix(r.URL.Path, "/archive"):
 			w.WriteHeader(http.StatusNoContent)
 		case r.Method == http.MethodPost:
 			w.WriteHeader(http.StatusCreated)
@@ -527,6 +566,20 @@ func TestClientRequests(t *testing.T) {
 			_, err := c.Publish(ctx, client.Message{To: []string{"a"}, Type: "t", Data: json.RawMessage(`{"k":1}`), Key: "order-7"})
 			return err
 		}, seen{"POST", "/her%2Fald/v1/notifications", "user=al+ice%26x%3D1", "Bearer t5", `{"to":["a"],"type":"t","data":{"k":1},"key":"order-7"}`, "application/json"}},
+		{"mark seen up to an id", func() error { _, err := c.MarkSeen(ctx, "41"); return err },
+			seen{"POST", "/her%2Fald/v1/notifications/seen", "user=al+ice%26x%3D1", "Bearer t6", `{"up_to":"41"}`, "application/json"}},
+		{"mark everything seen", func() error { _, err := c.MarkSeen(ctx, ""); return err },
+			seen{"POST", "/her%2Fald/v1/notifications/seen", "user=al+ice%26x%3D1", "Bearer t7", "", ""}},
+		{"archive", func() error { return c.Archive(ctx, "12") },
+			seen{"POST", "/her%2Fald/v1/notifications/12/archive", "user=al+ice%26x%3D1", "Bearer t8", "", ""}},
+		{"unarchive", func() error { return c.Unarchive(ctx, "12") },
+			seen{"DELETE", "/her%2Fald/v1/notifications/12/archive", "user=al+ice%26x%3D1", "Bearer t9", "", ""}},
+		{"archive read", func() error { _, err := c.ArchiveRead(ctx); return err },
+			seen{"POST", "/her%2Fald/v1/notifications/archive-read", "user=al+ice%26x%3D1", "Bearer t10", "", ""}},
+		{"list archived", func() error { _, err := c.List(ctx, client.ListOptions{Archived: true}); return err },
+			seen{"GET", "/her%2Fald/v1/notifications", "archived=true&user=al+ice%26x%3D1", "Bearer t11", "", ""}},
+		{"counts", func() error { _, err := c.Counts(ctx); return err },
+			seen{"GET", "/her%2Fald/v1/notifications/unread-count", "user=al+ice%26x%3D1", "Bearer t12", "", ""}},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -543,7 +596,7 @@ func TestClientRequests(t *testing.T) {
 	t.Run("empty id", func(t *testing.T) {
 		before := sent()
 		_, err := c.Get(ctx, "")
-		if err == nil || c.MarkRead(ctx, "") == nil || c.MarkUnread(ctx, "") == nil {
+		if err == nil || c.MarkRead(ctx, "") == nil || c.MarkUnread(ctx, "") == nil || c.Archive(ctx, "") == nil || c.Unarchive(ctx, "") == nil {
 			t.Error("an empty id was accepted")
 		}
 		if sent() != before {

@@ -25,9 +25,10 @@ type Event struct {
 	// resume after it. Control events without an id carry the cursor in effect.
 	Cursor string
 	// Type is the notification's type, or a control event's name: herald.missed (notifications
-	// after the cursor are no longer kept: reload from the inbox), herald.read (the read state
-	// changed elsewhere), herald.expired (the token expired; the subscription renews it if it
-	// has a token source, and reconnects).
+	// after the cursor are no longer kept: reload from the inbox), herald.read, herald.seen and
+	// herald.archived (the subscriber's state of notifications changed, here or elsewhere; the
+	// data has the counts after it), herald.expired (the token expired; the subscription renews
+	// it if it has a token source, and reconnects).
 	Type string
 	// Notification is set for notifications, nil for control events.
 	Notification *Notification

@@ -19,9 +19,10 @@ import (
 const browserDir = "../../test/browser"
 
 // TestBrowser opens the demo page in Debian's Chromium (test/browser/inbox.mjs, driven by
-// playwright-core): two tabs as alice get a notification within a second of its 201, marking read
-// in one clears the other, after a server restart a notification published before the tabs
-// reconnect reaches both, and a burst gets a few toasts, not one each. With auth: a reload keeps
+// playwright-core): two tabs as alice get a notification within a second of its 201, opening the
+// panel in one resets both badges (seen) and reading there marks it read in the other, after a
+// server restart a notification published before the tabs reconnect reaches both, and a burst
+// gets a few toasts, not one each. With auth: a reload keeps
 // the session, two users in two tabs of one origin (one cookie) each see only their own feed,
 // sign out, and an expired token brings the login form back. herald.js on its own: refused
 // beyond --max-connections-per-user, it retries by itself and resumes with ?last_event_id=;

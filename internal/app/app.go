@@ -147,16 +147,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		"Times the hub read missing notifications of a stream from the store (events that arrived out of order and whose predecessors did not follow).",
 		func() float64 { return float64(h.Stats().Repairs) })
 	a.stop = append(a.stop, h.Close)
-	onRead := func(rc herald.ReadChange) { h.Notify(rc.User, hub.NewControl(httpapi.ReadFrame(rc))) }
+	onState := func(sc herald.StateChange) { h.Notify(sc.User, hub.NewControl(httpapi.StateFrame(sc))) }
 	if cl != nil {
-		onRead = cl.readChanged // every node's streams of the user
+		onState = cl.stateChanged // every node's streams of the user
 	}
 	inflight := httpapi.NewInflight(cfg.MaxPublishInflight, httpapi.DefaultInflightWait)
 	a.Metrics.GaugeFunc("herald_publish_inflight_notifications",
 		"Notifications that publish requests being committed hold now, against --max-publish-inflight.",
 		func() float64 { return float64(inflight.Held()) })
 	a.API = httpapi.New(httpapi.Options{
-		OnRead:         onRead,
+		OnState:        onState,
 		Store:          a.Store,
 		Hub:            h,
 		Auth:           authn,

@@ -95,27 +95,27 @@ func (c *cluster) committed(ns []herald.Notification) {
 	c.m.BusPublished.Add(float64(len(ns)))
 }
 
-// readChanged tells every node's streams of user about a change of its read state. Read state
-// lives in the store; this message only updates what open tabs show, so when the bus is down
-// only this node's streams hear of it.
-func (c *cluster) readChanged(rc herald.ReadChange) {
+// stateChanged tells every node's streams of user about a change of its state of
+// notifications (read, seen, archived). The state lives in the store; this message only updates
+// what open tabs show, so when the bus is down only this node's streams hear of it.
+func (c *cluster) stateChanged(sc herald.StateChange) {
 	if c.bus == nil || c.busDown.Load() {
-		c.notifyRead(rc)
+		c.notifyState(sc)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-	err := c.bus.Publish(ctx, bus.EncodeRead(c.origin, rc))
+	err := c.bus.Publish(ctx, bus.EncodeState(c.origin, sc))
 	cancel()
 	if err != nil {
 		c.busDown.Store(true)
 		c.m.BusPublishErrors.Inc()
-		c.notifyRead(rc)
+		c.notifyState(sc)
 		c.want()
 	}
 }
 
-func (c *cluster) notifyRead(rc herald.ReadChange) {
-	c.hub.Notify(rc.User, hub.NewControl(httpapi.ReadFrame(rc)))
+func (c *cluster) notifyState(sc herald.StateChange) {
+	c.hub.Notify(sc.User, hub.NewControl(httpapi.StateFrame(sc)))
 }
 
 // received handles a message from the bus.
@@ -143,8 +143,8 @@ func (c *cluster) received(msg []byte) {
 		c.m.BusReceived.Add(float64(len(m.Notifications)))
 		c.hub.Publish(m.Notifications)
 	}
-	for _, rc := range m.Reads {
-		c.notifyRead(rc)
+	for _, sc := range m.States {
+		c.notifyState(sc)
 	}
 }
 

@@ -5,7 +5,9 @@
 // A message is JSON, so that an operator can read the channel with a stock client:
 //
 //	{"v":2,"o":"9f0c…e1.5a3c01d2","n":[{"i":42,"u":"alice","s":7,"t":"comment","d":{"text":"hi"},"c":1795452000123456}]}
-//	{"v":2,"o":"9f0c…e1.5a3c01d2","r":[{"u":"alice","i":[42,43],"read":true,"c":5}]}
+//	{"v":2,"o":"9f0c…e1.5a3c01d2","r":[{"u":"alice","i":[42,43],"read":true,"c":5,"cs":1}]}
+//	{"v":2,"o":"9f0c…e1.5a3c01d2","s":[{"u":"alice","k":"seen","up":43,"c":5,"cs":0}]}
+//	{"v":2,"o":"9f0c…e1.5a3c01d2","s":[{"u":"alice","k":"archived","i":[42],"on":true,"c":4,"cs":0}]}
 //
 // o is the origin: the identity and epoch of the store the message's commits belong to
 // (herald.Identity.Origin). Sequence numbers only mean something in their store's history, so a
@@ -17,8 +19,15 @@
 //
 // n are notifications: i the id, u the stream (the user, "" for a broadcast), s the sequence
 // number, t the type, d the data exactly as stored, c the commit time in unix microseconds.
-// r are read-state changes: u the user, i the ids (absent with "all":true), read, and c the
-// user's unread count after the change.
+// r are read-state changes: u the user, i the ids (absent with "all":true), read, and the user's
+// counts after the change: c unread, cs unseen. s are the other changes of a user's state: k the
+// kind, "seen" (up: the user's seen mark after it) or "archived" (i the ids, or "all":true for
+// every read one; on: archived, or back in the inbox), and c and cs as in r.
+//
+// Read changes keep their own key, and the others have a new one, so that nodes of the same
+// version from before seen and archived state (which read r, and ignore keys they do not know)
+// keep showing read changes and never take another change for one; they ignore cs too. From
+// such a node a read change comes without cs: its unseen count is unknown (-1).
 package bus
 
 import (
@@ -48,7 +57,8 @@ type Message struct {
 	// Origin is the identity of the store the message comes from (herald.Identity.Origin).
 	Origin        string
 	Notifications []herald.Notification
-	Reads         []herald.ReadChange
+	// States are the changes of users' state of notifications, read changes first.
+	States []herald.StateChange
 }
 
 // EncodeNotifications turns notifications committed in the store of origin into messages of at
@@ -105,22 +115,54 @@ type readJSON struct {
 	All  bool    `json:"all,omitempty"`
 	Read bool    `json:"read"`
 	C    int64   `json:"c"`
+	CS   *int64  `json:"cs,omitempty"`
 }
 
-// EncodeRead makes the message of a read-state change in the store of origin.
-func EncodeRead(origin string, rc herald.ReadChange) []byte {
-	b, _ := json.Marshal(struct {
-		V int        `json:"v"`
-		O string     `json:"o"`
-		R []readJSON `json:"r"`
-	}{Version, origin, []readJSON{{U: rc.User, I: rc.IDs, All: rc.All, Read: rc.Read, C: rc.Unread}}})
+type stateJSON struct {
+	U   string  `json:"u"`
+	K   string  `json:"k"`
+	I   []int64 `json:"i,omitempty"`
+	All bool    `json:"all,omitempty"`
+	On  bool    `json:"on,omitempty"`
+	Up  int64   `json:"up,omitempty"`
+	C   *int64  `json:"c"`
+	CS  *int64  `json:"cs"`
+}
+
+// kindName names the state changes carried in s.
+func kindName(k herald.StateKind) string {
+	if k == herald.StateSeen {
+		return "seen"
+	}
+	return "archived"
+}
+
+// EncodeState makes the message of a change of a user's state in the store of origin.
+func EncodeState(origin string, sc herald.StateChange) []byte {
+	m := struct {
+		V int         `json:"v"`
+		O string      `json:"o"`
+		R []readJSON  `json:"r,omitempty"`
+		S []stateJSON `json:"s,omitempty"`
+	}{V: Version, O: origin}
+	if sc.Kind == herald.StateRead {
+		var cs *int64
+		if sc.Counts.Unseen >= 0 {
+			cs = &sc.Counts.Unseen
+		}
+		m.R = []readJSON{{U: sc.User, I: sc.IDs, All: sc.All, Read: sc.On, C: sc.Counts.Unread, CS: cs}}
+	} else {
+		m.S = []stateJSON{{U: sc.User, K: kindName(sc.Kind), I: sc.IDs, All: sc.All, On: sc.On, Up: sc.SeenUpTo, C: &sc.Counts.Unread, CS: &sc.Counts.Unseen}}
+	}
+	b, _ := json.Marshal(m)
 	return b
 }
 
 type message struct {
-	V int        `json:"v"`
-	O string     `json:"o"`
-	R []readJSON `json:"r"`
+	V int         `json:"v"`
+	O string      `json:"o"`
+	R []readJSON  `json:"r"`
+	S []stateJSON `json:"s"`
 	N []struct {
 		I int64           `json:"i"`
 		U *string         `json:"u"`
@@ -172,17 +214,67 @@ func Decode(b []byte) (Message, error) {
 		if r.U == "" || (!r.All && len(r.I) == 0) {
 			return Message{}, errors.New("bus: malformed message: a read change lacks its user or ids")
 		}
-		if err := herald.ValidateUser(r.U); err != nil {
-			return Message{}, fmt.Errorf("bus: malformed message: %w", err)
+		if err := checkChange(r.U, r.I, r.C, r.CS); err != nil {
+			return Message{}, err
 		}
-		for _, id := range r.I {
-			if id <= 0 {
-				return Message{}, errors.New("bus: malformed message: a read change names an id that is not positive")
+		unseen := int64(-1)
+		if r.CS != nil {
+			unseen = *r.CS
+		}
+		out.States = append(out.States, herald.StateChange{User: r.U, Kind: herald.StateRead, IDs: r.I, All: r.All, On: r.Read,
+			Counts: herald.Counts{Unread: r.C, Unseen: unseen}})
+	}
+	for _, x := range m.S {
+		if x.C == nil || x.CS == nil {
+			return Message{}, errors.New("bus: malformed message: a state change lacks its counts")
+		}
+		sc := herald.StateChange{User: x.U, IDs: x.I, All: x.All, On: x.On, SeenUpTo: x.Up, Counts: herald.Counts{Unread: *x.C, Unseen: *x.CS}}
+		switch x.K {
+		case "seen":
+			// A seen mark only moves forward, to a notification's id.
+			if x.Up <= 0 || len(x.I) > 0 || x.All || !x.On {
+				return Message{}, errors.New("bus: malformed message: a seen change needs a positive mark and nothing else")
 			}
+			sc.Kind = herald.StateSeen
+		case "archived":
+			// Only archiving covers all (the read ones); bringing back is one by one.
+			if x.Up != 0 || (x.All && (len(x.I) > 0 || !x.On)) || (!x.All && len(x.I) == 0) {
+				return Message{}, errors.New("bus: malformed message: an archive change needs its ids, or all (archiving)")
+			}
+			sc.Kind = herald.StateArchived
+		default:
+			return Message{}, fmt.Errorf("bus: malformed message: unknown state change %q", truncateKind(x.K))
 		}
-		out.Reads = append(out.Reads, herald.ReadChange{User: r.U, IDs: r.I, All: r.All, Read: r.Read, Unread: r.C})
+		if err := checkChange(x.U, x.I, *x.C, x.CS); err != nil {
+			return Message{}, err
+		}
+		out.States = append(out.States, sc)
 	}
 	return out, nil
+}
+
+// checkChange checks what every state change carries: a valid user, positive ids, and counts
+// that can be (unseen ones are unread, so at most as many).
+func checkChange(user string, ids []int64, unread int64, unseen *int64) error {
+	if err := herald.ValidateUser(user); err != nil {
+		return fmt.Errorf("bus: malformed message: %w", err)
+	}
+	for _, id := range ids {
+		if id <= 0 {
+			return errors.New("bus: malformed message: a state change names an id that is not positive")
+		}
+	}
+	if unread < 0 || (unseen != nil && (*unseen < 0 || *unseen > unread)) {
+		return errors.New("bus: malformed message: a state change's counts are negative, or more unseen than unread")
+	}
+	return nil
+}
+
+func truncateKind(k string) string {
+	if len(k) > 16 || !utf8.ValidString(k) {
+		return "…"
+	}
+	return k
 }
 
 // validOrigin reports whether o has the form of herald.Identity.Origin: "<id>.<epoch>", both hex.

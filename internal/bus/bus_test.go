@@ -68,20 +68,58 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-func TestReadRoundTrip(t *testing.T) {
-	for _, rc := range []herald.ReadChange{
-		{User: "alice", IDs: []int64{4, 5}, Read: true, Unread: 3},
-		{User: "bob", All: true, Read: true},
-		{User: "carol", IDs: []int64{9}, Read: false, Unread: 1},
+func TestStateRoundTrip(t *testing.T) {
+	for _, sc := range []herald.StateChange{
+		{User: "alice", Kind: herald.StateRead, IDs: []int64{4, 5}, On: true, Counts: herald.Counts{Unread: 3, Unseen: 1}},
+		{User: "bob", Kind: herald.StateRead, All: true, On: true},
+		{User: "carol", Kind: herald.StateRead, IDs: []int64{9}, Counts: herald.Counts{Unread: 1, Unseen: 1}},
+		{User: "dave", Kind: herald.StateRead, IDs: []int64{9}, Counts: herald.Counts{Unread: 1, Unseen: -1}},
+		{User: "alice", Kind: herald.StateSeen, On: true, SeenUpTo: 1 << 40, Counts: herald.Counts{Unread: 3}},
+		{User: "alice", Kind: herald.StateArchived, IDs: []int64{7}, On: true, Counts: herald.Counts{Unread: 2, Unseen: 2}},
+		{User: "alice", Kind: herald.StateArchived, IDs: []int64{7, 8}, Counts: herald.Counts{Unread: 4, Unseen: 1}},
+		{User: "bob", Kind: herald.StateArchived, All: true, On: true, Counts: herald.Counts{Unread: 4, Unseen: 1}},
 	} {
-		m, err := Decode(EncodeRead(testOrigin, rc))
-		if err != nil || len(m.Reads) != 1 || len(m.Notifications) != 0 {
-			t.Fatalf("Decode(EncodeRead(%+v)) = %+v, %v", rc, m, err)
+		m, err := Decode(EncodeState(testOrigin, sc))
+		if err != nil || len(m.States) != 1 || len(m.Notifications) != 0 {
+			t.Fatalf("Decode(EncodeState(%+v)) = %+v, %v", sc, m, err)
 		}
-		got := m.Reads[0]
-		if got.User != rc.User || got.All != rc.All || got.Read != rc.Read || got.Unread != rc.Unread || fmt.Sprint(got.IDs) != fmt.Sprint(rc.IDs) {
-			t.Fatalf("round trip: %+v, want %+v", got, rc)
+		if got := m.States[0]; fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", sc) {
+			t.Fatalf("round trip: %+v, want %+v", got, sc)
 		}
+	}
+}
+
+// TestStateForOlderNodes: nodes of version 2 from before seen and archived state read only r
+// (and ignore keys they do not know). They must get read changes as before, and nothing else
+// must look like one to them.
+func TestStateForOlderNodes(t *testing.T) {
+	type older struct {
+		R []struct {
+			U    string  `json:"u"`
+			I    []int64 `json:"i"`
+			All  bool    `json:"all"`
+			Read bool    `json:"read"`
+			C    int64   `json:"c"`
+		} `json:"r"`
+	}
+	read := herald.StateChange{User: "alice", Kind: herald.StateRead, IDs: []int64{4}, On: true, Counts: herald.Counts{Unread: 3, Unseen: 1}}
+	var m older
+	if err := json.Unmarshal(EncodeState(testOrigin, read), &m); err != nil || len(m.R) != 1 || m.R[0].U != "alice" || !m.R[0].Read || m.R[0].C != 3 {
+		t.Fatalf("an older node reads a read change as %+v, %v", m, err)
+	}
+	for _, sc := range []herald.StateChange{
+		{User: "alice", Kind: herald.StateSeen, On: true, SeenUpTo: 4},
+		{User: "alice", Kind: herald.StateArchived, IDs: []int64{4}, On: false},
+	} {
+		var m older
+		if err := json.Unmarshal(EncodeState(testOrigin, sc), &m); err != nil || len(m.R) != 0 {
+			t.Fatalf("an older node reads %+v as %+v, %v; want no read change", sc, m, err)
+		}
+	}
+	// And a read change of theirs, without cs, has an unknown unseen count here.
+	got, err := Decode([]byte(`{"v":2,"o":"` + testOrigin + `","r":[{"u":"alice","i":[4],"read":true,"c":3}]}`))
+	if err != nil || len(got.States) != 1 || got.States[0].Counts != (herald.Counts{Unread: 3, Unseen: -1}) {
+		t.Fatalf("an older node's read change decodes as %+v, %v; want unseen -1", got, err)
 	}
 }
 
@@ -115,6 +153,27 @@ func TestDecodeRefuses(t *testing.T) {
 		{"read without ids", `{"v":2,` + o + `,"r":[{"u":"a","read":true,"c":0}]}`},
 		{"read of id 0", `{"v":2,` + o + `,"r":[{"u":"a","read":true,"c":0,"i":[0]}]}`},
 		{"read of a bad user", `{"v":2,` + o + `,"r":[{"u":"a\nb","read":true,"c":0,"i":[1]}]}`},
+		{"read with a negative count", `{"v":2,` + o + `,"r":[{"u":"a","read":true,"c":-1,"i":[1]}]}`},
+		{"read with more unseen than unread", `{"v":2,` + o + `,"r":[{"u":"a","read":true,"c":1,"cs":2,"i":[1]}]}`},
+		{"state of an unknown kind", `{"v":2,` + o + `,"s":[{"u":"a","k":"snoozed","i":[1],"on":true,"c":0,"cs":0}]}`},
+		{"read as a state", `{"v":2,` + o + `,"s":[{"u":"a","k":"read","i":[1],"on":true,"c":0,"cs":0}]}`},
+		{"state without a kind", `{"v":2,` + o + `,"s":[{"u":"a","i":[1],"on":true,"c":0,"cs":0}]}`},
+		{"state without user", `{"v":2,` + o + `,"s":[{"k":"archived","i":[1],"on":true,"c":0,"cs":0}]}`},
+		{"state of a bad user", `{"v":2,` + o + `,"s":[{"u":"a\u202eb","k":"archived","i":[1],"on":true,"c":0,"cs":0}]}`},
+		{"state without counts", `{"v":2,` + o + `,"s":[{"u":"a","k":"archived","i":[1],"on":true}]}`},
+		{"state without unseen", `{"v":2,` + o + `,"s":[{"u":"a","k":"archived","i":[1],"on":true,"c":1}]}`},
+		{"state with negative counts", `{"v":2,` + o + `,"s":[{"u":"a","k":"archived","i":[1],"on":true,"c":-1,"cs":-1}]}`},
+		{"state with more unseen than unread", `{"v":2,` + o + `,"s":[{"u":"a","k":"seen","up":3,"on":true,"c":1,"cs":2}]}`},
+		{"seen without a mark", `{"v":2,` + o + `,"s":[{"u":"a","k":"seen","on":true,"c":0,"cs":0}]}`},
+		{"seen of mark 0", `{"v":2,` + o + `,"s":[{"u":"a","k":"seen","up":0,"on":true,"c":0,"cs":0}]}`},
+		{"seen backwards", `{"v":2,` + o + `,"s":[{"u":"a","k":"seen","up":5,"c":0,"cs":0}]}`},
+		{"seen with ids", `{"v":2,` + o + `,"s":[{"u":"a","k":"seen","up":5,"i":[5],"on":true,"c":0,"cs":0}]}`},
+		{"archived without ids", `{"v":2,` + o + `,"s":[{"u":"a","k":"archived","on":true,"c":0,"cs":0}]}`},
+		{"archived of id 0", `{"v":2,` + o + `,"s":[{"u":"a","k":"archived","i":[0],"on":true,"c":0,"cs":0}]}`},
+		{"all unarchived", `{"v":2,` + o + `,"s":[{"u":"a","k":"archived","all":true,"c":0,"cs":0}]}`},
+		{"all archived with ids", `{"v":2,` + o + `,"s":[{"u":"a","k":"archived","all":true,"i":[1],"on":true,"c":0,"cs":0}]}`},
+		{"archived with a mark", `{"v":2,` + o + `,"s":[{"u":"a","k":"archived","i":[1],"up":1,"on":true,"c":0,"cs":0}]}`},
+		{"a good read beside a bad state", `{"v":2,` + o + `,"r":[{"u":"a","read":true,"c":0,"i":[1]}],"s":[{"u":"","k":"seen","up":1,"on":true,"c":0,"cs":0}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,9 +189,14 @@ func TestDecodeOrigin(t *testing.T) {
 	if err != nil || m.Origin != testOrigin {
 		t.Fatalf("Decode: origin %q, %v; want %q", m.Origin, err, testOrigin)
 	}
-	m, err = Decode(EncodeRead(testOrigin, herald.ReadChange{User: "a", All: true, Read: true}))
-	if err != nil || m.Origin != testOrigin {
-		t.Fatalf("Decode of a read change: origin %q, %v; want %q", m.Origin, err, testOrigin)
+	for _, sc := range []herald.StateChange{
+		{User: "a", Kind: herald.StateRead, All: true, On: true},
+		{User: "a", Kind: herald.StateSeen, On: true, SeenUpTo: 1},
+	} {
+		m, err = Decode(EncodeState(testOrigin, sc))
+		if err != nil || m.Origin != testOrigin {
+			t.Fatalf("Decode of a state change: origin %q, %v; want %q", m.Origin, err, testOrigin)
+		}
 	}
 }
 
@@ -141,23 +205,40 @@ func FuzzDecode(f *testing.F) {
 		f.Add(m)
 	}
 	f.Add([]byte(`{"v":2,"o":"` + testOrigin + `","n":[{"i":1,"u":"","s":1,"t":"x","d":null,"c":-1}]}`))
-	f.Add(EncodeRead(testOrigin, herald.ReadChange{User: "alice", IDs: []int64{1}, Read: true, Unread: 2}))
+	f.Add(EncodeState(testOrigin, herald.StateChange{User: "alice", Kind: herald.StateRead, IDs: []int64{1}, On: true, Counts: herald.Counts{Unread: 2, Unseen: 1}}))
+	f.Add(EncodeState(testOrigin, herald.StateChange{User: "alice", Kind: herald.StateSeen, On: true, SeenUpTo: 9, Counts: herald.Counts{Unread: 2}}))
+	f.Add(EncodeState(testOrigin, herald.StateChange{User: "alice", Kind: herald.StateArchived, All: true, On: true, Counts: herald.Counts{Unread: 2}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b)
 		if err != nil {
 			return
 		}
-		for _, r := range m.Reads {
-			if r.User == "" || (!r.All && len(r.IDs) == 0) {
-				t.Fatalf("accepted %+v", r)
-			}
-		}
 		if !validOrigin(m.Origin) {
 			t.Fatalf("accepted origin %q", m.Origin)
 		}
-		for _, r := range m.Reads {
-			if herald.ValidateUser(r.User) != nil {
-				t.Fatalf("accepted user %q", r.User)
+		for _, sc := range m.States {
+			if herald.ValidateUser(sc.User) != nil {
+				t.Fatalf("accepted user %q", sc.User)
+			}
+			if sc.Counts.Unread < 0 || sc.Counts.Unseen < -1 || sc.Counts.Unseen > sc.Counts.Unread {
+				t.Fatalf("accepted counts %+v", sc.Counts)
+			}
+			for _, id := range sc.IDs {
+				if id <= 0 {
+					t.Fatalf("accepted id %d", id)
+				}
+			}
+			switch sc.Kind {
+			case herald.StateRead, herald.StateArchived:
+				if !sc.All && len(sc.IDs) == 0 {
+					t.Fatalf("accepted %+v", sc)
+				}
+			case herald.StateSeen:
+				if sc.SeenUpTo <= 0 || len(sc.IDs) > 0 {
+					t.Fatalf("accepted %+v", sc)
+				}
+			default:
+				t.Fatalf("accepted kind %d", sc.Kind)
 			}
 		}
 		for _, n := range m.Notifications {

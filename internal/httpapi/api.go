@@ -60,9 +60,9 @@ type Options struct {
 	Inflight *Inflight
 	// CORSOrigins may call the API from a browser, with credentials.
 	CORSOrigins []string
-	// OnRead, when set, is told of every change of a user's read state, so that the user's
-	// open streams (on every node) can be told too.
-	OnRead func(herald.ReadChange)
+	// OnState, when set, is told of every change of a user's state of notifications (read,
+	// seen, archived), so that the user's open streams (on every node) can be told too.
+	OnState func(herald.StateChange)
 	// MaxHeaderBytes bounds a request's headers; larger ones get a JSON 431. The server's own
 	// limit must be above it (App sets twice), or Go answers first in plain text.
 	MaxHeaderBytes int
@@ -209,9 +209,13 @@ func (a *API) routes() []route {
 		{"GET /v1/notifications", a.inbox},
 		{"GET /v1/notifications/unread-count", a.unreadCount},
 		{"POST /v1/notifications/read-all", a.readAll},
+		{"POST /v1/notifications/seen", a.markSeen},
+		{"POST /v1/notifications/archive-read", a.archiveRead},
 		{"GET /v1/notifications/{id}", a.get},
 		{"POST /v1/notifications/{id}/read", a.markRead},
 		{"DELETE /v1/notifications/{id}/read", a.markUnread},
+		{"POST /v1/notifications/{id}/archive", a.archive},
+		{"DELETE /v1/notifications/{id}/archive", a.unarchive},
 		{"GET /healthz", a.healthz},
 		{"GET /readyz", a.readyz},
 		{"GET /metrics", a.apiMetrics()},

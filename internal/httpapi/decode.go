@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/heraldhq/herald"
 )
 
 // strictJSON are the decoding options of every request body. They are JSON v2's defaults, spelt
@@ -157,4 +161,24 @@ func jsonKind(t reflect.Type) string {
 		return "an object"
 	}
 	return t.String()
+}
+
+// decodeSmall decodes a small JSON request body (not a publish: those stream, publishbody.go)
+// into v with the same strictness and the same errors as a publish.
+func decodeSmall(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	body, err := jsonBody(w, r, limit)
+	if err != nil {
+		return err
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return bodyError(err)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return herald.Errorf(herald.EINVALID, "malformed JSON: empty body")
+	}
+	if err := json.Unmarshal(b, v, strictJSON); err != nil {
+		return bodyError(err)
+	}
+	return nil
 }

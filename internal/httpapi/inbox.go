@@ -9,15 +9,19 @@ import (
 	"github.com/heraldhq/herald"
 )
 
-// inboxItem is a notification as the inbox shows it: the stream envelope plus read state.
+// inboxItem is a notification as the inbox shows it: the stream envelope plus the caller's
+// state of it.
 type inboxItem struct {
-	ID        string     `json:"id"`
-	Type      string     `json:"type"`
-	Data      rawJSON    `json:"data"`
-	CreatedAt time.Time  `json:"created_at"`
-	Broadcast bool       `json:"broadcast"`
-	Read      bool       `json:"read"`
-	ReadAt    *time.Time `json:"read_at"`
+	ID         string     `json:"id"`
+	Type       string     `json:"type"`
+	Data       rawJSON    `json:"data"`
+	CreatedAt  time.Time  `json:"created_at"`
+	Broadcast  bool       `json:"broadcast"`
+	Read       bool       `json:"read"`
+	ReadAt     *time.Time `json:"read_at"`
+	Seen       bool       `json:"seen"`
+	Archived   bool       `json:"archived"`
+	ArchivedAt *time.Time `json:"archived_at"`
 }
 
 // rawJSON is stored, already-compact JSON, written as is.
@@ -32,10 +36,15 @@ func toItem(n *herald.Notification) inboxItem {
 		Data:      rawJSON(n.Data),
 		CreatedAt: n.CreatedAt,
 		Broadcast: n.Broadcast(),
+		Seen:      n.Seen,
 	}
 	if !n.ReadAt.IsZero() {
 		t := n.ReadAt
 		it.Read, it.ReadAt = true, &t
+	}
+	if !n.ArchivedAt.IsZero() {
+		t := n.ArchivedAt
+		it.Archived, it.ArchivedAt = true, &t
 	}
 	return it
 }
@@ -71,6 +80,12 @@ func (a *API) inbox(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("unread"); v != "" {
 		if iq.UnreadOnly, err = strconv.ParseBool(v); err != nil {
 			a.writeError(w, r, herald.Errorf(herald.EINVALID, "unread must be true or false"))
+			return
+		}
+	}
+	if v := q.Get("archived"); v != "" {
+		if iq.Archived, err = strconv.ParseBool(v); err != nil {
+			a.writeError(w, r, herald.Errorf(herald.EINVALID, "archived must be true or false"))
 			return
 		}
 	}
@@ -128,23 +143,23 @@ func (a *API) setRead(w http.ResponseWriter, r *http.Request, read bool) {
 		a.writeError(w, r, err)
 		return
 	}
-	a.readChanged(r, herald.ReadChange{User: user, IDs: []int64{id}, Read: read})
+	a.stateChanged(r, herald.StateChange{User: user, Kind: herald.StateRead, IDs: []int64{id}, On: read})
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// readChanged tells OnRead of a change, with the user's unread count after it. The change is
-// made: if the count cannot be read, the user's other tabs learn of it at their next reload.
-func (a *API) readChanged(r *http.Request, rc herald.ReadChange) {
-	if a.opts.OnRead == nil {
+// stateChanged tells OnState of a change, with the user's counts after it. The change is made:
+// if the counts cannot be read, the user's other tabs learn of it at their next reload.
+func (a *API) stateChanged(r *http.Request, sc herald.StateChange) {
+	if a.opts.OnState == nil {
 		return
 	}
-	n, err := a.opts.Store.UnreadCount(r.Context(), rc.User)
+	c, err := a.opts.Store.Counts(r.Context(), sc.User)
 	if err != nil {
-		a.logFor(r).Warn("read state changed but the unread count could not be read; other streams are not told", "err", err)
+		a.logFor(r).Warn("state changed but the counts could not be read; other streams are not told", "err", err)
 		return
 	}
-	rc.Unread = n
-	a.opts.OnRead(rc)
+	sc.Counts = c
+	a.opts.OnState(sc)
 }
 
 func (a *API) readAll(w http.ResponseWriter, r *http.Request) {
@@ -159,7 +174,7 @@ func (a *API) readAll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if n > 0 {
-		a.readChanged(r, herald.ReadChange{User: sub.User, All: true, Read: true})
+		a.stateChanged(r, herald.StateChange{User: sub.User, Kind: herald.StateRead, All: true, On: true})
 	}
 	writeJSON(w, http.StatusOK, map[string]int64{"updated": n})
 }
@@ -170,12 +185,104 @@ func (a *API) unreadCount(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	n, err := a.opts.Store.UnreadCount(r.Context(), sub.User)
+	c, err := a.opts.Store.Counts(r.Context(), sub.User)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]int64{"unread": n})
+	writeJSON(w, http.StatusOK, countsJSON{Unread: c.Unread, Unseen: c.Unseen})
+}
+
+// countsJSON are a user's counts as the API writes them.
+type countsJSON struct {
+	Unread int64 `json:"unread"`
+	Unseen int64 `json:"unseen"`
+}
+
+// maxSeenBody bounds the body of POST /v1/notifications/seen: {"up_to": "<id>"} and some room.
+const maxSeenBody = 1 << 10
+
+// markSeen serves POST /v1/notifications/seen: the caller has seen everything up to up_to, or
+// without it (no body, {} or null) everything up to now.
+func (a *API) markSeen(w http.ResponseWriter, r *http.Request) {
+	sub, err := a.opts.Auth.Subscriber(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	var upTo int64
+	if r.ContentLength != 0 {
+		var req struct {
+			UpTo *string `json:"up_to"`
+		}
+		if err := decodeSmall(w, r, maxSeenBody, &req); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		if req.UpTo != nil {
+			if upTo, err = parseID(*req.UpTo); err != nil {
+				a.writeError(w, r, herald.Errorf(herald.EINVALID, "up_to must be a notification id (a string of digits), not %q", truncateText(*req.UpTo, 40)))
+				return
+			}
+		}
+	}
+	mark, moved, err := a.opts.Store.MarkSeen(r.Context(), sub.User, upTo)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	// The counts answer the caller and tell the other tabs; if they cannot be read, the mark has
+	// moved all the same, and a retry is harmless.
+	c, err := a.opts.Store.Counts(r.Context(), sub.User)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if moved && a.opts.OnState != nil {
+		a.opts.OnState(herald.StateChange{User: sub.User, Kind: herald.StateSeen, On: true, SeenUpTo: mark, Counts: c})
+	}
+	resp := struct {
+		SeenUpTo *string `json:"seen_up_to"`
+		countsJSON
+	}{countsJSON: countsJSON{Unread: c.Unread, Unseen: c.Unseen}}
+	if mark > 0 {
+		m := strconv.FormatInt(mark, 10)
+		resp.SeenUpTo = &m
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (a *API) archive(w http.ResponseWriter, r *http.Request)   { a.setArchived(w, r, true) }
+func (a *API) unarchive(w http.ResponseWriter, r *http.Request) { a.setArchived(w, r, false) }
+
+func (a *API) setArchived(w http.ResponseWriter, r *http.Request, archived bool) {
+	user, id, ok := a.userAndID(w, r)
+	if !ok {
+		return
+	}
+	if err := a.opts.Store.SetArchived(r.Context(), user, id, archived); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	a.stateChanged(r, herald.StateChange{User: user, Kind: herald.StateArchived, IDs: []int64{id}, On: archived})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) archiveRead(w http.ResponseWriter, r *http.Request) {
+	sub, err := a.opts.Auth.Subscriber(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	n, err := a.opts.Store.ArchiveRead(r.Context(), sub.User)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if n > 0 {
+		a.stateChanged(r, herald.StateChange{User: sub.User, Kind: herald.StateArchived, All: true, On: true})
+	}
+	writeJSON(w, http.StatusOK, map[string]int64{"updated": n})
 }
 
 func (a *API) userAndID(w http.ResponseWriter, r *http.Request) (string, int64, bool) {
@@ -185,7 +292,7 @@ func (a *API) userAndID(w http.ResponseWriter, r *http.Request) (string, int64, 
 		return "", 0, false
 	}
 	user := sub.User
-	if seg := r.PathValue("id"); seg == "batch" || seg == "read-all" {
+	if postOnly(r.PathValue("id")) {
 		// The {id} pattern also matches these POST-only endpoints.
 		w.Header().Set("Allow", "POST")
 		writeJSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "method "+r.Method+" is not allowed here")
@@ -199,7 +306,15 @@ func (a *API) userAndID(w http.ResponseWriter, r *http.Request) (string, int64, 
 	return user, id, true
 }
 
-// parseID parses a notification id: a positive decimal int64.
+// postOnly reports whether seg names a POST-only endpoint directly under /v1/notifications/.
+func postOnly(seg string) bool {
+	switch seg {
+	case "batch", "read-all", "seen", "archive-read":
+		return true
+	}
+	return false
+}
+
 // parseBefore reads an inbox page position: a next_before ("<id>.<epoch>"), or a notification
 // id, taken as of the current epoch.
 func (a *API) parseBefore(s string) (int64, error) {
@@ -214,6 +329,7 @@ func (a *API) parseBefore(s string) (int64, error) {
 	return id, nil
 }
 
+// parseID parses a notification id: a positive decimal int64.
 func parseID(s string) (int64, error) {
 	if len(s) == 0 || len(s) > 19 || s[0] == '0' || s[0] == '+' || s[0] == '-' {
 		return 0, strconv.ErrSyntax

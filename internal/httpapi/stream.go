@@ -25,31 +25,55 @@ const MissedType = herald.ControlPrefix + "missed"
 // expired.
 const ExpiredType = herald.ControlPrefix + "expired"
 
-// ReadType is the event a user's streams receive when the user's read state changes, from any
-// tab or device, so that every one shows the same badge. It has no id: it is not in the feed.
-const ReadType = herald.ControlPrefix + "read"
+// ReadType, SeenType and ArchivedType are the events a user's streams receive when the user's
+// state of notifications changes, from any tab or device, so that every one shows the same list
+// and badge. They have no id: they are not in the feed.
+const (
+	ReadType     = herald.ControlPrefix + "read"
+	SeenType     = herald.ControlPrefix + "seen"
+	ArchivedType = herald.ControlPrefix + "archived"
+)
 
-// ReadFrame encodes the event telling a user's streams of rc. Ids are strings, as everywhere in
-// the API (JavaScript numbers lose precision past 2^53).
-func ReadFrame(rc herald.ReadChange) []byte {
-	b := make([]byte, 0, 64+24*len(rc.IDs))
-	b = append(b, `{"ids":[`...)
-	for i, id := range rc.IDs {
-		if i > 0 {
-			b = append(b, ',')
+// StateFrame encodes the event telling a user's streams of sc: herald.read
+// {"ids","all","read","unread","unseen"}, herald.seen {"up_to","unread","unseen"} or
+// herald.archived {"ids","all","archived","unread","unseen"}. unseen is left out when it is not
+// known. Ids are strings, as everywhere in the API (JavaScript numbers lose precision past 2^53).
+func StateFrame(sc herald.StateChange) []byte {
+	b := make([]byte, 0, 96+24*len(sc.IDs))
+	event := SeenType
+	if sc.Kind == herald.StateSeen {
+		b = append(b, `{"up_to":"`...)
+		b = strconv.AppendInt(b, sc.SeenUpTo, 10)
+		b = append(b, '"')
+	} else {
+		b = append(b, `{"ids":[`...)
+		for i, id := range sc.IDs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = strconv.AppendInt(b, id, 10)
+			b = append(b, '"')
 		}
-		b = append(b, '"')
-		b = strconv.AppendInt(b, id, 10)
-		b = append(b, '"')
+		b = append(b, `],"all":`...)
+		b = strconv.AppendBool(b, sc.All)
+		event = ReadType
+		if sc.Kind == herald.StateArchived {
+			event = ArchivedType
+			b = append(b, `,"archived":`...)
+		} else {
+			b = append(b, `,"read":`...)
+		}
+		b = strconv.AppendBool(b, sc.On)
 	}
-	b = append(b, `],"all":`...)
-	b = strconv.AppendBool(b, rc.All)
-	b = append(b, `,"read":`...)
-	b = strconv.AppendBool(b, rc.Read)
 	b = append(b, `,"unread":`...)
-	b = strconv.AppendInt(b, rc.Unread, 10)
+	b = strconv.AppendInt(b, sc.Counts.Unread, 10)
+	if sc.Counts.Unseen >= 0 {
+		b = append(b, `,"unseen":`...)
+		b = strconv.AppendInt(b, sc.Counts.Unseen, 10)
+	}
 	b = append(b, '}')
-	f, _ := sse.AppendEvent(nil, "", ReadType, b)
+	f, _ := sse.AppendEvent(nil, "", event, b)
 	return f
 }
 

@@ -20,7 +20,7 @@ type Store struct {
 var _ herald.Store = (*Store)(nil)
 
 // storeOps are the operations, as label values.
-var storeOps = []string{"append", "feed", "stream", "heads", "stream_heads", "inbox", "get", "set_read", "read_all", "unread_count", "prune", "ping"}
+var storeOps = []string{"append", "feed", "stream", "heads", "stream_heads", "inbox", "get", "set_read", "read_all", "mark_seen", "set_archived", "archive_read", "counts", "prune", "ping"}
 
 // InstrumentStore returns s with its operations measured by m.
 func (m *Metrics) InstrumentStore(s herald.Store) *Store {
@@ -112,12 +112,36 @@ func (s *Store) ReadAll(ctx context.Context, user string) (n int64, err error) {
 	return n, err
 }
 
-// UnreadCount implements herald.Store.
-func (s *Store) UnreadCount(ctx context.Context, user string) (n int64, err error) {
+// MarkSeen implements herald.Store.
+func (s *Store) MarkSeen(ctx context.Context, user string, upTo int64) (mark int64, moved bool, err error) {
 	start := time.Now()
-	n, err = s.Store.UnreadCount(ctx, user)
-	s.observe("unread_count", start, err)
+	mark, moved, err = s.Store.MarkSeen(ctx, user, upTo)
+	s.observe("mark_seen", start, err)
+	return mark, moved, err
+}
+
+// SetArchived implements herald.Store.
+func (s *Store) SetArchived(ctx context.Context, user string, id int64, archived bool) error {
+	start := time.Now()
+	err := s.Store.SetArchived(ctx, user, id, archived)
+	s.observe("set_archived", start, err)
+	return err
+}
+
+// ArchiveRead implements herald.Store.
+func (s *Store) ArchiveRead(ctx context.Context, user string) (n int64, err error) {
+	start := time.Now()
+	n, err = s.Store.ArchiveRead(ctx, user)
+	s.observe("archive_read", start, err)
 	return n, err
+}
+
+// Counts implements herald.Store.
+func (s *Store) Counts(ctx context.Context, user string) (c herald.Counts, err error) {
+	start := time.Now()
+	c, err = s.Store.Counts(ctx, user)
+	s.observe("counts", start, err)
+	return c, err
 }
 
 // Prune implements herald.Store.

@@ -6,7 +6,9 @@ const $ = (id) => document.getElementById(id);
 
 let herald = null;
 let token = ""; // token mode: this tab's token (sessionStorage), which the stream's cookie carries
-let unread = 0;
+// The badge counts what is unseen: it resets when the panel opens (markSeen), while items stay
+// unread until clicked. Every count comes from the server, which knows what each tab saw.
+let unseen = 0;
 let nextBefore = null;
 const items = new Map(); // id → {n, el}
 // While a reload fetches, live notifications wait here: the reload replaces the list.
@@ -14,9 +16,9 @@ let arrivedDuringReload = null;
 let arrivals = 0; // live notifications so far: tells a count request that one raced it
 
 function setBadge(n) {
-  unread = Math.max(0, n);
-  $("badge").textContent = unread > 99 ? "99+" : String(unread);
-  $("badge").hidden = unread === 0;
+  unseen = Math.max(0, n);
+  $("badge").textContent = unseen > 99 ? "99+" : String(unseen);
+  $("badge").hidden = unseen === 0;
 }
 
 function text(n) {
@@ -81,30 +83,55 @@ function markLocal(ids, read) {
   }
 }
 
+// toggleRead marks an item read or unread. The badge follows the herald.read event the change
+// sends to every tab, this one included: only the server knows whether the item was unseen.
 async function toggleRead(id) {
   const it = items.get(id);
   if (!it) return;
   const read = !it.n.read;
   markLocal([id], read);
-  setBadge(unread + (read ? -1 : 1));
   try {
     await (read ? herald.markRead(id) : herald.markUnread(id));
   } catch (err) {
     markLocal([id], !read);
-    setBadge(unread + (read ? 1 : -1));
     failed(err, "Could not update");
   }
 }
 
-// countNow returns the unread count. The server cannot say which notifications it counted: if
+// countNow returns the unseen count. The server cannot say which notifications it counted: if
 // one arrived while the request was out, it may or may not be in, so ask again (a few times at
 // most, so that a busy stream cannot stall a reload).
 async function countNow() {
   for (let tries = 1; ; tries++) {
     const seen = arrivals;
-    const count = await herald.unreadCount();
+    const { unseen: count } = await herald.counts();
     if (arrivals === seen || tries === 3) return count;
   }
+}
+
+// markSeen tells the server the panel shows everything up to its newest item: the badge goes
+// to what arrived since (nothing, unless one raced the request).
+async function markSeen() {
+  const newest = $("list").firstElementChild;
+  if (!newest) return;
+  const before = arrivals;
+  try {
+    const { unseen: count } = await herald.markSeen(newest.dataset.id);
+    setBadge(arrivals === before ? count : await countNow());
+  } catch (err) {
+    failed(err, "Could not mark seen");
+  }
+}
+
+// dropLocal takes archived items off the list: the panel shows the inbox.
+function dropLocal(ids) {
+  for (const id of ids) {
+    const it = items.get(id);
+    if (!it) continue;
+    it.el.remove();
+    items.delete(id);
+  }
+  $("empty").hidden = items.size > 0;
 }
 
 async function loadPage() {
@@ -128,7 +155,7 @@ async function reloadOnce() {
     count = await countNow();
   } catch (err) {
     arrivedDuringReload = null;
-    for (const n of arrived) if (showLive(n)) setBadge(unread + 1); // the old list stays
+    for (const n of arrived) if (showLive(n)) setBadge(unseen + 1); // the old list stays
     throw err;
   }
   arrivedDuringReload = null;
@@ -269,12 +296,21 @@ function start(opts) {
     arrivals++;
     announce(n);
     if (arrivedDuringReload) arrivedDuringReload.push(n);
-    else if (showLive(n)) setBadge(unread + 1); // else: a replay of what the reload showed
+    else if (showLive(n)) setBadge(unseen + 1); // else: a replay of what the reload showed
   });
   herald.onRead((c) => {
     if (c.all) markLocal([...items.keys()], true);
     else markLocal(c.ids || [], c.read);
-    if (typeof c.unread === "number") setBadge(c.unread);
+    if (typeof c.unseen === "number") setBadge(c.unseen);
+  });
+  herald.onSeen((c) => setBadge(c.unseen));
+  herald.onArchived((c) => {
+    // Archived elsewhere: off the list. Brought back: it belongs somewhere in the list, which a
+    // reload puts it.
+    if (!c.archived) reload().catch(loadFailed);
+    else if (c.all) dropLocal([...items.values()].filter((it) => it.n.read).map((it) => it.n.id));
+    else dropLocal(c.ids || []);
+    setBadge(c.unseen);
   });
   herald.onMissed(() => reload().catch(loadFailed));
   herald.connect();
@@ -300,6 +336,7 @@ $("bell").addEventListener("click", () => {
   const open = $("panel").hidden;
   $("panel").hidden = !open;
   $("bell").setAttribute("aria-expanded", String(open));
+  if (open) markSeen();
 });
 $("more").addEventListener("click", () => loadPage().catch(loadFailed));
 $("read-all").addEventListener("click", async () => {

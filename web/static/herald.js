@@ -6,15 +6,20 @@
  *   const herald = new Herald({ url: "https://herald.example.com" }); // auth: the herald_token cookie
  *   herald.on("comment.created", (n) => show(n));  // n: {id, type, data, created_at, broadcast}
  *   herald.on("*", (n) => bump());                 // every notification
- *   herald.onRead(({ ids, all, read, unread }) => setBadge(unread)); // read in another tab
+ *   herald.onRead(({ ids, all, read, unread, unseen }) => setBadge(unseen)); // read anywhere
+ *   herald.onSeen(({ up_to, unseen }) => setBadge(unseen));   // the list was opened anywhere
+ *   herald.onArchived(({ ids, all, archived }) => drop(ids));  // archived (or back) anywhere
  *   herald.onState((state) => showState(state));   // "connecting", "live", "reconnecting", "closed"
  *   herald.onMissed(() => reloadInbox());          // history was pruned past the cursor
  *   herald.connect();
  *
  *   const page = await herald.list({ limit: 20 });             // newest first
  *   const older = await herald.list({ before: page.next_before });
+ *   const archived = await herald.list({ archived: true });    // what archive() put away
+ *   await herald.markSeen(page.notifications[0]?.id);          // the panel opened: badge to 0
  *   await herald.markRead(id); await herald.markUnread(id); await herald.markAllRead();
- *   const unread = await herald.unreadCount();
+ *   await herald.archive(id); await herald.unarchive(id); await herald.archiveRead();
+ *   const { unread, unseen } = await herald.counts();          // archived ones count in neither
  *
  * Resuming is exact: every event id is a cursor. The browser's EventSource sends the last one
  * (Last-Event-ID) whenever it reconnects by itself; when herald.js has to open a new stream
@@ -57,6 +62,8 @@ export class Herald {
     this.handlers = new Map();
     this.stateHandlers = [];
     this.readHandlers = [];
+    this.seenHandlers = [];
+    this.archivedHandlers = [];
     this.missedHandlers = [];
     this.state = "closed";
     this.source = null;
@@ -79,6 +86,12 @@ export class Herald {
 
   /** onRead registers a handler of read-state changes made anywhere (another tab, device). */
   onRead(fn) { this.readHandlers.push(fn); return this; }
+
+  /** onSeen registers a handler of the seen mark moving, from anywhere (the list was opened). */
+  onSeen(fn) { this.seenHandlers.push(fn); return this; }
+
+  /** onArchived registers a handler of notifications archived or brought back, from anywhere. */
+  onArchived(fn) { this.archivedHandlers.push(fn); return this; }
 
   /** onMissed registers a handler called when notifications after the cursor were pruned. */
   onMissed(fn) { this.missedHandlers.push(fn); return this; }
@@ -156,6 +169,8 @@ export class Herald {
       this.emit(this.missedHandlers, JSON.parse(e.data));
     });
     es.addEventListener("herald.read", (e) => this.emit(this.readHandlers, JSON.parse(e.data)));
+    es.addEventListener("herald.seen", (e) => this.emit(this.seenHandlers, JSON.parse(e.data)));
+    es.addEventListener("herald.archived", (e) => this.emit(this.archivedHandlers, JSON.parse(e.data)));
     es.addEventListener("herald.expired", () => {
       // The server ends the stream after this; renew before opening the next one.
       es.close();
@@ -213,10 +228,14 @@ export class Herald {
     return data;
   }
 
-  /** list returns a page of the inbox, newest first: {notifications, next_before}. */
-  list({ limit, before, unread, types } = {}) {
+  /**
+   * list returns a page of the inbox, newest first: {notifications, next_before}. With
+   * archived: true, a page of the archived notifications instead.
+   */
+  list({ limit, before, unread, archived, types } = {}) {
     return this.request("GET", "/v1/notifications", {
-      limit, before, unread: unread ? "true" : undefined, types: types && types.join(","),
+      limit, before, unread: unread ? "true" : undefined, archived: archived ? "true" : undefined,
+      types: types && types.join(","),
     });
   }
 
@@ -234,6 +253,26 @@ export class Herald {
 
   /** unreadCount returns the number of unread notifications. */
   async unreadCount() { return (await this.request("GET", "/v1/notifications/unread-count")).unread; }
+
+  /** counts returns {unread, unseen}: not read; neither seen nor read (the badge). */
+  counts() { return this.request("GET", "/v1/notifications/unread-count"); }
+
+  /**
+   * markSeen marks everything up to the notification upTo seen (without it: up to now), as when
+   * the panel opens; returns {seen_up_to, unread, unseen}.
+   */
+  markSeen(upTo) {
+    return this.request("POST", "/v1/notifications/seen", undefined, upTo ? { up_to: String(upTo) } : undefined);
+  }
+
+  /** archive moves a notification out of the inbox into the archive. */
+  archive(id) { return this.request("POST", `/v1/notifications/${encodeURIComponent(id)}/archive`); }
+
+  /** unarchive brings an archived notification back to the inbox. */
+  unarchive(id) { return this.request("DELETE", `/v1/notifications/${encodeURIComponent(id)}/archive`); }
+
+  /** archiveRead archives every read notification and returns how many it archived. */
+  async archiveRead() { return (await this.request("POST", "/v1/notifications/archive-read")).updated; }
 
   /** publish sends a notification (dev mode, or a token with the publish scope). */
   publish(notification) { return this.request("POST", "/v1/notifications", undefined, notification); }

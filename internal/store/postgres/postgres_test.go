@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/store/storetest"
@@ -99,6 +100,57 @@ func TestMigrationsOnce(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "newer") {
 		t.Fatalf("Open of a newer database: %v", err)
 	}
+}
+
+// TestPruneRemovesStateMarks looks under the interface: pruned broadcasts leave no read or
+// archive marks, and a seen mark below everything kept is removed.
+func TestPruneRemovesStateMarks(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, testenv.Postgres(t), Options{})
+	var ids []int64
+	for range 5 {
+		rs, err := s.Append(ctx, "p", []herald.Draft{{Broadcast: true, Type: "t", Data: json.RawMessage(`{}`)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, rs[0].Notifications[0].ID)
+	}
+	for _, u := range []string{"alice", "bob", "carol"} {
+		if _, err := s.ReadAll(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ArchiveRead(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for u, upTo := range map[string]int64{"alice": ids[0], "bob": ids[3]} {
+		if _, _, err := s.MarkSeen(ctx, u, upTo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(table string) (n int) {
+		t.Helper()
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	check := func(when string, reads, archives, marks int) {
+		t.Helper()
+		if r, a, m := count("herald_broadcast_reads"), count("herald_broadcast_archives"), count("herald_user_marks"); r != reads || a != archives || m != marks {
+			t.Fatalf("%s: %d read marks, %d archive marks, %d seen marks; want %d, %d, %d", when, r, a, m, reads, archives, marks)
+		}
+	}
+	check("before pruning", 15, 15, 2)
+	if _, err := s.Prune(ctx, herald.Retention{MaxPerStream: 2}); err != nil {
+		t.Fatal(err)
+	}
+	// alice's seen mark is below the kept broadcasts; bob's covers one of them.
+	check("after keeping 2 broadcasts", 6, 6, 1)
+	if _, err := s.Prune(ctx, herald.Retention{MaxAge: time.Nanosecond}); err != nil {
+		t.Fatal(err)
+	}
+	check("after pruning every broadcast", 0, 0, 0)
 }
 
 func TestOpenRefusesBadURL(t *testing.T) {

@@ -11,9 +11,9 @@ import (
 const pruneChunk = 1000
 
 // Prune removes notifications older than MaxAge or beyond the newest MaxPerStream of their
-// stream, the read marks of removed broadcasts, and expired idempotency keys, in short
-// statements. Several nodes may prune at once: each statement stands alone, and deleting what
-// another node deleted first deletes nothing.
+// stream, the read and archive marks of removed broadcasts, seen marks that no longer matter,
+// and expired idempotency keys, in short statements. Several nodes may prune at once: each
+// statement stands alone, and deleting what another node deleted first deletes nothing.
 func (s *Store) Prune(ctx context.Context, r herald.Retention) (int64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
@@ -33,10 +33,21 @@ func (s *Store) Prune(ctx context.Context, r herald.Retention) (int64, error) {
 			return total, err
 		}
 	}
-	// Broadcasts go oldest first, so every read mark below the oldest kept broadcast is orphaned.
-	if _, err := s.loop(ctx, `DELETE FROM herald_broadcast_reads WHERE (user_id, notification_id) IN (
-		SELECT user_id, notification_id FROM herald_broadcast_reads
-		WHERE notification_id < (SELECT coalesce(min(id), 9223372036854775807) FROM herald_notifications WHERE stream = '')
+	// Broadcasts go oldest first, so every read or archive mark below the oldest kept broadcast
+	// is orphaned.
+	for _, table := range []string{"herald_broadcast_reads", "herald_broadcast_archives"} {
+		if _, err := s.loop(ctx, `DELETE FROM `+table+` WHERE (user_id, notification_id) IN (
+			SELECT user_id, notification_id FROM `+table+`
+			WHERE notification_id < (SELECT coalesce(min(id), 9223372036854775807) FROM herald_notifications WHERE stream = '')
+			LIMIT $1)`, pruneChunk); err != nil {
+			return total, err
+		}
+	}
+	// A seen mark below every id kept says nothing: what is kept and what comes later is above
+	// it either way, and a user without a mark has seen nothing.
+	if _, err := s.loop(ctx, `DELETE FROM herald_user_marks WHERE user_id IN (
+		SELECT user_id FROM herald_user_marks
+		WHERE seen_up_to < (SELECT coalesce(min(id), 9223372036854775807) FROM herald_notifications)
 		LIMIT $1)`, pruneChunk); err != nil {
 		return total, err
 	}

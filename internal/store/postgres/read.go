@@ -12,14 +12,16 @@ import (
 
 const notificationCols = `id, stream, seq, type, data, created_at`
 
-func scanNotification(row pgx.Row, withRead bool) (herald.Notification, error) {
+func scanNotification(row pgx.Row, withState bool) (herald.Notification, error) {
 	var n herald.Notification
-	var seq int64
+	var seq, mark int64
 	var data []byte
-	var readAt *time.Time
+	var readAt, archivedAt *time.Time
 	dest := []any{&n.ID, &n.User, &seq, &n.Type, &data, &n.CreatedAt}
-	if withRead {
-		dest = append(dest, &readAt)
+	if withState {
+		// stateCols: the reading user's read and archive times (from the notification's row for
+		// the user's own, from the per-user tables for a broadcast) and the user's seen mark.
+		dest = append(dest, &readAt, &archivedAt, &mark)
 	}
 	if err := row.Scan(dest...); err != nil {
 		return n, err
@@ -30,8 +32,15 @@ func scanNotification(row pgx.Row, withRead bool) (herald.Notification, error) {
 	if readAt != nil {
 		n.ReadAt = readAt.UTC()
 	}
+	if archivedAt != nil {
+		n.ArchivedAt = archivedAt.UTC()
+	}
+	n.Seen = withState && (n.ID <= mark || readAt != nil)
 	return n, nil
 }
+
+// markQuery is the seen mark of the user $1 (0 for none), as a column of inbox reads.
+const markQuery = `coalesce((SELECT seen_up_to FROM herald_user_marks WHERE user_id = $1), 0)`
 
 // querier is a pool or a transaction.
 type querier interface {
@@ -39,14 +48,14 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-func collect(rows pgx.Rows, err error, withRead bool) ([]herald.Notification, error) {
+func collect(rows pgx.Rows, err error, withState bool) ([]herald.Notification, error) {
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	defer rows.Close()
 	var ns []herald.Notification
 	for rows.Next() {
-		n, err := scanNotification(rows, withRead)
+		n, err := scanNotification(rows, withState)
 		if err != nil {
 			return nil, unavailable(err)
 		}
@@ -142,8 +151,8 @@ func (s *Store) Feed(ctx context.Context, user string, after herald.Cursor, limi
 	return page, err
 }
 
-// Inbox returns a page of user's notifications and broadcasts, newest first, with user's read
-// state. Within a stream ids grow with sequence numbers, so each stream is walked back through
+// Inbox returns a page of user's notifications and broadcasts, newest first, with user's state
+// of each. Within a stream ids grow with sequence numbers, so each stream is walked back through
 // its (stream, seq) index and the two are merged by id.
 func (s *Store) Inbox(ctx context.Context, user string, q herald.InboxQuery) (herald.InboxPage, error) {
 	var page herald.InboxPage
@@ -161,16 +170,20 @@ func (s *Store) Inbox(ctx context.Context, user string, q herald.InboxQuery) (he
 	if len(q.Types) > 0 {
 		types = q.Types
 	}
-	rows, err := s.pool.Query(ctx, `
-		(SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.read_at FROM herald_notifications n
+	rows, err := s.pool.Query(ctx, `SELECT u.*, `+markQuery+` FROM (
+		(SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.read_at, n.archived_at FROM herald_notifications n
 		 WHERE n.stream = $1 AND n.id < $2 AND (NOT $3 OR n.read_at IS NULL) AND ($4::text[] IS NULL OR n.type = ANY($4))
+		   AND (n.archived_at IS NOT NULL) = $6
 		 ORDER BY n.seq DESC LIMIT $5)
 		UNION ALL
-		(SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, r.read_at FROM herald_notifications n
+		(SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, r.read_at, a.archived_at FROM herald_notifications n
 		 LEFT JOIN herald_broadcast_reads r ON r.user_id = $1 AND r.notification_id = n.id
+		 LEFT JOIN herald_broadcast_archives a ON a.user_id = $1 AND a.notification_id = n.id
 		 WHERE n.stream = '' AND n.id < $2 AND (NOT $3 OR r.read_at IS NULL) AND ($4::text[] IS NULL OR n.type = ANY($4))
+		   AND (a.archived_at IS NOT NULL) = $6
 		 ORDER BY n.seq DESC LIMIT $5)
-		ORDER BY 1 DESC LIMIT $5`, user, before, q.UnreadOnly, types, q.Limit+1)
+		ORDER BY 1 DESC LIMIT $5) u
+		ORDER BY u.id DESC`, user, before, q.UnreadOnly, types, q.Limit+1, q.Archived)
 	ns, err := collect(rows, err, true)
 	if err != nil {
 		return page, err
@@ -183,15 +196,17 @@ func (s *Store) Inbox(ctx context.Context, user string, q herald.InboxQuery) (he
 	return page, nil
 }
 
-// Get returns one of user's notifications or broadcasts with user's read state.
+// Get returns one of user's notifications or broadcasts with user's state of it.
 func (s *Store) Get(ctx context.Context, user string, id int64) (herald.Notification, error) {
 	if err := s.check(); err != nil {
 		return herald.Notification{}, err
 	}
 	row := s.pool.QueryRow(ctx, `SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at,
-		CASE WHEN n.stream = '' THEN r.read_at ELSE n.read_at END
+		CASE WHEN n.stream = '' THEN r.read_at ELSE n.read_at END,
+		CASE WHEN n.stream = '' THEN a.archived_at ELSE n.archived_at END, `+markQuery+`
 		FROM herald_notifications n
 		LEFT JOIN herald_broadcast_reads r ON n.stream = '' AND r.user_id = $1 AND r.notification_id = n.id
+		LEFT JOIN herald_broadcast_archives a ON n.stream = '' AND a.user_id = $1 AND a.notification_id = n.id
 		WHERE n.id = $2 AND n.stream IN ($1, '')`, user, id)
 	n, err := scanNotification(row, true)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -264,20 +279,4 @@ func (s *Store) ReadAll(ctx context.Context, user string) (int64, error) {
 		return 0, unavailable(err)
 	}
 	return total, nil
-}
-
-// UnreadCount counts user's unread notifications and broadcasts.
-func (s *Store) UnreadCount(ctx context.Context, user string) (int64, error) {
-	if err := s.check(); err != nil {
-		return 0, err
-	}
-	var n int64
-	err := s.pool.QueryRow(ctx, `SELECT
-		(SELECT count(*) FROM herald_notifications WHERE stream = $1 AND read_at IS NULL) +
-		(SELECT count(*) FROM herald_notifications n WHERE n.stream = '' AND NOT EXISTS (
-			SELECT 1 FROM herald_broadcast_reads r WHERE r.user_id = $1 AND r.notification_id = n.id))`, user).Scan(&n)
-	if err != nil {
-		return 0, unavailable(err)
-	}
-	return n, nil
 }

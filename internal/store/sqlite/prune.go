@@ -12,8 +12,9 @@ import (
 const pruneChunk = 1000
 
 // Prune removes notifications older than MaxAge or beyond the newest MaxPerStream of their
-// stream, the read marks and idempotency keys that no longer matter, in short transactions.
-// What to delete is found on the read pool; the writer only runs small indexed deletes.
+// stream, and the read, archive and seen marks and idempotency keys that no longer matter, in
+// short transactions. What to delete is found on the read pool; the writer only runs small
+// indexed deletes.
 func (s *Store) Prune(ctx context.Context, r herald.Retention) (int64, error) {
 	var total int64
 	if r.MaxAge > 0 {
@@ -30,14 +31,26 @@ func (s *Store) Prune(ctx context.Context, r herald.Retention) (int64, error) {
 			return total, err
 		}
 	}
-	// Broadcasts go oldest first, so every read mark below the oldest kept broadcast is orphaned.
-	var oldest int64
+	// Broadcasts go oldest first, so every read or archive mark below the oldest kept broadcast
+	// is orphaned.
+	var oldest, oldestAny int64
 	if err := s.reader.QueryRowContext(ctx, `SELECT coalesce(min(id), 9223372036854775807) FROM notifications
 		WHERE stream = ''`).Scan(&oldest); err != nil {
 		return total, unavailable(err)
 	}
-	if _, err := s.pruneLoop(ctx, `DELETE FROM broadcast_reads WHERE (user_id, notification_id) IN (
-		SELECT user_id, notification_id FROM broadcast_reads WHERE notification_id < ? LIMIT ?)`, oldest, pruneChunk); err != nil {
+	for _, table := range []string{"broadcast_reads", "broadcast_archives"} {
+		if _, err := s.pruneLoop(ctx, `DELETE FROM `+table+` WHERE (user_id, notification_id) IN (
+			SELECT user_id, notification_id FROM `+table+` WHERE notification_id < ? LIMIT ?)`, oldest, pruneChunk); err != nil {
+			return total, err
+		}
+	}
+	// A seen mark below every id kept says nothing: what is kept and what comes later is above
+	// it either way, and a user without a mark has seen nothing.
+	if err := s.reader.QueryRowContext(ctx, `SELECT coalesce(min(id), 9223372036854775807) FROM notifications`).Scan(&oldestAny); err != nil {
+		return total, unavailable(err)
+	}
+	if _, err := s.pruneLoop(ctx, `DELETE FROM user_marks WHERE user_id IN (
+		SELECT user_id FROM user_marks WHERE seen_up_to < ? LIMIT ?)`, oldestAny, pruneChunk); err != nil {
 		return total, err
 	}
 	if r.IdempotencyTTL > 0 {

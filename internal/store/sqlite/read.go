@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,16 +16,27 @@ const notificationCols = `id, stream, seq, type, data, created_at`
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanNotification(row scanner, withRead bool) (herald.Notification, error) {
+func scanNotification(row scanner) (herald.Notification, error) {
 	var n herald.Notification
 	var created int64
 	var data []byte
-	var readAt sql.NullInt64
-	dest := []any{&n.ID, &n.User, &n.Seq, &n.Type, &data, &created}
-	if withRead {
-		dest = append(dest, &readAt)
+	if err := row.Scan(&n.ID, &n.User, &n.Seq, &n.Type, &data, &created); err != nil {
+		return n, err
 	}
-	if err := row.Scan(dest...); err != nil {
+	n.Data = data
+	n.CreatedAt = fromMicros(created)
+	return n, nil
+}
+
+// stateCols follow notificationCols in inbox reads: the reading user's read and archive times
+// (each from the notification's row for the user's own, from the per-user tables for a
+// broadcast) and the user's seen mark.
+func scanWithState(row scanner) (herald.Notification, error) {
+	var n herald.Notification
+	var created, mark int64
+	var data []byte
+	var readAt, archivedAt sql.NullInt64
+	if err := row.Scan(&n.ID, &n.User, &n.Seq, &n.Type, &data, &created, &readAt, &archivedAt, &mark); err != nil {
 		return n, err
 	}
 	n.Data = data
@@ -32,8 +44,16 @@ func scanNotification(row scanner, withRead bool) (herald.Notification, error) {
 	if readAt.Valid {
 		n.ReadAt = fromMicros(readAt.Int64)
 	}
+	if archivedAt.Valid {
+		n.ArchivedAt = fromMicros(archivedAt.Int64)
+	}
+	n.Seen = n.ID <= mark || readAt.Valid
 	return n, nil
 }
+
+// markQuery is the user's seen mark (0 for none), as a column of inbox reads; its parameter is
+// the user.
+const markQuery = `coalesce((SELECT seen_up_to FROM user_marks WHERE user_id = ?1), 0)`
 
 // The queries every new stream makes (Heads, or Feed when it resumes), prepared once per reader
 // connection: a reconnect storm is made of nothing else, and parsing the SQL anew each time was
@@ -70,7 +90,7 @@ func streamAfter(ctx context.Context, stmt *sql.Stmt, stream string, after uint6
 	defer rows.Close()
 	var ns []herald.Notification
 	for rows.Next() {
-		n, err := scanNotification(rows, false)
+		n, err := scanNotification(rows)
 		if err != nil {
 			return nil, unavailable(err)
 		}
@@ -167,8 +187,8 @@ func (s *Store) Feed(ctx context.Context, user string, after herald.Cursor, limi
 	return page, nil
 }
 
-// Inbox returns a page of user's notifications and broadcasts, newest first, with user's read
-// state. Each stream is read through its own index and the two are merged, since one ORDER BY
+// Inbox returns a page of user's notifications and broadcasts, newest first, with user's state
+// of each. Each stream is read through its own index and the two are merged, since one ORDER BY
 // over an OR of both would scan.
 func (s *Store) Inbox(ctx context.Context, user string, q herald.InboxQuery) (herald.InboxPage, error) {
 	var page herald.InboxPage
@@ -179,36 +199,43 @@ func (s *Store) Inbox(ctx context.Context, user string, q herald.InboxQuery) (he
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
+	// ?1 is the user, ?2 before, ?3 the limit of each part (one more than the page, to tell
+	// whether there is a next one); the types follow.
+	args := []any{user, before, q.Limit + 1}
 	var typeFilter string
-	var typeArgs []any
 	if len(q.Types) > 0 {
-		typeFilter = ` AND n.type IN (?` + strings.Repeat(`, ?`, len(q.Types)-1) + `)`
-		for _, t := range q.Types {
-			typeArgs = append(typeArgs, t)
+		// Numbered: both parts of the query name them.
+		ps := make([]string, len(q.Types))
+		for i, t := range q.Types {
+			args = append(args, t)
+			ps[i] = "?" + strconv.Itoa(len(args))
 		}
+		typeFilter = ` AND n.type IN (` + strings.Join(ps, ", ") + `)`
 	}
-	unicastUnread, broadcastUnread := "", ""
+	unicast, broadcast := ` AND n.archived_at IS NULL`, ` AND a.archived_at IS NULL`
+	if q.Archived {
+		unicast, broadcast = ` AND n.archived_at IS NOT NULL`, ` AND a.archived_at IS NOT NULL`
+	}
 	if q.UnreadOnly {
-		unicastUnread, broadcastUnread = ` AND n.read_at IS NULL`, ` AND r.read_at IS NULL`
+		unicast += ` AND n.read_at IS NULL`
+		broadcast += ` AND r.read_at IS NULL`
 	}
 	// Within a stream ids grow with sequence numbers, so walking (stream, seq) backwards is newest
 	// first by id; "id < before" is checked on the index entry (it holds the rowid), so paging
 	// deeper skips index entries, not rows.
-	query := `SELECT * FROM (
-		SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.read_at
-		FROM notifications n INDEXED BY notifications_stream_seq
-		WHERE n.stream = ? AND n.id < ?` + unicastUnread + typeFilter + ` ORDER BY n.seq DESC LIMIT ?)
-	UNION ALL SELECT * FROM (
-		SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, r.read_at
-		FROM notifications n INDEXED BY notifications_stream_seq
-		LEFT JOIN broadcast_reads r ON r.user_id = ? AND r.notification_id = n.id
-		WHERE n.stream = '' AND n.id < ?` + broadcastUnread + typeFilter + ` ORDER BY n.seq DESC LIMIT ?)
-	ORDER BY 1 DESC LIMIT ?`
-	args := []any{user, before}
-	args = append(args, typeArgs...)
-	args = append(args, q.Limit+1, user, before)
-	args = append(args, typeArgs...)
-	args = append(args, q.Limit+1, q.Limit+1)
+	query := `SELECT id, stream, seq, type, data, created_at, read_at, archived_at, ` + markQuery + ` FROM (
+		SELECT * FROM (
+			SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.read_at, n.archived_at
+			FROM notifications n INDEXED BY notifications_stream_seq
+			WHERE n.stream = ?1 AND n.id < ?2` + unicast + typeFilter + ` ORDER BY n.seq DESC LIMIT ?3)
+		UNION ALL SELECT * FROM (
+			SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, r.read_at, a.archived_at
+			FROM notifications n INDEXED BY notifications_stream_seq
+			LEFT JOIN broadcast_reads r ON r.user_id = ?1 AND r.notification_id = n.id
+			LEFT JOIN broadcast_archives a ON a.user_id = ?1 AND a.notification_id = n.id
+			WHERE n.stream = '' AND n.id < ?2` + broadcast + typeFilter + ` ORDER BY n.seq DESC LIMIT ?3)
+		ORDER BY 1 DESC LIMIT ?3)
+	ORDER BY id DESC`
 
 	rows, err := s.reader.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -216,7 +243,7 @@ func (s *Store) Inbox(ctx context.Context, user string, q herald.InboxQuery) (he
 	}
 	defer rows.Close()
 	for rows.Next() {
-		n, err := scanNotification(rows, true)
+		n, err := scanWithState(rows)
 		if err != nil {
 			return page, unavailable(err)
 		}
@@ -232,13 +259,16 @@ func (s *Store) Inbox(ctx context.Context, user string, q herald.InboxQuery) (he
 	return page, nil
 }
 
-// Get returns one of user's notifications or broadcasts with user's read state.
+// Get returns one of user's notifications or broadcasts with user's state of it.
 func (s *Store) Get(ctx context.Context, user string, id int64) (herald.Notification, error) {
 	row := s.reader.QueryRowContext(ctx, `SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at,
-		CASE WHEN n.stream = '' THEN r.read_at ELSE n.read_at END
-		FROM notifications n LEFT JOIN broadcast_reads r ON n.stream = '' AND r.user_id = ? AND r.notification_id = n.id
-		WHERE n.id = ? AND n.stream IN (?, '')`, user, id, user)
-	n, err := scanNotification(row, true)
+		CASE WHEN n.stream = '' THEN r.read_at ELSE n.read_at END,
+		CASE WHEN n.stream = '' THEN a.archived_at ELSE n.archived_at END, `+markQuery+`
+		FROM notifications n
+		LEFT JOIN broadcast_reads r ON n.stream = '' AND r.user_id = ?1 AND r.notification_id = n.id
+		LEFT JOIN broadcast_archives a ON n.stream = '' AND a.user_id = ?1 AND a.notification_id = n.id
+		WHERE n.id = ?2 AND n.stream IN (?1, '')`, user, id)
+	n, err := scanWithState(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return n, notFound(id)
 	}
@@ -311,17 +341,4 @@ func (s *Store) ReadAll(ctx context.Context, user string) (int64, error) {
 		return 0, unavailable(err)
 	}
 	return unicast + broadcast, nil
-}
-
-// UnreadCount counts user's unread notifications and broadcasts.
-func (s *Store) UnreadCount(ctx context.Context, user string) (int64, error) {
-	var n int64
-	err := s.reader.QueryRowContext(ctx, `SELECT
-		(SELECT count(*) FROM notifications WHERE stream = ? AND read_at IS NULL) +
-		(SELECT count(*) FROM notifications n WHERE n.stream = '' AND NOT EXISTS (
-			SELECT 1 FROM broadcast_reads r WHERE r.user_id = ? AND r.notification_id = n.id))`, user, user).Scan(&n)
-	if err != nil {
-		return 0, unavailable(err)
-	}
-	return n, nil
 }

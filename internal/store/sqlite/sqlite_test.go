@@ -397,40 +397,51 @@ func TestCloseDuringAppends(t *testing.T) {
 	t.Logf("%d appends acknowledged before Close", n)
 }
 
-// TestPruneRemovesReadMarks looks under the interface: pruned broadcasts leave no read marks.
+// TestPruneRemovesReadMarks looks under the interface: pruned broadcasts leave no read or
+// archive marks, and a seen mark below everything kept is removed.
 func TestPruneRemovesReadMarks(t *testing.T) {
 	ctx := context.Background()
 	s := openAt(t, filepath.Join(t.TempDir(), "herald.db"), Options{Sync: SyncNormal})
+	var ids []int64
 	for range 5 {
-		mustAppend(t, s, herald.Draft{Broadcast: true, Type: "t", Data: json.RawMessage(`{}`)})
+		ids = append(ids, mustAppend(t, s, herald.Draft{Broadcast: true, Type: "t", Data: json.RawMessage(`{}`)})[0].Notifications[0].ID)
 	}
 	for _, u := range []string{"alice", "bob", "carol"} {
 		if _, err := s.ReadAll(ctx, u); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := s.ArchiveRead(ctx, u); err != nil {
+			t.Fatal(err)
+		}
 	}
-	count := func() (n int) {
+	for u, upTo := range map[string]int64{"alice": ids[0], "bob": ids[3]} {
+		if _, _, err := s.MarkSeen(ctx, u, upTo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(table string) (n int) {
 		t.Helper()
-		if err := s.writer.QueryRow(`SELECT count(*) FROM broadcast_reads`).Scan(&n); err != nil {
+		if err := s.writer.QueryRow(`SELECT count(*) FROM ` + table).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
 	}
-	if got := count(); got != 15 {
-		t.Fatalf("%d read marks, want 15", got)
+	check := func(when string, reads, archives, marks int) {
+		t.Helper()
+		if r, a, m := count("broadcast_reads"), count("broadcast_archives"), count("user_marks"); r != reads || a != archives || m != marks {
+			t.Fatalf("%s: %d read marks, %d archive marks, %d seen marks; want %d, %d, %d", when, r, a, m, reads, archives, marks)
+		}
 	}
+	check("before pruning", 15, 15, 2)
 	if _, err := s.Prune(ctx, herald.Retention{MaxPerStream: 2}); err != nil {
 		t.Fatal(err)
 	}
-	if got := count(); got != 6 {
-		t.Fatalf("%d read marks after keeping 2 broadcasts, want 6", got)
-	}
+	// alice's seen mark is below the kept broadcasts; bob's covers one of them.
+	check("after keeping 2 broadcasts", 6, 6, 1)
 	if _, err := s.Prune(ctx, herald.Retention{MaxAge: time.Nanosecond}); err != nil {
 		t.Fatal(err)
 	}
-	if got := count(); got != 0 {
-		t.Fatalf("%d read marks after pruning every broadcast, want 0", got)
-	}
+	check("after pruning every broadcast", 0, 0, 0)
 }
 
 // TestPruneLargeBacklog crosses the chunk size of both prune loops.

@@ -57,12 +57,20 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"SetReadBroadcastPerUser", testSetReadBroadcastPerUser},
 		{"SetReadNotFound", testSetReadNotFound},
 		{"ReadAll", testReadAll},
-		{"UnreadCount", testUnreadCount},
+		{"Counts", testCounts},
+		{"MarkSeen", testMarkSeen},
+		{"MarkSeenBroadcastPerUser", testMarkSeenBroadcastPerUser},
+		{"SetArchived", testSetArchived},
+		{"SetArchivedBroadcastPerUser", testSetArchivedBroadcastPerUser},
+		{"SetArchivedNotFound", testSetArchivedNotFound},
+		{"ArchiveRead", testArchiveRead},
+		{"InboxArchived", testInboxArchived},
 		{"PruneNothing", testPruneNothing},
 		{"PruneMaxPerStream", testPruneMaxPerStream},
 		{"PruneMaxAge", testPruneMaxAge},
 		{"PruneIdempotencyTTL", testPruneIdempotencyTTL},
 		{"PruneReadMarks", testPruneReadMarks},
+		{"PruneStateMarks", testPruneStateMarks},
 		{"AppendCancelledContext", testAppendCancelledContext},
 		{"Close", testClose},
 	}
@@ -140,8 +148,8 @@ func checkReceipts(t *testing.T, drafts []herald.Draft, rs []herald.Receipt, bef
 			if n.Type != d.Type || !sameJSON(n.Data, d.Data) {
 				t.Fatalf("receipt %d: type %q data %s, want %q %s", i, n.Type, n.Data, d.Type, d.Data)
 			}
-			if !n.ReadAt.IsZero() {
-				t.Fatalf("receipt %d: new notification has ReadAt %v", i, n.ReadAt)
+			if !n.ReadAt.IsZero() || n.Seen || !n.ArchivedAt.IsZero() {
+				t.Fatalf("receipt %d: new notification has a user's state: %s", i, show(n))
 			}
 			checkTime(t, "CreatedAt", n.CreatedAt, before, after)
 		}
@@ -221,8 +229,8 @@ func sameNotification(t *testing.T, got, want herald.Notification) {
 }
 
 func show(n herald.Notification) string {
-	return fmt.Sprintf("{ID:%d User:%q Seq:%d Type:%q Data:%s CreatedAt:%s ReadAt:%v}", n.ID, n.User, n.Seq,
-		n.Type, n.Data, n.CreatedAt.Format(time.RFC3339Nano), n.ReadAt)
+	return fmt.Sprintf("{ID:%d User:%q Seq:%d Type:%q Data:%s CreatedAt:%s ReadAt:%v Seen:%v ArchivedAt:%v}", n.ID, n.User, n.Seq,
+		n.Type, n.Data, n.CreatedAt.Format(time.RFC3339Nano), n.ReadAt, n.Seen, n.ArchivedAt)
 }
 
 func wantCode(t *testing.T, err error, code string) {
@@ -268,11 +276,32 @@ func setRead(t *testing.T, s herald.Store, user string, id int64, read bool) {
 
 func unread(t *testing.T, s herald.Store, user string) int64 {
 	t.Helper()
-	n, err := s.UnreadCount(t.Context(), user)
+	return counts(t, s, user).Unread
+}
+
+func counts(t *testing.T, s herald.Store, user string) herald.Counts {
+	t.Helper()
+	c, err := s.Counts(t.Context(), user)
 	if err != nil {
-		t.Fatalf("UnreadCount(%q): %v", user, err)
+		t.Fatalf("Counts(%q): %v", user, err)
 	}
-	return n
+	return c
+}
+
+func markSeen(t *testing.T, s herald.Store, user string, upTo int64) (int64, bool) {
+	t.Helper()
+	mark, moved, err := s.MarkSeen(t.Context(), user, upTo)
+	if err != nil {
+		t.Fatalf("MarkSeen(%q, %d): %v", user, upTo, err)
+	}
+	return mark, moved
+}
+
+func setArchived(t *testing.T, s herald.Store, user string, id int64, archived bool) {
+	t.Helper()
+	if err := s.SetArchived(t.Context(), user, id, archived); err != nil {
+		t.Fatalf("SetArchived(%q, %d, %v): %v", user, id, archived, err)
+	}
 }
 
 func prune(t *testing.T, s herald.Store, r herald.Retention) int64 {
@@ -1375,20 +1404,359 @@ func testReadAll(t *testing.T, s herald.Store) {
 	}
 }
 
-func testUnreadCount(t *testing.T, s herald.Store) {
-	if got := unread(t, s, "alice"); got != 0 {
-		t.Fatalf("UnreadCount of an empty store = %d", got)
+func testCounts(t *testing.T, s herald.Store) {
+	if got := counts(t, s, "alice"); got != (herald.Counts{}) {
+		t.Fatalf("Counts of an empty store = %+v", got)
 	}
 	appendOK(t, s, scope,
 		uni("t", `{}`, "alice"), uni("t", `{}`, "alice", "bob"), uni("t", `{}`, "bob"),
 		bcast("t", `{}`), bcast("t", `{}`))
 	for _, tc := range []struct {
 		user string
-		want int64
-	}{{"alice", 4}, {"bob", 4}, {"nobody", 2}} {
-		if got := unread(t, s, tc.user); got != tc.want {
-			t.Errorf("UnreadCount(%q) = %d, want %d", tc.user, got, tc.want)
+		want herald.Counts
+	}{
+		{"alice", herald.Counts{Unread: 4, Unseen: 4}},
+		{"bob", herald.Counts{Unread: 4, Unseen: 4}},
+		{"nobody", herald.Counts{Unread: 2, Unseen: 2}},
+	} {
+		if got := counts(t, s, tc.user); got != tc.want {
+			t.Errorf("Counts(%q) = %+v, want %+v", tc.user, got, tc.want)
 		}
+	}
+}
+
+// testMarkSeen: the seen mark covers every notification of the feed up to it, never moves
+// back, and never runs ahead of what the feed holds; reading a notification sees it too.
+func testMarkSeen(t *testing.T, s herald.Store) {
+	if mark, moved := markSeen(t, s, "alice", 0); mark != 0 || moved {
+		t.Fatalf("MarkSeen of an empty feed = %d, %v; want 0, false", mark, moved)
+	}
+	a1 := one(t, s, uni("t", `{}`, "alice"))
+	b1 := one(t, s, bcast("t", `{}`))
+	one(t, s, uni("t", `{}`, "bob"))
+	a2 := one(t, s, uni("t", `{}`, "alice"))
+	seen := func(user string, n herald.Notification, want bool) {
+		t.Helper()
+		if got := get(t, s, user, n.ID); got.Seen != want {
+			t.Fatalf("%s: Get(%d).Seen = %v, want %v", user, n.ID, got.Seen, want)
+		}
+	}
+	for _, n := range []herald.Notification{a1, b1, a2} {
+		seen("alice", n, false)
+	}
+
+	if mark, moved := markSeen(t, s, "alice", b1.ID); mark != b1.ID || !moved {
+		t.Fatalf("MarkSeen(b1) = %d, %v; want %d, true", mark, moved, b1.ID)
+	}
+	seen("alice", a1, true)
+	seen("alice", b1, true)
+	seen("alice", a2, false)
+	if got, want := counts(t, s, "alice"), (herald.Counts{Unread: 3, Unseen: 1}); got != want {
+		t.Fatalf("Counts after seeing up to b1 = %+v, want %+v", got, want)
+	}
+	page, err := s.Inbox(t.Context(), "alice", herald.InboxQuery{Limit: 10})
+	if err != nil || len(page.Notifications) != 3 {
+		t.Fatalf("Inbox: %+v, %v", page, err)
+	}
+	for _, n := range page.Notifications {
+		if n.Seen != (n.ID <= b1.ID) {
+			t.Fatalf("inbox item %s: want seen %v", show(n), n.ID <= b1.ID)
+		}
+	}
+
+	// Never back.
+	if mark, moved := markSeen(t, s, "alice", a1.ID); mark != b1.ID || moved {
+		t.Fatalf("MarkSeen below the mark = %d, %v; want %d, false", mark, moved, b1.ID)
+	}
+	seen("alice", b1, true)
+	// 0: everything up to now.
+	if mark, moved := markSeen(t, s, "alice", 0); mark != a2.ID || !moved {
+		t.Fatalf("MarkSeen(0) = %d, %v; want %d, true", mark, moved, a2.ID)
+	}
+	if got := counts(t, s, "alice"); got.Unseen != 0 || got.Unread != 3 {
+		t.Fatalf("Counts after seeing everything = %+v, want 0 unseen and 3 unread", got)
+	}
+	if mark, moved := markSeen(t, s, "alice", 0); mark != a2.ID || moved {
+		t.Fatalf("MarkSeen(0) again = %d, %v; want %d, false", mark, moved, a2.ID)
+	}
+	if mark, moved := markSeen(t, s, "alice", 1<<40); mark != a2.ID || moved {
+		t.Fatalf("MarkSeen(2^40) = %d, %v; want %d, false", mark, moved, a2.ID)
+	}
+
+	// A mark past the feed's newest stops there: what comes later is unseen.
+	a3 := one(t, s, uni("t", `{}`, "alice"))
+	if mark, moved := markSeen(t, s, "alice", a3.ID+1000); mark != a3.ID || !moved {
+		t.Fatalf("MarkSeen past the newest = %d, %v; want %d (capped), true", mark, moved, a3.ID)
+	}
+	a4 := one(t, s, uni("t", `{}`, "alice"))
+	seen("alice", a4, false)
+	if got := counts(t, s, "alice"); got.Unseen != 1 {
+		t.Fatalf("Counts after a new notification = %+v, want 1 unseen", got)
+	}
+
+	// Reading sees; unreading something never shown makes it unseen again.
+	setRead(t, s, "alice", a4.ID, true)
+	seen("alice", a4, true)
+	if got := counts(t, s, "alice"); got.Unseen != 0 {
+		t.Fatalf("Counts after reading the unseen one = %+v, want 0 unseen", got)
+	}
+	setRead(t, s, "alice", a4.ID, false)
+	seen("alice", a4, false)
+	setRead(t, s, "alice", a1.ID, false)
+	seen("alice", a1, true)
+
+	// The mark is alice's: bob's own and his broadcasts are as they were.
+	if got, want := counts(t, s, "bob"), (herald.Counts{Unread: 2, Unseen: 2}); got != want {
+		t.Fatalf("bob's Counts = %+v, want %+v", got, want)
+	}
+	seen("bob", b1, false)
+	// An id that is not in the feed (bob's, or none at all) is only a position: carol's mark
+	// stops at her feed's newest, the broadcast.
+	if mark, _ := markSeen(t, s, "carol", a4.ID); mark != b1.ID {
+		t.Fatalf("carol's MarkSeen(alice's newest) = %d, want %d (her newest)", mark, b1.ID)
+	}
+}
+
+func testMarkSeenBroadcastPerUser(t *testing.T, s herald.Store) {
+	b := one(t, s, bcast("news", `{}`))
+	markSeen(t, s, "alice", 0)
+	for _, tc := range []struct {
+		user string
+		want herald.Counts
+	}{
+		{"alice", herald.Counts{Unread: 1, Unseen: 0}},
+		{"bob", herald.Counts{Unread: 1, Unseen: 1}},
+	} {
+		if got := counts(t, s, tc.user); got != tc.want {
+			t.Fatalf("%s: Counts %+v, want %+v", tc.user, got, tc.want)
+		}
+		if got := get(t, s, tc.user, b.ID).Seen; got != (tc.want.Unseen == 0) {
+			t.Fatalf("%s: Seen %v", tc.user, got)
+		}
+	}
+}
+
+func testSetArchived(t *testing.T, s herald.Store) {
+	for _, kind := range []struct {
+		name  string
+		draft herald.Draft
+	}{
+		{"unicast", uni("t", `{}`, "alice")},
+		{"broadcast", bcast("t", `{}`)},
+	} {
+		t.Run(kind.name, func(t *testing.T) {
+			n := one(t, s, kind.draft)
+			before := counts(t, s, "alice")
+			inInbox := func(archived bool) bool {
+				t.Helper()
+				for _, x := range inboxAll(t, s, "alice", herald.InboxQuery{Limit: 100, Archived: archived}) {
+					if x.ID == n.ID {
+						return true
+					}
+				}
+				return false
+			}
+
+			t0 := time.Now()
+			setArchived(t, s, "alice", n.ID, true)
+			first := get(t, s, "alice", n.ID).ArchivedAt
+			checkTime(t, "ArchivedAt", first, t0, time.Now())
+			if inInbox(false) || !inInbox(true) {
+				t.Fatal("an archived notification is in the inbox, or not among the archived")
+			}
+			if got, want := counts(t, s, "alice"), (herald.Counts{Unread: before.Unread - 1, Unseen: before.Unseen - 1}); got != want {
+				t.Fatalf("Counts after archiving = %+v, want %+v (archived ones do not count)", got, want)
+			}
+
+			time.Sleep(5 * time.Millisecond)
+			setArchived(t, s, "alice", n.ID, true)
+			if again := get(t, s, "alice", n.ID).ArchivedAt; !again.Equal(first) {
+				t.Fatalf("archiving twice moved ArchivedAt from %v to %v", first, again)
+			}
+			// Archiving does not read: the read state is its own.
+			if !get(t, s, "alice", n.ID).ReadAt.IsZero() {
+				t.Fatal("archiving marked read")
+			}
+
+			setArchived(t, s, "alice", n.ID, false)
+			if got := get(t, s, "alice", n.ID).ArchivedAt; !got.IsZero() {
+				t.Fatalf("ArchivedAt after unarchive = %v", got)
+			}
+			if !inInbox(false) || inInbox(true) {
+				t.Fatal("an unarchived notification is not back in the inbox")
+			}
+			if got := counts(t, s, "alice"); got != before {
+				t.Fatalf("Counts after unarchiving = %+v, want %+v", got, before)
+			}
+			setArchived(t, s, "alice", n.ID, false) // twice is fine
+			if got := counts(t, s, "alice"); got != before {
+				t.Fatalf("Counts after unarchiving twice = %+v, want %+v", got, before)
+			}
+		})
+	}
+}
+
+func testSetArchivedBroadcastPerUser(t *testing.T, s herald.Store) {
+	b := one(t, s, bcast("news", `{}`))
+	setArchived(t, s, "alice", b.ID, true)
+	for _, tc := range []struct {
+		user     string
+		archived bool
+		unread   int64
+	}{
+		{"alice", true, 0},
+		{"bob", false, 1},
+	} {
+		if got := get(t, s, tc.user, b.ID).ArchivedAt.IsZero(); got == tc.archived {
+			t.Fatalf("%s: archived %v, want %v", tc.user, !got, tc.archived)
+		}
+		if got := unread(t, s, tc.user); got != tc.unread {
+			t.Fatalf("%s: unread %d, want %d", tc.user, got, tc.unread)
+		}
+		inbox := inboxAll(t, s, tc.user, herald.InboxQuery{Limit: 10})
+		archived := inboxAll(t, s, tc.user, herald.InboxQuery{Limit: 10, Archived: true})
+		if (len(inbox) == 0) != tc.archived || (len(archived) == 1) != tc.archived {
+			t.Fatalf("%s: inbox %v, archived %v; want the broadcast archived %v", tc.user, ids(inbox), ids(archived), tc.archived)
+		}
+	}
+	// bob archives and unarchives it: alice's mark stays.
+	setArchived(t, s, "bob", b.ID, true)
+	setArchived(t, s, "bob", b.ID, false)
+	if get(t, s, "alice", b.ID).ArchivedAt.IsZero() {
+		t.Fatal("bob's unarchive cleared alice's archive mark")
+	}
+}
+
+func testSetArchivedNotFound(t *testing.T, s herald.Store) {
+	bobs := one(t, s, uni("t", `{}`, "bob"))
+	news := one(t, s, bcast("t", `{}`))
+	for _, tc := range []struct {
+		name     string
+		id       int64
+		archived bool
+	}{
+		{"other user's, archive", bobs.ID, true},
+		{"other user's, unarchive", bobs.ID, false},
+		{"unknown", news.ID + 1000, true},
+		{"zero", 0, true},
+		{"negative", -1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantCode(t, s.SetArchived(t.Context(), "alice", tc.id, tc.archived), herald.ENOTFOUND)
+		})
+	}
+	if !get(t, s, "bob", bobs.ID).ArchivedAt.IsZero() {
+		t.Fatal("alice's SetArchived archived bob's notification")
+	}
+}
+
+func testArchiveRead(t *testing.T, s herald.Store) {
+	if n, err := s.ArchiveRead(t.Context(), "alice"); err != nil || n != 0 {
+		t.Fatalf("ArchiveRead of an empty inbox = %d, %v", n, err)
+	}
+	a1 := one(t, s, uni("t", `{}`, "alice"))
+	a2 := one(t, s, uni("t", `{}`, "alice"))
+	a3 := one(t, s, uni("t", `{}`, "alice"))
+	b1 := one(t, s, bcast("t", `{}`))
+	b2 := one(t, s, bcast("t", `{}`))
+	bob := one(t, s, uni("t", `{}`, "bob"))
+	for _, n := range []herald.Notification{a1, a3, b1} {
+		setRead(t, s, "alice", n.ID, true)
+	}
+	setArchived(t, s, "alice", a3.ID, true) // read and archived already: not counted again
+	setRead(t, s, "bob", bob.ID, true)
+	setRead(t, s, "bob", b2.ID, true)
+	before := counts(t, s, "alice")
+
+	n, err := s.ArchiveRead(t.Context(), "alice")
+	if err != nil || n != 2 {
+		t.Fatalf("ArchiveRead = %d, %v; want 2 (a read unicast and a read broadcast)", n, err)
+	}
+	if got, want := ids(inboxAll(t, s, "alice", herald.InboxQuery{Limit: 10})), []int64{b2.ID, a2.ID}; !slices.Equal(got, want) {
+		t.Fatalf("inbox after ArchiveRead = %v, want the unread %v", got, want)
+	}
+	if got, want := ids(inboxAll(t, s, "alice", herald.InboxQuery{Limit: 10, Archived: true})), []int64{b1.ID, a3.ID, a1.ID}; !slices.Equal(got, want) {
+		t.Fatalf("archived after ArchiveRead = %v, want %v", got, want)
+	}
+	if got := counts(t, s, "alice"); got != before {
+		t.Fatalf("Counts changed from %+v to %+v: only read ones were archived", before, got)
+	}
+	// bob's are his: his read broadcast and his own stay in his inbox.
+	if got := inboxAll(t, s, "bob", herald.InboxQuery{Limit: 10}); len(got) != 3 {
+		t.Fatalf("bob's inbox after alice's ArchiveRead: %v, want his 3", ids(got))
+	}
+	if n, err := s.ArchiveRead(t.Context(), "alice"); err != nil || n != 0 {
+		t.Fatalf("second ArchiveRead = %d, %v; want 0", n, err)
+	}
+	if n, err := s.ArchiveRead(t.Context(), "bob"); err != nil || n != 2 {
+		t.Fatalf("bob's ArchiveRead = %d, %v; want 2", n, err)
+	}
+}
+
+// testInboxArchived: the inbox and the archived are two views that split the feed, each paged
+// and filtered like the inbox.
+func testInboxArchived(t *testing.T, s herald.Store) {
+	all := inboxFixture(t, s)
+	archived, read := map[int64]bool{}, map[int64]bool{}
+	for i, n := range all {
+		if i%2 == 0 {
+			setArchived(t, s, "alice", n.ID, true)
+			archived[n.ID] = true
+		}
+		if i%3 == 0 {
+			setRead(t, s, "alice", n.ID, true)
+			read[n.ID] = true
+		}
+	}
+	// bob archives everything he has: alice's views do not change.
+	for _, n := range inboxAll(t, s, "bob", herald.InboxQuery{Limit: 100}) {
+		setArchived(t, s, "bob", n.ID, true)
+	}
+	filter := func(f func(herald.Notification) bool) []herald.Notification {
+		var out []herald.Notification
+		for _, n := range all {
+			if f(n) {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		q    herald.InboxQuery
+		want []herald.Notification
+	}{
+		{"inbox", herald.InboxQuery{}, filter(func(n herald.Notification) bool { return !archived[n.ID] })},
+		{"archived", herald.InboxQuery{Archived: true}, filter(func(n herald.Notification) bool { return archived[n.ID] })},
+		{"archived unread", herald.InboxQuery{Archived: true, UnreadOnly: true},
+			filter(func(n herald.Notification) bool { return archived[n.ID] && !read[n.ID] })},
+		{"inbox unread", herald.InboxQuery{UnreadOnly: true},
+			filter(func(n herald.Notification) bool { return !archived[n.ID] && !read[n.ID] })},
+		{"archived of a type", herald.InboxQuery{Archived: true, Types: []string{"beta", "gamma"}},
+			filter(func(n herald.Notification) bool { return archived[n.ID] && n.Type != "alpha" })},
+	}
+	for _, tc := range tests {
+		for _, limit := range []int{1, 2, 3, 100} {
+			t.Run(fmt.Sprintf("%s limit %d", tc.name, limit), func(t *testing.T) {
+				q := tc.q
+				q.Limit = limit
+				got := inboxAll(t, s, "alice", q)
+				if !slices.Equal(ids(got), ids(tc.want)) {
+					t.Fatalf("ids %v, want %v", ids(got), ids(tc.want))
+				}
+				for _, n := range got {
+					if n.ArchivedAt.IsZero() == archived[n.ID] || n.ReadAt.IsZero() == read[n.ID] {
+						t.Fatalf("alice's state of %s: want archived %v, read %v", show(n), archived[n.ID], read[n.ID])
+					}
+				}
+			})
+		}
+	}
+	if got := inboxAll(t, s, "bob", herald.InboxQuery{Limit: 100}); len(got) != 0 {
+		t.Fatalf("bob archived everything but his inbox holds %v", ids(got))
+	}
+	if got := inboxAll(t, s, "carol", herald.InboxQuery{Limit: 100, Archived: true}); len(got) != 0 {
+		t.Fatalf("carol archived nothing but has archived %v", ids(got))
 	}
 }
 
@@ -1624,6 +1992,61 @@ func testPruneReadMarks(t *testing.T, s herald.Store) {
 	}
 }
 
+// testPruneStateMarks: retention takes archive marks with their broadcasts, and a seen mark
+// keeps meaning the same after what it covered is gone.
+func testPruneStateMarks(t *testing.T, s herald.Store) {
+	var bs []herald.Notification
+	for range 3 {
+		bs = append(bs, one(t, s, bcast("t", `{}`)))
+	}
+	mine := one(t, s, uni("t", `{}`, "alice"))
+	for _, b := range bs {
+		setArchived(t, s, "alice", b.ID, true)
+	}
+	setArchived(t, s, "bob", bs[0].ID, true)
+	markSeen(t, s, "alice", 0)
+	if n := prune(t, s, herald.Retention{MaxPerStream: 1}); n != 2 {
+		t.Fatalf("Prune removed %d, want 2 broadcasts", n)
+	}
+	for _, user := range []string{"alice", "bob"} {
+		if err := s.SetArchived(t.Context(), user, bs[0].ID, false); herald.ErrorCode(err) != herald.ENOTFOUND {
+			t.Fatalf("%s: SetArchived of a pruned broadcast: %v", user, err)
+		}
+	}
+	if get(t, s, "alice", bs[2].ID).ArchivedAt.IsZero() {
+		t.Fatal("alice's archive mark on the kept broadcast is gone")
+	}
+	if got, want := counts(t, s, "alice"), (herald.Counts{Unread: 1, Unseen: 0}); got != want {
+		t.Fatalf("alice's Counts after prune = %+v, want %+v", got, want)
+	}
+	if got, want := counts(t, s, "bob"), (herald.Counts{Unread: 1, Unseen: 1}); got != want {
+		t.Fatalf("bob's Counts after prune = %+v, want %+v", got, want)
+	}
+	// A new broadcast is in everyone's inbox, unseen.
+	nb := one(t, s, bcast("t", `{}`))
+	for _, user := range []string{"alice", "bob"} {
+		n := get(t, s, user, nb.ID)
+		if !n.ArchivedAt.IsZero() || n.Seen {
+			t.Fatalf("%s: a new broadcast is %s", user, show(n))
+		}
+	}
+	// Everything goes: alice's mark covered only what was removed, and what comes next is
+	// unseen; her mark moves on from there.
+	if n := prune(t, s, herald.Retention{MaxAge: time.Nanosecond}); n != 3 {
+		t.Fatalf("Prune by age removed %d, want 3", n)
+	}
+	next := one(t, s, uni("t", `{}`, "alice"))
+	if got := get(t, s, "alice", next.ID); got.Seen || next.ID <= mine.ID {
+		t.Fatalf("after pruning everything, a new notification is %s", show(got))
+	}
+	if got, want := counts(t, s, "alice"), (herald.Counts{Unread: 1, Unseen: 1}); got != want {
+		t.Fatalf("alice's Counts = %+v, want %+v", got, want)
+	}
+	if mark, moved := markSeen(t, s, "alice", 0); mark != next.ID || !moved {
+		t.Fatalf("MarkSeen after prune = %d, %v; want %d, true", mark, moved, next.ID)
+	}
+}
+
 // ---------------------------------------------------------------------------------------------
 // lifecycle
 
@@ -1690,7 +2113,10 @@ func testClose(t *testing.T, s herald.Store) {
 		{"Get", func(ctx context.Context) error { _, err := s.Get(ctx, "alice", n.ID); return err }},
 		{"SetRead", func(ctx context.Context) error { return s.SetRead(ctx, "alice", n.ID, true) }},
 		{"ReadAll", func(ctx context.Context) error { _, err := s.ReadAll(ctx, "alice"); return err }},
-		{"UnreadCount", func(ctx context.Context) error { _, err := s.UnreadCount(ctx, "alice"); return err }},
+		{"Counts", func(ctx context.Context) error { _, err := s.Counts(ctx, "alice"); return err }},
+		{"MarkSeen", func(ctx context.Context) error { _, _, err := s.MarkSeen(ctx, "alice", 0); return err }},
+		{"SetArchived", func(ctx context.Context) error { return s.SetArchived(ctx, "alice", n.ID, true) }},
+		{"ArchiveRead", func(ctx context.Context) error { _, err := s.ArchiveRead(ctx, "alice"); return err }},
 		{"Prune", func(ctx context.Context) error {
 			_, err := s.Prune(ctx, herald.Retention{MaxAge: time.Nanosecond, MaxPerStream: 1, IdempotencyTTL: time.Nanosecond})
 			return err
