@@ -79,6 +79,10 @@ type stream struct {
 	pending   []*Event // sorted, all > next
 	timer     *time.Timer
 	repairing bool
+	// gen counts the times the stream was reset (the broadcast stream, when its last
+	// subscription left): a repair begun before a reset finds another gen and leaves the stream
+	// alone, its answer being about a position nobody here holds any more.
+	gen uint64
 	// wanted is the highest sequence number a resync found in the store while a repair was
 	// running; the repair then goes on up to it.
 	wanted uint64
@@ -257,6 +261,8 @@ func (h *Hub) unsubscribe(s *Subscription) {
 		}
 		clear(b.pending)
 		b.pending, b.next, b.wanted, b.uncaught, b.lowCaught = nil, 0, 0, 0, 0
+		b.repairing = false // a repair in flight is about the old position: see gen
+		b.gen++
 	}
 }
 
@@ -459,7 +465,7 @@ func (h *Hub) repair(st *stream, upto uint64) {
 	}
 	st.repairing = true
 	h.repairs.Add(1)
-	after := st.next - 1
+	after, gen := st.next-1, st.gen
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
@@ -484,6 +490,9 @@ func (h *Hub) repair(st *stream, upto uint64) {
 		}
 		h.mu.Lock()
 		defer h.mu.Unlock()
+		if st.gen != gen {
+			return // the stream was reset meanwhile; it may be repairing afresh
+		}
 		st.repairing = false
 		if h.closed || h.streams[st.key] != st || len(st.subs) == 0 {
 			return // nobody left to deliver to (the broadcast stream is reset then)
