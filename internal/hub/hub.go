@@ -58,7 +58,10 @@ type Hub struct {
 
 	holding map[*Subscription]struct{} // subscriptions with held events
 
-	repairSlots chan struct{} // bounds the store reads of concurrent repairs
+	// repairQueue are the repairs waiting for one of the repairers (at most repairReads)
+	// goroutines serving it (repair.go).
+	repairQueue []repairJob
+	repairers   int
 	// seenHeads are the store heads the previous periodic resync read: the next one repairs only
 	// up to them, so that the bus has had an interval to deliver what was in flight.
 	seenHeads map[string]uint64
@@ -169,10 +172,9 @@ func New(opts Options) *Hub {
 		broadcast: b,
 		holding:   map[*Subscription]struct{}{},
 
-		repairSlots: make(chan struct{}, repairReads),
-		seenHeads:   map[string]uint64{},
-		ctx:         ctx,
-		cancel:      cancel,
+		seenHeads: map[string]uint64{},
+		ctx:       ctx,
+		cancel:    cancel,
 	}
 }
 
@@ -430,156 +432,6 @@ func (h *Hub) release(s *Subscription) {
 		s.held = nil
 		delete(h.holding, s)
 	}
-}
-
-func (h *Hub) gapExpired(st *stream) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed || h.streams[st.key] != st || len(st.pending) == 0 {
-		return
-	}
-	h.startRepair(st)
-}
-
-// startRepair reads the predecessors of the oldest pending event from the store. h.mu is held.
-func (h *Hub) startRepair(st *stream) {
-	h.repair(st, st.pending[0].Seq-1)
-}
-
-// repairReads bounds the store reads repairs make at once.
-const repairReads = 4
-
-// repairLimit bounds one repair's read. A stream further behind than this skips ahead: its
-// subscriptions see the jump and catch up from the store themselves, page by page.
-const repairLimit = 1024
-
-// repair reads the stream from the store after st.next-1 up to upto and emits it in order.
-// h.mu is held.
-func (h *Hub) repair(st *stream, upto uint64) {
-	if h.closed || st.next == 0 || upto < st.next {
-		return
-	}
-	if st.repairing {
-		st.wanted = max(st.wanted, upto)
-		return
-	}
-	st.repairing = true
-	h.repairs.Add(1)
-	after, gen := st.next-1, st.gen
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		var ns []herald.Notification
-		var err error
-		limit := int(min(upto-after, repairLimit))
-		if h.opts.Source != nil {
-			// A resync after a bus outage may find every stream behind: a few reads at a time,
-			// so that repairs never crowd publishes out of the store's connections.
-			select {
-			case h.repairSlots <- struct{}{}:
-				ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
-				ns, err = h.opts.Source.Stream(ctx, st.key, after, limit)
-				cancel()
-				<-h.repairSlots
-			case <-h.ctx.Done():
-				err = h.ctx.Err()
-			}
-		}
-		if err != nil && h.ctx.Err() == nil {
-			h.log.Warn("hub: gap repair failed; subscribers will catch up themselves", "err", err)
-		}
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if st.gen != gen {
-			return // the stream was reset meanwhile; it may be repairing afresh
-		}
-		st.repairing = false
-		if h.closed || h.streams[st.key] != st || len(st.subs) == 0 {
-			return // nobody left to deliver to (the broadcast stream is reset then)
-		}
-		for i := range ns {
-			if ns[i].Seq <= upto {
-				h.sequence(st, &Event{Notification: ns[i]})
-			}
-		}
-		// Whatever is still missing below a pending event is gone from the store (retention) or
-		// unreadable now: move past it, emitting the pending events in order. Each subscription
-		// sees the jump and asks the store itself, which tells the client of any hole. Only this
-		// repair's range may be skipped: a further hole among the pending events gets its own
-		// wait, or its events, possibly still on their way, would be dropped as late.
-		for len(st.pending) > 0 && st.next <= upto {
-			st.next = min(st.pending[0].Seq, upto+1)
-			h.flush(st)
-		}
-		switch {
-		case st.next > upto || err != nil:
-			// Done, or the store failed: the next resync tries again.
-		case len(ns) == limit:
-			h.repair(st, upto) // more than one read's worth: go on
-		default:
-			st.next = upto + 1 // the rest was pruned
-		}
-		if len(st.pending) > 0 {
-			h.arm(st)
-		}
-		if w := st.wanted; w > 0 {
-			st.wanted = 0
-			h.repair(st, w)
-		}
-	}()
-}
-
-// resyncChunk bounds the streams one StreamHeads call asks about.
-const resyncChunk = 1000
-
-// Resync compares every stream with subscriptions here to its head in the store, and delivers
-// what the hub has not seen: lost by the bus (an outage), or never published (a node died
-// between its commit and its publish). Subscriptions still catching up at subscription time
-// (the hub knows no position for their stream yet) are left to that catch-up.
-//
-// With lost set (the bus reported a loss, or is down), it repairs up to the heads it reads.
-// Otherwise (the periodic check) only up to the heads the previous periodic check read: what
-// was committed since may still be on the bus, and repairing it ahead of the bus could deliver
-// a user's two streams out of their publish order.
-func (h *Hub) Resync(ctx context.Context, lost bool) error {
-	if h.opts.Source == nil {
-		return nil
-	}
-	h.mu.Lock()
-	var keys []string
-	for key, st := range h.streams {
-		if st.next > 0 && len(st.subs) > 0 {
-			keys = append(keys, key)
-		}
-	}
-	h.mu.Unlock()
-	seen := make(map[string]uint64, len(keys))
-	for len(keys) > 0 {
-		n := min(len(keys), resyncChunk)
-		heads, err := h.opts.Source.StreamHeads(ctx, keys[:n])
-		if err != nil {
-			return err
-		}
-		h.mu.Lock()
-		for key, head := range heads {
-			upto := head
-			if !lost {
-				upto = min(head, h.seenHeads[key])
-			}
-			seen[key] = head
-			if st := h.streams[key]; st != nil && st.next > 0 && upto >= st.next {
-				h.repair(st, upto)
-			}
-		}
-		h.mu.Unlock()
-		keys = keys[n:]
-	}
-	if !lost {
-		h.mu.Lock()
-		h.seenHeads = seen
-		h.mu.Unlock()
-	}
-	return nil
 }
 
 // Drain refuses new subscriptions and ends each open one at a random moment within window, so

@@ -2,7 +2,9 @@ package hub
 
 import (
 	"context"
+	"runtime"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -117,4 +119,56 @@ func TestRepairOutlivingItsSubscribers(t *testing.T) {
 			t.Fatalf("after the stale read answered bob got %v, want #14 at once", got)
 		}
 	})
+}
+
+// headsSource is a gatedSource with stream heads to report.
+type headsSource struct {
+	*gatedSource
+	heads map[string]uint64
+}
+
+func (s headsSource) StreamHeads(_ context.Context, streams []string) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	for _, k := range streams {
+		if h, ok := s.heads[k]; ok {
+			out[k] = h
+		}
+	}
+	return out, nil
+}
+
+// TestRepairsStartWithinTheirBound: a resync that finds every stream behind (after a bus outage)
+// reads the store a few streams at a time, and starts no more goroutines than it reads with:
+// the rest wait in a queue, not as thousands of goroutines blocked on a semaphore.
+func TestRepairsStartWithinTheirBound(t *testing.T) {
+	const users, behind = 200, 3
+	src := headsSource{newGatedSource(), map[string]uint64{}}
+	h := newHub(t, Options{Source: src, GapTimeout: never})
+	subs := make(map[string]*Subscription)
+	for i := range users {
+		user := "u" + strconv.Itoa(i)
+		s := subscribe(t, h, user)
+		s.Caught(herald.Cursor{})
+		subs[user] = s
+		src.heads[user] = behind
+	}
+	before := runtime.NumGoroutine()
+	if err := h.Resync(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	if started := runtime.NumGoroutine() - before; started > repairReads {
+		t.Fatalf("a resync of %d streams started %d goroutines, want at most %d", users, started, repairReads)
+	}
+	for range users {
+		r := src.next(t, waitFor)
+		if r.after != 0 || r.limit != behind {
+			t.Fatalf("read %q after %d (limit %d), want after 0, limit %d", r.stream, r.after, r.limit, behind)
+		}
+		r.answer <- fakes(r.stream, 1, behind)
+	}
+	for user, s := range subs {
+		if got := seqs(collect(t, s, behind), user); !slices.Equal(got, seqRange(1, behind)) {
+			t.Fatalf("%s got %v, want %v", user, got, seqRange(1, behind))
+		}
+	}
 }
