@@ -117,6 +117,10 @@ type API struct {
 
 	parkOnce sync.Once
 	parker   atomic.Pointer[parker]
+
+	// afterPark, when set (by tests), runs on a stream's handler after the stream is parked and
+	// before the handler returns.
+	afterPark func(*conn)
 }
 
 // New returns the API. Store and Hub are required.

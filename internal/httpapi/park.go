@@ -149,11 +149,13 @@ func (a *API) park(c *conn) bool {
 	// What the handler held for net/http and its writes is not needed any more.
 	c.w, c.rc, c.buf, c.live = nil, nil, nil, nil
 	c.park = parkState{shard: s, raw: raw, fd: fd, lastWrite: time.Now().UnixNano()}
+	// Before the shard has it: from then on, a catch-up may set its own.
+	c.sub.OnOverflow(nil)
 	if !s.add(c) {
 		c.park.shard = nil
+		c.sub.OnOverflow(c.overflowed)
 		return false
 	}
-	c.sub.OnOverflow(nil)
 	c.sub.OnNotify(func() { s.schedule(c) })
 	return true
 }

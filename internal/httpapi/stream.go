@@ -127,7 +127,11 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		sent:   cursor,
 	}
 	sub.OnOverflow(c.overflowed)
-	defer c.finish()
+	defer func() {
+		if !parked {
+			c.finish() // once parked, the stream's catch-ups arm and disarm its cut-off
+		}
+	}()
 	var hello bool
 	if raw == "" {
 		// A new client starts at the present. Telling it the present as an id right away means a
@@ -201,6 +205,9 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		if parked = a.park(c); parked {
 			if ri != nil {
 				ri.parked = true // the parker logs the request when the stream ends
+			}
+			if a.afterPark != nil {
+				a.afterPark(c)
 			}
 			return // the parker owns the subscription and the connection now
 		}
