@@ -114,6 +114,8 @@ type API struct {
 	published [3]prometheus.Counter
 
 	slowDisconnects atomic.Int64
+	// disconnects counts the ends of streams by reason (herald_stream_disconnects_total).
+	disconnects [hub.Closed]prometheus.Counter
 
 	parkOnce sync.Once
 	parker   atomic.Pointer[parker]
@@ -155,6 +157,9 @@ func New(opts Options) *API {
 	for k, name := range []string{kindUnicast: metrics.KindUnicast, kindMulticast: metrics.KindMulticast, kindBroadcast: metrics.KindBroadcast} {
 		a.published[k] = a.metrics.Published.WithLabelValues(name)
 	}
+	for _, d := range hub.Disconnects {
+		a.disconnects[d] = a.metrics.StreamDisconnects.WithLabelValues(d.String())
+	}
 	return a
 }
 
@@ -165,7 +170,8 @@ func setDefault[T comparable](v *T, d T) {
 	}
 }
 
-// SlowDisconnects counts streams closed because their client did not keep up.
+// SlowDisconnects counts streams closed because their client did not keep up (reasons
+// slow_consumer and write_timeout).
 func (a *API) SlowDisconnects() int64 { return a.slowDisconnects.Load() }
 
 // Routes lists every route the API serves, as "METHOD /pattern". The OpenAPI test checks the

@@ -29,6 +29,10 @@ type Source interface {
 type Options struct {
 	// QueueSize bounds the events waiting for one subscription; 256 when zero.
 	QueueSize int
+	// BufferBytes bounds the bytes one subscription holds for its client: its queue, the events
+	// held back for it, and what its owner reports as Unwritten (see Subscription). 256 KiB when
+	// zero.
+	BufferBytes int
 	// MaxPerUser bounds one user's open subscriptions on this node; 0 for no bound.
 	MaxPerUser int
 	// MaxTotal bounds all open subscriptions on this node; 0 for no bound.
@@ -144,6 +148,18 @@ func (e *Event) Frame(named bool, encode func(n *herald.Notification, named bool
 	return e.frames[i]
 }
 
+// eventOverhead is what the encoding of a notification adds to its data and type: the id line
+// with a cursor and epoch, the SSE field names, the envelope's fixed text, id and time.
+const eventOverhead = 192
+
+// Size is about the bytes of the event's encoding: what it costs a subscription's buffer.
+func (e *Event) Size() int {
+	if e.control != nil {
+		return len(e.control)
+	}
+	return len(e.Data) + len(e.Type) + eventOverhead
+}
+
 // NewControl returns an event that is not a notification but a message from Herald: its frame
 // is written as it is, without an id (it does not move the cursor), whatever the stream's
 // filter, and it is not sequenced.
@@ -156,6 +172,9 @@ func (e *Event) Control() []byte { return e.control }
 func New(opts Options) *Hub {
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 256
+	}
+	if opts.BufferBytes <= 0 {
+		opts.BufferBytes = 256 << 10
 	}
 	if opts.GapTimeout <= 0 {
 		opts.GapTimeout = 200 * time.Millisecond
@@ -237,7 +256,7 @@ func (h *Hub) unsubscribe(s *Subscription) {
 	st.remove(s, slotOwn)
 	h.broadcast.remove(s, slotBroadcast)
 	delete(h.holding, s)
-	s.held = nil
+	s.held, s.heldBytes = nil, 0
 	if !s.caught {
 		for _, x := range []*stream{st, h.broadcast} {
 			x.uncaught--
@@ -405,7 +424,8 @@ func (h *Hub) blocked(s *Subscription, ev *Event) bool {
 // hold keeps ev back for s, in id order. Held events count against the queue's bound. h.mu is
 // held.
 func (h *Hub) hold(s *Subscription, ev *Event) {
-	if s.queued()+len(s.held) >= h.opts.QueueSize {
+	size := ev.Size()
+	if !s.canHold(size) {
 		// No room to hold more: give the event to the queue now (or have it overflow there).
 		// The order between the two streams may then break for this subscription, never the
 		// order within each, and a full queue makes the owner catch up from the store.
@@ -414,6 +434,7 @@ func (h *Hub) hold(s *Subscription, ev *Event) {
 	}
 	i, _ := slices.BinarySearchFunc(s.held, ev.ID, func(e *Event, id int64) int { return cmpSeq(uint64(e.ID), uint64(id)) })
 	s.held = slices.Insert(s.held, i, ev)
+	s.heldBytes += size
 	h.holding[s] = struct{}{}
 }
 
@@ -421,6 +442,7 @@ func (h *Hub) hold(s *Subscription, ev *Event) {
 func (h *Hub) release(s *Subscription) {
 	n := 0
 	for n < len(s.held) && !h.blocked(s, s.held[n]) {
+		s.heldBytes -= s.held[n].Size()
 		s.push(s.held[n])
 		n++
 	}
@@ -453,7 +475,7 @@ func (h *Hub) Drain(window time.Duration) <-chan struct{} {
 		if window > 0 {
 			d = rand.N(window)
 		}
-		h.drains = append(h.drains, time.AfterFunc(d, func() { s.end(ReasonDrain) }))
+		h.drains = append(h.drains, time.AfterFunc(d, func() { s.end(Drain) }))
 	}
 	if len(h.broadcast.subs) == 0 {
 		close(done)
@@ -486,208 +508,9 @@ func (h *Hub) Close() {
 		}
 	}
 	for _, s := range h.broadcast.subs {
-		s.end(ReasonShutdown)
+		s.end(Shutdown)
 	}
 	h.mu.Unlock()
 	h.cancel()
 	h.wg.Wait()
-}
-
-// Reasons a subscription ends from the hub's side.
-const (
-	ReasonShutdown = "shutdown"
-	ReasonDrain    = "drain"
-)
-
-// Subscription is one open stream's view of the hub: a bounded queue of events of its user's
-// stream and the broadcast stream, in each stream's order.
-type Subscription struct {
-	hub  *Hub
-	User string
-
-	// held are events kept back while the other stream waits for a gap; caught is set once the
-	// owner reported its catch-up. Both are guarded by hub.mu.
-	held   []*Event
-	caught bool
-	// own is the user's stream while subscribed, nil once closed; slot is the subscription's
-	// index in the subs of its own stream and of the broadcast stream. Guarded by hub.mu.
-	own  *stream
-	slot [2]int32
-
-	mu         sync.Mutex
-	queue      []*Event
-	overflowed bool
-	reason     string
-	ended      atomic.Bool // reason is set; read without the lock on every delivery
-	onOverflow func()
-	notify     func()
-
-	// Made on first use, as an owner with OnNotify needs neither. ready has a value when the
-	// queue may be non-empty; done is closed when the hub ends the subscription (reason set).
-	ready chan struct{}
-	done  chan struct{}
-}
-
-func (s *Subscription) queued() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.queue)
-}
-
-func (s *Subscription) push(ev *Event) {
-	var overflow func()
-	s.mu.Lock()
-	if len(s.queue) < s.hub.opts.QueueSize {
-		s.queue = append(s.queue, ev)
-	} else {
-		if !s.overflowed {
-			s.overflowed = true
-			s.hub.overflows.Add(1)
-		}
-		overflow = s.onOverflow
-	}
-	notify, ready := s.notify, s.ready
-	s.mu.Unlock()
-	if overflow != nil {
-		overflow()
-	}
-	switch {
-	case notify != nil:
-		notify()
-	case ready != nil:
-		select {
-		case ready <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// Caught tells the hub how far the owner caught up from the store: up to pos, in both of its
-// streams. A stream the hub has had no event of yet takes that as the position to deliver from,
-// so that Resync can notice what the bus never brought.
-func (s *Subscription) Caught(pos herald.Cursor) {
-	h := s.hub
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed || s.caught {
-		return
-	}
-	if s.own == nil {
-		return // closed already
-	}
-	s.caught = true
-	for _, st := range []*stream{s.own, h.broadcast} {
-		st.uncaught--
-		if p := pos.Of(st.key); st.next == 0 && (st.lowCaught == 0 || p+1 < st.lowCaught) {
-			st.lowCaught = p + 1 // kept one above, so that 0 means "none reported"
-		}
-		h.baseline(st)
-	}
-}
-
-// baseline gives a stream that has had no event yet the position its subscriptions caught up
-// to, once all of them have reported it. h.mu is held.
-func (h *Hub) baseline(st *stream) {
-	if st.next == 0 && st.uncaught == 0 && st.lowCaught > 0 && len(st.subs) > 0 {
-		st.next = st.lowCaught
-		st.lowCaught = 0
-	}
-}
-
-// OnOverflow sets a function called (from the publishing goroutine, so it must not block) for
-// every event dropped because the queue is full. If the owner is blocked writing to a client that
-// stopped reading, this is its chance to unblock that write.
-func (s *Subscription) OnOverflow(f func()) {
-	s.mu.Lock()
-	s.onOverflow = f
-	s.mu.Unlock()
-}
-
-// OnNotify sets a function called, instead of signalling Ready, whenever events may be waiting
-// and when the subscription ends: for an owner with no goroutine of its own waiting on the
-// channels. It runs on the publishing goroutine, under the hub's lock, so it must not block nor
-// call back into the hub. It is called once at once, for anything queued before it was set.
-func (s *Subscription) OnNotify(f func()) {
-	s.mu.Lock()
-	s.notify = f
-	s.mu.Unlock()
-	f()
-}
-
-// Overflowing reports whether events were dropped since the last Take.
-func (s *Subscription) Overflowing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.overflowed
-}
-
-// Ready is signalled when events may be waiting.
-func (s *Subscription) Ready() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ready == nil {
-		s.ready = make(chan struct{}, 1)
-		if len(s.queue) > 0 || s.overflowed {
-			s.ready <- struct{}{}
-		}
-	}
-	return s.ready
-}
-
-// Done is closed when the hub ends the subscription; Reason says why.
-func (s *Subscription) Done() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done == nil {
-		s.done = make(chan struct{})
-		if s.reason != "" {
-			close(s.done)
-		}
-	}
-	return s.done
-}
-
-// Ended reports whether the hub ended the subscription (Done is closed).
-func (s *Subscription) Ended() bool { return s.ended.Load() }
-
-// Reason says why Done was closed.
-func (s *Subscription) Reason() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.reason
-}
-
-// Take returns the queued events and whether any were dropped since the last Take because the
-// queue was full. buf, the slice a previous Take returned, is reused.
-func (s *Subscription) Take(buf []*Event) (events []*Event, overflowed bool) {
-	clear(buf)
-	s.mu.Lock()
-	events, s.queue = s.queue, buf[:0]
-	overflowed, s.overflowed = s.overflowed, false
-	s.mu.Unlock()
-	return events, overflowed
-}
-
-func (s *Subscription) end(reason string) {
-	s.mu.Lock()
-	if s.reason != "" {
-		s.mu.Unlock()
-		return
-	}
-	s.reason = reason
-	s.ended.Store(true)
-	if s.done != nil {
-		close(s.done)
-	}
-	notify := s.notify
-	s.mu.Unlock()
-	if notify != nil {
-		notify()
-	}
-}
-
-// Close removes the subscription from the hub. It is safe to call more than once.
-func (s *Subscription) Close() {
-	s.hub.unsubscribe(s)
-	s.end("closed")
 }
