@@ -116,6 +116,8 @@ type API struct {
 	slowDisconnects atomic.Int64
 	// disconnects counts the ends of streams by reason (herald_stream_disconnects_total).
 	disconnects [hub.Closed]prometheus.Counter
+	// catchUps bounds the streams reading the store at once (catchup.go).
+	catchUps *slots
 
 	parkOnce sync.Once
 	parker   atomic.Pointer[parker]
@@ -147,7 +149,7 @@ func New(opts Options) *API {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New()
 	}
-	a := &API{opts: opts, log: opts.Logger, metrics: opts.Metrics, ids: newRequestIDs()}
+	a := &API{opts: opts, log: opts.Logger, metrics: opts.Metrics, ids: newRequestIDs(), catchUps: newSlots(catchUpSlots)}
 	if opts.Store != nil { // nil only in tests of routing
 		a.epoch = opts.Store.Identity().Epoch
 	}

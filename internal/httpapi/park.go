@@ -496,7 +496,9 @@ func (s *shard) sweep(now time.Time) {
 }
 
 // catchUp gives c a goroutine that writes out (and what was pending) and then reads the store
-// from the stream's cursor, as the handler did; then parks it again.
+// from the stream's cursor, as the handler did; then parks it again. The goroutine is started
+// only with one of the server's catch-up slots (catchup.go); until one is free the stream waits,
+// busy, its new events in its bounded queue.
 func (s *shard) catchUp(c *conn, out []byte) {
 	st := &c.park
 	s.mu.Lock()
@@ -508,41 +510,56 @@ func (s *shard) catchUp(c *conn, out []byte) {
 	s.mu.Unlock()
 	first := slices.Concat(st.pending, out)
 	st.pending = nil
+	c.sub.Unwritten(len(first))
 	// While it writes blocking, a client that stops reading is ended as on the goroutine path:
 	// by the write deadline, or sooner when its queue overflows meanwhile (the cut-off).
 	c.arm()
 	c.sub.OnOverflow(c.overflowed)
-	s.p.jobs.Add(1)
-	go func() {
-		defer s.p.jobs.Done()
-		defer func() {
-			c.sub.OnOverflow(nil)
-			c.disarm()
-		}()
-		c.buf = first
-		err := c.flush()
-		if err == nil {
-			err = c.catchUp(s.p.ctx)
-		}
-		if err == nil {
-			c.sub.Caught(c.pos)
-			err = c.nc.SetWriteDeadline(time.Time{})
-		}
-		c.buf, c.live = nil, nil
-		if err != nil {
-			d := c.reason(s.p.ctx, err)
-			if s.p.ctx.Err() != nil {
-				d = hub.Shutdown
-			}
-			s.close(c, d, err)
+	slots := s.p.api.catchUps
+	slots.start(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if st.gone {
+			slots.release() // closed while it waited (the parker stopping, or the client gone)
 			return
 		}
-		st.lastWrite = time.Now().UnixNano()
-		s.mu.Lock()
-		st.busy = false
-		s.mu.Unlock()
-		s.schedule(c) // events queued meanwhile
+		s.p.jobs.Add(1) // under s.mu: either before the parker's stop closes c, or not at all
+		go s.runCatchUp(c, first)
+	})
+}
+
+// runCatchUp is a parked stream's catch-up goroutine; it holds a catch-up slot.
+func (s *shard) runCatchUp(c *conn, first []byte) {
+	st := &c.park
+	defer s.p.jobs.Done()
+	defer s.p.api.catchUps.release()
+	defer func() {
+		c.sub.OnOverflow(nil)
+		c.disarm()
 	}()
+	c.buf = first
+	err := c.flush()
+	if err == nil {
+		err = c.catchUp(s.p.ctx)
+	}
+	if err == nil {
+		c.sub.Caught(c.pos)
+		err = c.nc.SetWriteDeadline(time.Time{})
+	}
+	c.buf, c.live = nil, nil
+	if err != nil {
+		d := c.reason(s.p.ctx, err)
+		if s.p.ctx.Err() != nil {
+			d = hub.Shutdown
+		}
+		s.close(c, d, err)
+		return
+	}
+	st.lastWrite = time.Now().UnixNano()
+	s.mu.Lock()
+	st.busy = false
+	s.mu.Unlock()
+	s.schedule(c) // events queued meanwhile
 }
 
 // close ends a parked stream: the connection, the subscription, and its request's log line.

@@ -196,8 +196,11 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	if c.nc != nil {
 		// Catch up here, where blocking on the store and on the client is fine; then park.
 		if catchUp {
-			if err = c.catchUp(r.Context()); err != nil {
+			if err = c.catchUpInSlot(r.Context()); err != nil {
 				end = c.reason(r.Context(), err)
+				if c.sub.Ended() {
+					end, err = c.sub.Reason(), nil
+				}
 				return
 			}
 			catchUp = false
@@ -272,7 +275,10 @@ func (c *conn) run(ctx context.Context, catchUp bool, expires time.Time) (hub.Di
 	}
 	for {
 		if catchUp {
-			if err := c.catchUp(ctx); err != nil {
+			if err := c.catchUpInSlot(ctx); err != nil {
+				if c.sub.Ended() {
+					return c.sub.Reason(), nil
+				}
 				return c.reason(ctx, err), err
 			}
 			// The hub compares what it has seen of this user's streams with the store (after a bus
@@ -365,6 +371,16 @@ func (c *conn) appendEvent(dst, frame []byte) []byte {
 	dst = append(dst, '\n')
 	c.sent = c.pos
 	return append(dst, frame...)
+}
+
+// catchUpInSlot is catchUp on the stream's own goroutine, within the server's bound on
+// catch-ups (catchup.go).
+func (c *conn) catchUpInSlot(ctx context.Context) error {
+	if err := c.api.catchUps.acquire(ctx, c.sub.Done()); err != nil {
+		return err
+	}
+	defer c.api.catchUps.release()
+	return c.catchUp(ctx)
 }
 
 // catchUp sends everything the store holds after the cursor, a page at a time.
