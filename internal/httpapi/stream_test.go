@@ -151,9 +151,11 @@ func TestCatchUpBeganBeforeTheHandlerReturned(t *testing.T) {
 	s := startStreamServer(t, hub.Options{QueueSize: 4}, Options{WriteTimeout: time.Minute, Heartbeat: time.Hour})
 	hooked := make(chan error, 1)
 	s.api.afterPark = func(c *conn) {
-		// Still on the handler's goroutine. A burst overflows the stream's queue: its catch-up
-		// writes far more than the stalled client's socket holds.
+		// Still on the handler's goroutine. A burst overflows the stream's buffer (made certain,
+		// however quickly the shard's writer takes events, by counting its client as far behind):
+		// its catch-up writes far more than the stalled client's socket holds.
 		c.nc.(*net.TCPConn).SetWriteBuffer(1024)
+		c.sub.Unwritten(1 << 30)
 		if err := s.commit(64, 32<<10); err != nil {
 			hooked <- err
 			return
