@@ -41,6 +41,7 @@ var disconnectNames = [...]string{
 	Closed:             "closed",
 }
 
+// String is the reason as logs and metrics name it: client_closed, slow_consumer, and so on.
 func (d Disconnect) String() string {
 	if int(d) < len(disconnectNames) && disconnectNames[d] != "" {
 		return disconnectNames[d]
