@@ -39,6 +39,8 @@ Usage:
   herald-bench [flags] broadcast   open streams, publish -rounds broadcasts, report fan-out latency
   herald-bench [flags] unicast     open streams (one user each), publish -rate/s to random users
   herald-bench [flags] publish     publish as fast as acknowledged, single or -batch
+  herald-bench [flags] stall       broadcasts while every -stall-every-th stream stops reading:
+                                   memory, the others' delivery, the stalled ones cut and resumed
   herald-bench compare A.json B.json   a table of A against B (results written with -json)
 
 Flags:
@@ -64,6 +66,8 @@ type options struct {
 	token      string
 	pubToken   string
 	jsonOut    string
+	stallEvery int
+	payload    int
 }
 
 func main() {
@@ -104,6 +108,8 @@ func main() {
 	fs.StringVar(&o.token, "token", "", "bearer token for streams (default: dev mode, ?user=)")
 	fs.StringVar(&o.pubToken, "publish-token", "", "API key or token for publishing")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the result as JSON to this file ('-' for stdout)")
+	fs.IntVar(&o.stallEvery, "stall-every", 10, "stall: every this-many-th stream stops reading (10: 10 %)")
+	fs.IntVar(&o.payload, "payload", 16<<10, "stall: bytes of padding in each broadcast")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
 	}
@@ -147,7 +153,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "herald-bench:", err)
 		os.Exit(1)
 	}
-	if res != nil && res.Missing+res.Duplicate+res.Failed+res.Closed > 0 {
+	if res != nil && res.Missing+res.Duplicate+res.Failed+res.Closed+res.StalledMissing+res.StalledDuplicate > 0 {
 		os.Exit(1) // a lossy run is not a result
 	}
 }
@@ -159,6 +165,8 @@ func run(ctx context.Context, o options, scenario string) (*result, error) {
 		res.Streams = 0
 		return res, publish(ctx, o, res)
 	case "idle", "broadcast", "unicast":
+	case "stall":
+		res.Streams = o.streams
 	default:
 		return nil, fmt.Errorf("unknown scenario %q", scenario)
 	}
@@ -168,6 +176,9 @@ func run(ctx context.Context, o options, scenario string) (*result, error) {
 	rssBefore, err := o.rss()
 	if err != nil {
 		return nil, err
+	}
+	if scenario != "stall" {
+		o.stallEvery = 0
 	}
 	f, err := startFleet(ctx, o)
 	if err != nil {
@@ -197,6 +208,8 @@ func run(ctx context.Context, o options, scenario string) (*result, error) {
 		return res, nil
 	case "broadcast":
 		return res, broadcast(ctx, o, f, res)
+	case "stall":
+		return res, stall(ctx, o, f, res)
 	default:
 		return res, unicast(ctx, o, f, res)
 	}
@@ -527,7 +540,7 @@ func (f *fleet) await(ctx context.Context, want int64, timeout time.Duration) {
 func (f *fleet) open(o options) opened {
 	from := 0
 	for _, w := range f.workers {
-		_ = w.in.Encode(map[string]any{"open": openCmd{Targets: o.targets, From: from, To: from + w.share, Users: o.users, Sources: o.sources, Token: o.token, Dials: o.dials}})
+		_ = w.in.Encode(map[string]any{"open": openCmd{Targets: o.targets, From: from, To: from + w.share, Users: o.users, Sources: o.sources, Token: o.token, Dials: o.dials, StallEvery: o.stallEvery}})
 		from += w.share
 	}
 	var sum opened

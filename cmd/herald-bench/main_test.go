@@ -27,6 +27,8 @@ func TestMain(m *testing.M) {
 func TestScenarios(t *testing.T) {
 	cfg := apptest.Config(t)
 	cfg.MaxConnectionsPerUser = 0
+	// Small buffers, so that the stall scenario's stalled streams are cut within a few rounds.
+	cfg.MaxPayload, cfg.StreamBuffer = 8<<10, 16<<10
 	srv := apptest.Start(t, cfg)
 	base := options{
 		targets: []string{srv.URL}, publishTo: srv.URL, pids: []int{os.Getpid()}, name: "test",
@@ -55,6 +57,17 @@ func TestScenarios(t *testing.T) {
 		{"unicast", nil, func(t *testing.T, r *result) {
 			if r.Published < 50 || r.Delivered != r.Published {
 				t.Errorf("published %d, delivered %d", r.Published, r.Delivered)
+			}
+		}},
+		{"stall", func(o *options) { o.stallEvery, o.payload, o.rounds = 10, 4<<10, 40 }, func(t *testing.T, r *result) {
+			if r.Stalled != 6 || r.StalledCut != 6 || r.ServerSlowCuts != 6 || r.StalledResumed != 6 {
+				t.Errorf("stalled %d, cut %d (the server counted %v), resumed %d; want 6 each", r.Stalled, r.StalledCut, r.ServerSlowCuts, r.StalledResumed)
+			}
+			if r.StalledMissing+r.StalledDuplicate > 0 {
+				t.Errorf("the stalled streams, resumed, missed %d and got %d twice", r.StalledMissing, r.StalledDuplicate)
+			}
+			if want := 54 * 40; r.Delivered != want {
+				t.Errorf("delivered %d to the steady streams, want %d", r.Delivered, want)
 			}
 		}},
 		{"publish", func(o *options) { o.batch = 10 }, func(t *testing.T, r *result) {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"runtime"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -45,6 +46,7 @@ func (w *worker) startReading(streams []*benchStream) error {
 			s.pre = nil
 		}
 		l := loops[i%n]
+		s.epfd = l.epfd
 		if err == nil {
 			ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(len(l.streams))}
 			err = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
@@ -99,19 +101,83 @@ func (w *worker) runLoop(l *readLoop) {
 			return
 		}
 		for _, ev := range evs[:n] {
-			s := l.streams[ev.Fd]
-			if s.fd < 0 {
-				continue
+			w.readOnce(l, l.streams[ev.Fd], buf)
+		}
+	}
+}
+
+// readOnce reads what s's socket holds, once.
+func (w *worker) readOnce(l *readLoop, s *benchStream, buf []byte) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if s.fd < 0 || s.paused {
+		return
+	}
+	m, err := unix.Read(s.fd, buf)
+	if err == unix.EAGAIN || err == unix.EINTR {
+		return
+	}
+	if m > 0 && w.received(s, buf[:m]) {
+		return
+	}
+	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
+	w.end(s)
+}
+
+// stall stops reading the stalling streams: they leave their read loops, and what the server
+// sends them stays in the sockets' buffers, then in the server.
+func (w *worker) stall() int {
+	n := 0
+	for _, s := range w.streams {
+		if !s.stalling {
+			continue
+		}
+		s.rmu.Lock()
+		if s.fd >= 0 && !s.paused {
+			s.paused = true
+			unix.EpollCtl(s.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
+			n++
+		}
+		s.rmu.Unlock()
+	}
+	return n
+}
+
+// drain reads what a stalled stream's socket holds, until the server's end of the stream or
+// wait, then closes it. It reports whether the server had ended the stream.
+func (w *worker) drain(s *benchStream, wait time.Duration) (cut bool) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if s.fd < 0 {
+		return false
+	}
+	defer func() {
+		unix.Close(s.fd)
+		s.fd = -1
+	}()
+	deadline := time.Now().Add(wait)
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := unix.Read(s.fd, buf)
+		switch {
+		case n > 0:
+			if !w.received(s, buf[:n]) {
+				return false
 			}
-			m, err := unix.Read(s.fd, buf)
-			if err == unix.EAGAIN || err == unix.EINTR {
-				continue
+		case err == unix.EINTR:
+		case err == unix.EAGAIN:
+			left := time.Until(deadline)
+			if left <= 0 {
+				return false
 			}
-			if m > 0 && w.received(s, buf[:m]) {
-				continue
+			fds := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}}
+			if _, err := unix.Poll(fds, int(left.Milliseconds())+1); err != nil && err != unix.EINTR {
+				return false
 			}
-			unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
-			w.end(s)
+		case err == nil: // n == 0: the server closed the stream
+			return true
+		default: // reset by the server
+			return true
 		}
 	}
 }

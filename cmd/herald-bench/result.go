@@ -38,6 +38,21 @@ type result struct {
 	Duplicate  int `json:"duplicate"`
 	Unexpected int `json:"unexpected"`
 	Closed     int `json:"closed"` // streams the server ended during the run
+
+	// The stall scenario: delivery, and what is above, are of the streams that kept reading,
+	// while the others were stalled; the baseline is every stream's, before.
+	BaselineLatency  *dist     `json:"baseline_latency,omitempty"`
+	BaselineLastMs   []float64 `json:"baseline_last_delivery_ms,omitempty"`
+	RSSStallMB       float64   `json:"rss_before_stall_mb,omitempty"` // after the baseline
+	PeakRSSMB        float64   `json:"peak_rss_mb,omitempty"`         // while stalled
+	RSSEndMB         float64   `json:"rss_end_mb,omitempty"`
+	Stalled          int       `json:"stalled,omitempty"`
+	StalledCut       int       `json:"stalled_cut,omitempty"`       // seen ended by the server
+	ServerCuts       float64   `json:"server_cuts,omitempty"`       // its slow-client count; -1: unknown
+	ServerSlowCuts   float64   `json:"server_slow_cuts,omitempty"`  // of which slow_consumer
+	StalledResumed   int       `json:"stalled_resumed,omitempty"`   // got every round after reconnecting
+	StalledMissing   int       `json:"stalled_missing,omitempty"`   // over the stalled rounds
+	StalledDuplicate int       `json:"stalled_duplicate,omitempty"` // over the stalled rounds
 }
 
 func (r *result) add(rep *report) {
@@ -87,9 +102,33 @@ func (r *result) print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  server CPU per %s: %.2f µs\n", what, r.CPUMicrosPerEvent)
 	}
+	if r.Scenario == "stall" {
+		r.printStall(w)
+	}
 	if r.Streams > 0 && r.Scenario != "idle" {
 		fmt.Fprintf(w, "  missing %d  duplicate %d  unexpected %d  closed by server %d\n", r.Missing, r.Duplicate, r.Unexpected, r.Closed)
 	}
+}
+
+func (r *result) printStall(w io.Writer) {
+	if d := r.BaselineLatency; d != nil {
+		fmt.Fprintf(w, "  baseline, every stream reading: p50 %.2f ms  p90 %.2f  p99 %.2f  max %.2f; last delivery median %.0f ms\n",
+			d.P50, d.P90, d.P99, d.Max, median(r.BaselineLastMs))
+	}
+	fmt.Fprintf(w, "  above: the %d streams still reading while %d were stalled\n", r.Open-r.Stalled, r.Stalled)
+	fmt.Fprintf(w, "  server RSS: %.1f MB after the baseline, peak %.1f MB in the second phase (+%.1f MB, %.0f KB per stalled stream), %.1f MB at its end\n",
+		r.RSSStallMB, r.PeakRSSMB, r.PeakRSSMB-r.RSSStallMB, (r.PeakRSSMB-r.RSSStallMB)*1024/float64(max(r.Stalled, 1)), r.RSSEndMB)
+	fmt.Fprintf(w, "  stalled %d: seen cut %d (server: %.0f slow clients cut, %.0f as slow_consumer); resumed with Last-Event-ID %d, missing %d, duplicate %d\n",
+		r.Stalled, r.StalledCut, r.ServerCuts, r.ServerSlowCuts, r.StalledResumed, r.StalledMissing, r.StalledDuplicate)
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 func (r *result) writeJSON(path string) error {

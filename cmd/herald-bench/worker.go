@@ -12,6 +12,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -28,12 +29,35 @@ type openCmd struct {
 	Sources int      `json:"sources"` // stream i dials from 127.0.0.<2+i%Sources>
 	Token   string   `json:"token,omitempty"`
 	Dials   int      `json:"dials"` // dials in flight at once
+	// StallEvery makes every StallEvery-th stream (i%StallEvery == 0) one that will stop reading
+	// (stall scenario); 0: none.
+	StallEvery int `json:"stall_every,omitempty"`
 }
 
 // reportCmd asks a worker for what its streams received, judged against what was published.
 type reportCmd struct {
 	Rounds []int            `json:"rounds,omitempty"` // every stream expects each of these once
 	Expect map[string][]int `json:"expect,omitempty"` // user → the numbers published to them
+	// Only "stalling" or "steady" streams (stall scenario); empty: all.
+	Only string `json:"only,omitempty"`
+}
+
+// resumeCmd tells a worker's stalled streams to read again: each reads what its socket holds,
+// until the server's end of the stream (it was cut) or Wait; then reconnects with the last id it
+// received and reads until it has every one of Rounds (or Wait again).
+type resumeCmd struct {
+	Targets []string      `json:"targets"`
+	Token   string        `json:"token,omitempty"`
+	Rounds  []int         `json:"rounds"`
+	Wait    time.Duration `json:"wait"`
+}
+
+// resumed is what the stalled streams of a worker saw when they resumed.
+type resumed struct {
+	Stalled int    `json:"stalled"`
+	Cut     int    `json:"cut"`     // ended by the server while stalled
+	Resumed int    `json:"resumed"` // reconnected with Last-Event-ID and got every round
+	Error   string `json:"error,omitempty"`
 }
 
 // workerMsg is a worker's line to the coordinator.
@@ -41,6 +65,8 @@ type workerMsg struct {
 	Progress *progress `json:"progress,omitempty"`
 	Opened   *opened   `json:"opened,omitempty"`
 	Report   *report   `json:"report,omitempty"`
+	Stalled  *int      `json:"stalled,omitempty"`
+	Resumed  *resumed  `json:"resumed,omitempty"`
 }
 
 type progress struct {
@@ -68,13 +94,23 @@ type report struct {
 
 // benchStream is one open stream. Its bytes are read by the worker's readers (readers_*.go).
 type benchStream struct {
-	user string
-	conn net.Conn
-	pre  []byte // body bytes read with the response head
-	body body
-	fd   int // the socket, once a reader owns it directly (Linux)
-	mu   sync.Mutex
-	got  []recv
+	index int
+	user  string
+	conn  net.Conn
+	pre   []byte // body bytes read with the response head
+	body  body
+	fd    int // the socket, once a reader owns it directly (Linux)
+	mu    sync.Mutex
+	got   []recv
+	// For the stall scenario: whether the stream is one that stops reading, and the ids of
+	// the event being read and of the last one received whole (its Last-Event-ID).
+	stalling bool
+	eventID  string
+	lastID   string
+	// rmu is held by whoever reads the socket; paused, set under it, stops the readers (Linux).
+	rmu    sync.Mutex
+	paused bool
+	epfd   int
 }
 
 type recv struct {
@@ -93,6 +129,7 @@ type worker struct {
 	open     atomic.Int64
 	out      *json.Encoder
 	outMu    sync.Mutex
+	opened   openCmd // the last open command, for reconnecting
 }
 
 func (w *worker) send(m workerMsg) {
@@ -123,6 +160,8 @@ func runWorker() error {
 		var cmd struct {
 			Open   *openCmd   `json:"open"`
 			Report *reportCmd `json:"report"`
+			Stall  bool       `json:"stall"`
+			Resume *resumeCmd `json:"resume"`
 		}
 		if err := dec.Decode(&cmd); err != nil {
 			w.closeAll()
@@ -136,6 +175,11 @@ func runWorker() error {
 			w.send(workerMsg{Opened: w.openAll(*cmd.Open)})
 		case cmd.Report != nil:
 			w.send(workerMsg{Report: w.report(*cmd.Report)})
+		case cmd.Stall:
+			n := w.stall()
+			w.send(workerMsg{Stalled: &n})
+		case cmd.Resume != nil:
+			w.send(workerMsg{Resumed: w.resume(*cmd.Resume)})
 		}
 	}
 }
@@ -148,6 +192,7 @@ func (w *worker) closeAll() {
 }
 
 func (w *worker) openAll(c openCmd) *opened {
+	w.opened = c
 	start := time.Now()
 	var (
 		mu       sync.Mutex
@@ -191,17 +236,37 @@ func (w *worker) openAll(c openCmd) *opened {
 }
 
 func dialStream(c openCmd, i int) (*benchStream, error) {
+	return dialStreamFrom(c, i, "")
+}
+
+// dialStreamFrom opens stream i, resuming after lastID when it is not empty.
+func dialStreamFrom(c openCmd, i int, lastID string) (*benchStream, error) {
 	target := c.Targets[i%len(c.Targets)]
 	u, err := url.Parse(target)
 	if err != nil {
 		return nil, err
 	}
 	d := net.Dialer{Timeout: 10 * time.Second}
+	var controls []func(string, string, syscall.RawConn) error
 	if c.Sources > 1 {
 		d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%c.Sources))}
 		// Choose the port at connect, per destination, not at bind: else each source address
 		// is limited to one ephemeral range for all targets, and bind slows down as it fills.
-		d.Control = bindNoPort
+		controls = append(controls, bindNoPort)
+	}
+	stalling := c.StallEvery > 0 && i%c.StallEvery == 0
+	if stalling {
+		controls = append(controls, likeARemoteClient)
+	}
+	if len(controls) > 0 {
+		d.Control = func(network, address string, rc syscall.RawConn) error {
+			for _, f := range controls {
+				if err := f(network, address, rc); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
 	}
 	conn, err := d.Dial("tcp", u.Host)
 	if err != nil {
@@ -211,6 +276,9 @@ func dialStream(c openCmd, i int) (*benchStream, error) {
 	auth := ""
 	if c.Token != "" {
 		auth = "Authorization: Bearer " + c.Token + "\r\n"
+	}
+	if lastID != "" {
+		auth += "Last-Event-ID: " + lastID + "\r\n"
 	}
 	fmt.Fprintf(conn, "GET /v1/stream?user=%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n%s\r\n", user, u.Host, auth)
 	conn.SetReadDeadline(time.Now().Add(15 * time.Second))
@@ -226,7 +294,7 @@ func dialStream(c openCmd, i int) (*benchStream, error) {
 		return nil, fmt.Errorf("stream %d: %s %s", i, resp.Status, bytes.TrimSpace(b))
 	}
 	conn.SetReadDeadline(time.Time{})
-	s := &benchStream{user: user, conn: conn, fd: -1}
+	s := &benchStream{index: i, user: user, conn: conn, fd: -1, stalling: stalling}
 	s.pre, _ = br.Peek(br.Buffered())
 	s.pre = bytes.Clone(s.pre)
 	s.body.chunked = len(resp.TransferEncoding) > 0 && resp.TransferEncoding[0] == "chunked"
@@ -239,8 +307,20 @@ func (w *worker) received(s *benchStream, b []byte) bool {
 }
 
 // line records a bench event, whose data holds "bn" (its number) and "bt" (when it was
-// published, unix ns).
+// published, unix ns), and the id of the last event received whole.
 func (w *worker) line(s *benchStream, line []byte) {
+	if len(line) == 0 { // the end of an event: its id is the stream's position
+		if s.eventID != "" {
+			s.mu.Lock()
+			s.lastID = s.eventID
+			s.mu.Unlock()
+		}
+		return
+	}
+	if id, ok := bytes.CutPrefix(line, []byte("id:")); ok {
+		s.eventID = string(bytes.TrimPrefix(id, []byte(" ")))
+		return
+	}
 	if !bytes.HasPrefix(line, []byte("data:")) {
 		return
 	}
@@ -274,6 +354,9 @@ func field(b []byte, key string) (int64, bool) {
 func (w *worker) report(c reportCmd) *report {
 	r := &report{LastRecv: map[int]int64{}, Closed: int(w.closed.Load())}
 	for _, s := range w.streams {
+		if (c.Only == "stalling" && !s.stalling) || (c.Only == "steady" && s.stalling) {
+			continue
+		}
 		s.mu.Lock()
 		got := s.got
 		s.got = nil
@@ -308,4 +391,88 @@ func (w *worker) report(c reportCmd) *report {
 		}
 	}
 	return r
+}
+
+// resume makes the stalled streams read again (stall scenario): see resumeCmd.
+func (w *worker) resume(c resumeCmd) *resumed {
+	r := &resumed{}
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, 64)
+	)
+	for _, s := range w.streams {
+		if !s.stalling || !s.paused {
+			continue
+		}
+		r.Stalled++
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			cut, err := w.resumeOne(s, c)
+			mu.Lock()
+			defer mu.Unlock()
+			if cut {
+				r.Cut++
+			}
+			if err == nil {
+				r.Resumed++
+			} else if r.Error == "" {
+				r.Error = err.Error()
+			}
+		}()
+	}
+	wg.Wait()
+	return r
+}
+
+// resumeOne drains a stalled stream, then reconnects it with its last id and reads until it
+// has every round.
+func (w *worker) resumeOne(s *benchStream, c resumeCmd) (cut bool, err error) {
+	cut = w.drain(s, c.Wait)
+	s.mu.Lock()
+	last := s.lastID
+	s.mu.Unlock()
+	oc := w.opened
+	oc.Targets, oc.Token, oc.StallEvery = c.Targets, c.Token, 0
+	ns, err := dialStreamFrom(oc, s.index, last)
+	if err != nil {
+		return cut, err
+	}
+	defer ns.conn.Close()
+	s.body, s.eventID = ns.body, ""
+	deadline := time.Now().Add(c.Wait)
+	ns.conn.SetReadDeadline(deadline)
+	if len(ns.pre) > 0 && !w.received(s, ns.pre) {
+		return cut, fmt.Errorf("stream %d: malformed response body", s.index)
+	}
+	buf := make([]byte, 32<<10)
+	for !s.hasAll(c.Rounds) {
+		n, err := ns.conn.Read(buf)
+		if n > 0 && !w.received(s, buf[:n]) {
+			return cut, fmt.Errorf("stream %d: malformed response body", s.index)
+		}
+		if err != nil {
+			return cut, fmt.Errorf("stream %d resumed after %q: %w", s.index, last, err)
+		}
+	}
+	return cut, nil
+}
+
+// hasAll reports whether s received every one of rounds.
+func (s *benchStream) hasAll(rounds []int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := make(map[int32]bool, len(s.got))
+	for _, g := range s.got {
+		seen[g.n] = true
+	}
+	for _, r := range rounds {
+		if !seen[int32(r)] {
+			return false
+		}
+	}
+	return true
 }

@@ -126,6 +126,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		MaxTotal:   cfg.MaxConnections,
 		Source:     a.Store,
 		Logger:     log,
+
+		BufferBytes: cfg.StreamBuffer,
 	})
 	a.Hub = h
 	if cfg.Clustered() {

@@ -130,6 +130,8 @@ func TestMetrics(t *testing.T) {
 		{"herald_http_requests_total", []string{"route=GET /v1/stream", "code=429"}, 1},
 		{"herald_http_request_seconds", []string{"route=POST /v1/notifications"}, 3},
 		{"herald_slow_consumer_disconnects_total", nil, 0},
+		{"herald_stream_disconnects_total", []string{"reason=slow_consumer"}, 0},
+		{"herald_stream_disconnects_total", []string{"reason=client_closed"}, 0},
 		{"herald_hub_queue_overflows_total", nil, 0},
 	}
 	for _, c := range checks {

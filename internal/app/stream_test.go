@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -367,5 +368,114 @@ func TestHoleInsideKeptHistory(t *testing.T) {
 	want := []string{"1.0 notification 1", "2.0 notification 2", "3.0 herald.missed", "4.0 notification 4", "5.0 notification 5"}
 	if !slices.Equal(got, want) {
 		t.Errorf("replay over a hole:\n got  %q\n want %q", got, want)
+	}
+}
+
+// TestStreamBufferBoundsAStalledClient: what a stream holds for its client is bounded in bytes
+// (--stream-buffer), the same whether the stream is parked or has its goroutine. A client that
+// stops reading is cut as a slow consumer once what its stream holds exceeds the bound, not
+// before (and here nothing else can cut it: the queue's event bound and the write timeout are
+// out of reach); the other clients keep receiving everything, and the stalled one, back with
+// its last id, replays everything.
+func TestStreamBufferBoundsAStalledClient(t *testing.T) {
+	streamModes(t, testStreamBufferBoundsAStalledClient)
+}
+
+func testStreamBufferBoundsAStalledClient(t *testing.T) {
+	const budget, payload = 64 << 10, 8 << 10
+	s := startServer(t, func(c *config.Config) {
+		c.StreamBuffer = budget
+		c.MaxPayload = 16 << 10
+		c.QueueSize = 1 << 20
+		c.WriteTimeout = time.Hour
+	})
+	s.mustPublish(t, map[string]any{"broadcast": true, "type": "start"})
+	const startCursor = "0.1"
+
+	stalled, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	stalled.(*net.TCPConn).SetReadBuffer(4096)
+	fmt.Fprintf(stalled, "GET /v1/stream?user=stalled HTTP/1.1\r\nHost: localhost\r\nLast-Event-ID: %s\r\n\r\n", startCursor)
+	waitFor(t, 5*time.Second, "the stalled stream to open", func() bool { return s.Hub.Stats().Subscriptions == 1 })
+
+	const normal = 3
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var got [normal]atomic.Int64
+	for i := range normal {
+		_, ch, err := s.openStream(ctx, fmt.Sprintf("user=n%d", i), startCursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for ev := range ch {
+				if ev.Type == "burst" {
+					got[i].Add(1)
+				}
+			}
+		}()
+	}
+	waitFor(t, 5*time.Second, "the normal streams to open", func() bool { return s.Hub.Stats().Subscriptions == 1+normal })
+
+	data := strings.Repeat("x", payload)
+	published := 0
+	publish := func() {
+		s.mustPublish(t, map[string]any{"broadcast": true, "type": "burst", "data": data})
+		published++
+	}
+	// Less than the bound, even if no stream had taken any of it yet: nobody overflows.
+	for range budget/payload - 2 {
+		publish()
+	}
+	if o := s.Hub.Stats().Overflows; o != 0 {
+		t.Fatalf("%d overflows within the bound", o)
+	}
+	// Then more than the stalled client's socket buffers hold: its stream fills its bound, and
+	// the next event that does not fit ends it.
+	for s.API.SlowDisconnects() == 0 {
+		if published > 4000 { // 32 MB: far more than any socket buffers
+			t.Fatalf("the stalled stream was not cut after %d events", published)
+		}
+		publish()
+	}
+	t.Logf("the stalled stream was cut after %d events of %d KiB", published, payload>>10)
+	waitFor(t, 5*time.Second, "the stalled subscription to close", func() bool { return s.Hub.Stats().Subscriptions == normal })
+	for range 10 {
+		publish() // the others go on receiving
+	}
+	waitFor(t, 20*time.Second, "the normal clients to receive everything", func() bool {
+		for i := range got {
+			if got[i].Load() != int64(published) {
+				return false
+			}
+		}
+		return true
+	})
+	fams, _ := s.scrape(t)
+	if v := value(t, fams, "herald_stream_disconnects_total", "reason=slow_consumer"); v != 1 {
+		t.Errorf("herald_stream_disconnects_total{reason=slow_consumer} = %v, want 1", v)
+	}
+	if !strings.Contains(s.logBuf.String(), "reason=slow_consumer") {
+		t.Error("the slow-consumer disconnect was not logged with its reason")
+	}
+
+	stalled.Close()
+	_, ch, err := s.openStream(ctx, "user=stalled", startCursor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replayed := 0
+	for ev := range ch {
+		if ev.Type == "burst" {
+			if replayed++; replayed == published {
+				break
+			}
+		}
+	}
+	if replayed != published {
+		t.Fatalf("back with its last id the stalled client replayed %d of %d", replayed, published)
 	}
 }

@@ -41,6 +41,10 @@ type Config struct {
 	DrainWindow     time.Duration
 	Retry           time.Duration
 	QueueSize       int
+	// StreamBuffer bounds the bytes one stream holds for its client (queued events and what its
+	// socket has not taken); beyond it the stream catches up from the store, or, if its client
+	// stopped reading, is cut as a slow consumer.
+	StreamBuffer int
 	// ReplayPage is how many notifications a replay reads per store query; not a flag, since only
 	// tests have reason to change it (0: the API's default).
 	ReplayPage int
@@ -129,6 +133,7 @@ func Default() Config {
 		DrainWindow:           10 * time.Second,
 		Retry:                 2 * time.Second,
 		QueueSize:             256,
+		StreamBuffer:          256 << 10,
 		RetentionAge:          30 * 24 * time.Hour,
 		RetentionMax:          1000,
 		PruneInterval:         time.Minute,
@@ -224,6 +229,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.DurationVar(&c.DrainWindow, "drain-window", c.DrainWindow, "on SIGTERM, open streams are closed at random moments over this window, so their clients do not reconnect elsewhere all at once")
 	fs.DurationVar(&c.Retry, "retry", c.Retry, "reconnection delay suggested to SSE clients")
 	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "events buffered per stream before it counts as a slow consumer")
+	fs.IntVar(&c.StreamBuffer, "stream-buffer", c.StreamBuffer, "bytes one stream holds for its client (queued events and what its socket has not taken); beyond it the stream reads the store, or is cut as a slow consumer if its client stopped reading")
 	fs.DurationVar(&c.RetentionAge, "retention", c.RetentionAge, "delete notifications older than this (0: keep regardless of age)")
 	fs.IntVar(&c.RetentionMax, "retention-max", c.RetentionMax, "keep at most this many notifications per user and of broadcasts (0: no limit)")
 	fs.DurationVar(&c.PruneInterval, "prune-interval", c.PruneInterval, "how often retention is enforced")
@@ -400,6 +406,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	atLeast("queue-size", int64(c.QueueSize), 1)
+	atLeast("stream-buffer", int64(c.StreamBuffer), c.MaxPayload+1024) // one event of the largest payload
 	atLeast("max-body", c.MaxBody, 1024)
 	atLeast("max-batch-body", c.MaxBatchBody, 1024)
 	atLeast("max-payload", c.MaxPayload, 4)

@@ -122,12 +122,19 @@ type API struct {
 	published [3]prometheus.Counter
 
 	slowDisconnects atomic.Int64
+	// disconnects counts the ends of streams by reason (herald_stream_disconnects_total).
+	disconnects [hub.Closed]prometheus.Counter
+	// catchUps bounds the streams reading the store at once (catchup.go).
+	catchUps *slots
 
 	parkOnce sync.Once
 	parker   atomic.Pointer[parker]
 
 	// bodies are publishBody values for reuse.
 	bodies sync.Pool
+	// afterPark, when set (by tests), runs on a stream's handler after the stream is parked and
+	// before the handler returns.
+	afterPark func(*conn)
 }
 
 // New returns the API. Store and Hub are required.
@@ -153,7 +160,7 @@ func New(opts Options) *API {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New()
 	}
-	a := &API{opts: opts, log: opts.Logger, metrics: opts.Metrics, ids: newRequestIDs()}
+	a := &API{opts: opts, log: opts.Logger, metrics: opts.Metrics, ids: newRequestIDs(), catchUps: newSlots(catchUpSlots)}
 	if opts.Store != nil { // nil only in tests of routing
 		a.epoch = opts.Store.Identity().Epoch
 	}
@@ -162,6 +169,9 @@ func New(opts Options) *API {
 	}
 	for k, name := range []string{kindUnicast: metrics.KindUnicast, kindMulticast: metrics.KindMulticast, kindBroadcast: metrics.KindBroadcast} {
 		a.published[k] = a.metrics.Published.WithLabelValues(name)
+	}
+	for _, d := range hub.Disconnects {
+		a.disconnects[d] = a.metrics.StreamDisconnects.WithLabelValues(d.String())
 	}
 	return a
 }
@@ -173,7 +183,8 @@ func setDefault[T comparable](v *T, d T) {
 	}
 }
 
-// SlowDisconnects counts streams closed because their client did not keep up.
+// SlowDisconnects counts streams closed because their client did not keep up (reasons
+// slow_consumer and write_timeout).
 func (a *API) SlowDisconnects() int64 { return a.slowDisconnects.Load() }
 
 // Routes lists every route the API serves, as "METHOD /pattern". The OpenAPI test checks the

@@ -54,6 +54,12 @@ type parkState struct {
 	pending   []byte // the part of the last write the socket did not take
 	since     int64  // when pending began (unix ns)
 	lastWrite int64  // unix ns
+
+	// The stream's request, for the log line at its end, and when its credentials expire.
+	reqID   string
+	start   time.Time
+	remote  string
+	expires time.Time
 }
 
 // hijack takes a plain HTTP/1 connection from net/http, for the stream to be parked once caught
@@ -148,12 +154,15 @@ func (a *API) park(c *conn) bool {
 	s := p.shards[fd%len(p.shards)]
 	// What the handler held for net/http and its writes is not needed any more.
 	c.w, c.rc, c.buf, c.live = nil, nil, nil, nil
-	c.park = parkState{shard: s, raw: raw, fd: fd, lastWrite: time.Now().UnixNano()}
+	st := &c.park
+	st.shard, st.raw, st.fd, st.lastWrite = s, raw, fd, time.Now().UnixNano()
+	// Before the shard has it: from then on, a catch-up may set its own.
+	c.sub.OnOverflow(nil)
 	if !s.add(c) {
 		c.park.shard = nil
+		c.sub.OnOverflow(c.overflowed)
 		return false
 	}
-	c.sub.OnOverflow(nil)
 	c.sub.OnNotify(func() { s.schedule(c) })
 	return true
 }
@@ -189,7 +198,7 @@ func (p *parker) stop() {
 		all := slices.Clone(s.all)
 		s.mu.Unlock()
 		for _, c := range all {
-			s.close(c, "shutdown", nil)
+			s.close(c, hub.Shutdown, nil)
 		}
 	}
 	p.jobs.Wait()
@@ -334,7 +343,7 @@ func (s *shard) service(c *conn) {
 	s.mu.Unlock()
 	if readable {
 		if err := s.drainInput(c); err != nil {
-			s.close(c, "client closed", nil)
+			s.close(c, hub.ClientGone, nil)
 			return
 		}
 	}
@@ -343,8 +352,13 @@ func (s *shard) service(c *conn) {
 		return
 	}
 	if len(st.pending) > 0 {
-		if !s.send(c, st.pending) || len(st.pending) > 0 {
-			return // closed, or still waiting for room: events wait in the queue
+		if !s.send(c, st.pending) {
+			return
+		}
+		if len(st.pending) > 0 {
+			// Still waiting for room: events wait in the queue, within the stream's buffer.
+			s.judge(c, time.Now().UnixNano())
+			return
 		}
 	}
 	events, overflowed := c.sub.Take(s.events)
@@ -384,11 +398,12 @@ func (s *shard) send(c *conn, b []byte) bool {
 	s.mu.Unlock()
 	n, err := rawWrite(st.raw, b)
 	if err != nil {
-		s.close(c, "write failed", err)
+		s.close(c, hub.ClientGone, err)
 		return false
 	}
 	now := time.Now().UnixNano()
 	st.lastWrite = now
+	before := len(st.pending)
 	switch {
 	case n == len(b):
 		st.pending = nil
@@ -397,6 +412,10 @@ func (s *shard) send(c *conn, b []byte) bool {
 	default:
 		st.pending = bytes.Clone(b[n:])
 		st.since = now
+	}
+	if len(st.pending) != before {
+		// What the socket has not taken counts against the stream's buffer.
+		c.sub.Unwritten(len(st.pending))
 	}
 	s.mu.Lock()
 	st.blocked = len(st.pending) > 0
@@ -433,6 +452,17 @@ var heartbeatFrame = sse.AppendComment(nil, "")
 // expiredFrame tells the client its credentials expired.
 var expiredFrame, _ = sse.AppendEvent(nil, "", ExpiredType, []byte(`{"message":"your credentials expired; reconnect with fresh ones"}`))
 
+// judge applies the slow-consumer policy to a parked stream whose socket has not taken all it
+// was given (slow.go), and ends the stream if the policy says so. It reports whether it did.
+func (s *shard) judge(c *conn, now int64) bool {
+	d, _ := s.p.api.verdict(now, c.park.since, c.sub.Overflowing())
+	if d == 0 {
+		return false
+	}
+	s.close(c, d, errSlow)
+	return true
+}
+
 // sweep runs once a second on the writer: heartbeats, expired credentials, slow clients.
 func (s *shard) sweep(now time.Time) {
 	s.mu.Lock()
@@ -440,7 +470,6 @@ func (s *shard) sweep(now time.Time) {
 	s.mu.Unlock()
 	nowNs := now.UnixNano()
 	heartbeat := int64(s.p.api.opts.Heartbeat)
-	writeTimeout := int64(s.p.api.opts.WriteTimeout)
 	for _, c := range all {
 		st := &c.park
 		s.mu.Lock()
@@ -448,20 +477,16 @@ func (s *shard) sweep(now time.Time) {
 		s.mu.Unlock()
 		switch {
 		case skip:
-		case !c.expires.IsZero() && now.After(c.expires):
+		case !st.expires.IsZero() && now.After(st.expires):
 			if len(st.pending) == 0 {
 				_, _ = rawWrite(st.raw, expiredFrame)
 			}
-			s.close(c, "credentials expired", nil)
+			s.close(c, hub.CredentialsExpired, nil)
 		case len(st.pending) > 0:
-			// A write the client has not taken for this long: it stopped reading. With events
-			// being dropped meanwhile, sooner (the same rule as the goroutine path).
-			stuck := nowNs - st.since
-			if stuck > writeTimeout || (stuck > int64(slowWriteGrace) && c.sub.Overflowing()) {
-				s.close(c, "slow_consumer", errSlow)
-				continue
+			// A write the client has not taken: the policy says for how long it may not.
+			if !s.judge(c, nowNs) {
+				s.send(c, st.pending)
 			}
-			s.send(c, st.pending)
 		case nowNs-st.lastWrite >= heartbeat-int64(s.p.sweepEvery()):
 			// The next sweep would be late: a proxy times out an idle stream at its read timeout,
 			// which operators set just above the heartbeat.
@@ -471,7 +496,9 @@ func (s *shard) sweep(now time.Time) {
 }
 
 // catchUp gives c a goroutine that writes out (and what was pending) and then reads the store
-// from the stream's cursor, as the handler did; then parks it again.
+// from the stream's cursor, as the handler did; then parks it again. The goroutine is started
+// only with one of the server's catch-up slots (catchup.go); until one is free the stream waits,
+// busy, its new events in its bounded queue.
 func (s *shard) catchUp(c *conn, out []byte) {
 	st := &c.park
 	s.mu.Lock()
@@ -483,52 +510,60 @@ func (s *shard) catchUp(c *conn, out []byte) {
 	s.mu.Unlock()
 	first := slices.Concat(st.pending, out)
 	st.pending = nil
+	c.sub.Unwritten(len(first))
 	// While it writes blocking, a client that stops reading is ended as on the goroutine path:
-	// by the write deadline, or sooner when its queue overflows meanwhile (conn.overflowed).
-	c.kickMu.Lock()
-	c.finished = false
-	c.kickMu.Unlock()
+	// by the write deadline, or sooner when its queue overflows meanwhile (the cut-off).
+	c.arm()
 	c.sub.OnOverflow(c.overflowed)
-	s.p.jobs.Add(1)
-	go func() {
-		defer s.p.jobs.Done()
-		defer func() {
-			c.sub.OnOverflow(nil)
-			c.finish()
-		}()
-		c.buf = first
-		err := c.flush()
-		if err == nil {
-			err = c.catchUp(s.p.ctx)
-		}
-		if err == nil {
-			c.sub.Caught(c.pos)
-			err = c.nc.SetWriteDeadline(time.Time{})
-		}
-		c.buf, c.live = nil, nil
-		if err != nil {
-			if errors.Is(err, errSlow) || isTimeout(err) {
-				s.close(c, "slow_consumer", errSlow)
-			} else {
-				s.close(c, "catch-up failed", err)
-			}
+	slots := s.p.api.catchUps
+	slots.start(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if st.gone {
+			slots.release() // closed while it waited (the parker stopping, or the client gone)
 			return
 		}
-		st.lastWrite = time.Now().UnixNano()
-		s.mu.Lock()
-		st.busy = false
-		s.mu.Unlock()
-		s.schedule(c) // events queued meanwhile
-	}()
+		s.p.jobs.Add(1) // under s.mu: either before the parker's stop closes c, or not at all
+		go s.runCatchUp(c, first)
+	})
 }
 
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+// runCatchUp is a parked stream's catch-up goroutine; it holds a catch-up slot.
+func (s *shard) runCatchUp(c *conn, first []byte) {
+	st := &c.park
+	defer s.p.jobs.Done()
+	defer s.p.api.catchUps.release()
+	defer func() {
+		c.sub.OnOverflow(nil)
+		c.disarm()
+	}()
+	c.buf = first
+	err := c.flush()
+	if err == nil {
+		err = c.catchUp(s.p.ctx)
+	}
+	if err == nil {
+		c.sub.Caught(c.pos)
+		err = c.nc.SetWriteDeadline(time.Time{})
+	}
+	c.buf, c.live = nil, nil
+	if err != nil {
+		d := c.reason(s.p.ctx, err)
+		if s.p.ctx.Err() != nil {
+			d = hub.Shutdown
+		}
+		s.close(c, d, err)
+		return
+	}
+	st.lastWrite = time.Now().UnixNano()
+	s.mu.Lock()
+	st.busy = false
+	s.mu.Unlock()
+	s.schedule(c) // events queued meanwhile
 }
 
 // close ends a parked stream: the connection, the subscription, and its request's log line.
-func (s *shard) close(c *conn, why string, err error) {
+func (s *shard) close(c *conn, why hub.Disconnect, err error) {
 	st := &c.park
 	s.mu.Lock()
 	if st.gone {
@@ -545,16 +580,10 @@ func (s *shard) close(c *conn, why string, err error) {
 	a := s.p.api
 	a.metrics.StreamsOpen.Dec()
 	a.metrics.Requests.WithLabelValues(streamRoute, "200").Inc()
-	log := a.log.With("request_id", c.reqID)
-	if errors.Is(err, errSlow) {
-		a.slowDisconnects.Add(1)
-		a.metrics.SlowDisconnects.Inc()
-		log.Info("stream closed: client too slow", "reason", "slow_consumer", "hub", a.opts.Hub.Stats())
-	} else if err != nil {
-		log.Debug("stream closed", "err", err)
-	}
+	log := a.log.With("request_id", st.reqID)
+	a.ended(log, why, err)
 	log.Info("request", "method", http.MethodGet, "path", "/v1/stream", "route", streamRoute,
-		"status", http.StatusOK, "duration", time.Since(c.start).Round(time.Microsecond), "remote", c.remote, "end", why)
+		"status", http.StatusOK, "duration", time.Since(st.start).Round(time.Microsecond), "remote", st.remote, "end", why.String())
 }
 
 // poll is the shard's poller goroutine.

@@ -3,12 +3,11 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/heraldhq/herald"
@@ -150,8 +149,13 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		pos:    cursor,
 		sent:   cursor,
 	}
+	c.arm()
 	sub.OnOverflow(c.overflowed)
-	defer c.finish()
+	defer func() {
+		if !parked {
+			c.disarm() // once parked, the stream's catch-ups arm and disarm its cut-off
+		}
+	}()
 	var hello bool
 	if raw == "" {
 		// A new client starts at the present. Telling it the present as an id right away means a
@@ -184,12 +188,17 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	a.metrics.StreamsOpened.Inc()
 	a.metrics.StreamsOpen.Inc()
+	var end hub.Disconnect // why the stream ended, unless parked
 	defer func() {
 		if !parked {
 			a.metrics.StreamsOpen.Dec()
 			if c.nc != nil {
 				c.nc.Close()
 			}
+			if r.Context().Err() != nil {
+				err = nil // the client left: nothing to say about how its last write failed
+			}
+			a.ended(a.logFor(r), end, err)
 		}
 	}()
 
@@ -203,108 +212,48 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	if storeChanged {
 		c.appendMissed(reasonStoreChanged)
 	}
-	if err := c.flush(); err != nil {
+	if err = c.flush(); err != nil {
+		end = c.reason(r.Context(), err)
 		return
 	}
 	catchUp := raw != ""
 	if c.nc != nil {
 		// Catch up here, where blocking on the store and on the client is fine; then park.
 		if catchUp {
-			if err = c.catchUp(r.Context()); err != nil {
-				a.endStream(r, err)
+			if err = c.catchUpInSlot(r.Context()); err != nil {
+				end = c.reason(r.Context(), err)
+				if c.sub.Ended() {
+					end, err = c.sub.Reason(), nil
+				}
 				return
 			}
 			catchUp = false
 		}
 		c.sub.Caught(c.pos)
 		ri := info(r)
-		c.reqID, c.start, c.remote, c.expires = "", time.Now(), r.RemoteAddr, caller.Expires
+		c.park.reqID, c.park.start, c.park.remote, c.park.expires = "", time.Now(), r.RemoteAddr, caller.Expires
 		if ri != nil {
-			c.reqID, c.start = ri.id, ri.start
+			c.park.reqID, c.park.start = ri.id, ri.start
 		}
 		if parked = a.park(c); parked {
 			if ri != nil {
 				ri.parked = true // the parker logs the request when the stream ends
+			}
+			if a.afterPark != nil {
+				a.afterPark(c)
 			}
 			return // the parker owns the subscription and the connection now
 		}
 		// Not parked (the server is stopping): serve it here. Without net/http reading the
 		// connection, a client that leaves is noticed at the next write.
 	}
-	err = c.run(r.Context(), catchUp, caller.Expires)
-	a.endStream(r, err)
-}
-
-// endStream logs and counts why a stream's handler ended.
-func (a *API) endStream(r *http.Request, err error) {
-	switch {
-	case errors.Is(err, errSlow):
-		a.slowDisconnects.Add(1)
-		a.metrics.SlowDisconnects.Inc()
-		a.logFor(r).Info("stream closed: client too slow", "reason", "slow_consumer", "hub", a.opts.Hub.Stats())
-	case err != nil && r.Context().Err() == nil:
-		a.logFor(r).Debug("stream closed", "err", err)
-	}
+	end, err = c.run(r.Context(), catchUp, caller.Expires)
 }
 
 // refuseStream answers a stream request that will not open, counting why.
 func (a *API) refuseStream(w http.ResponseWriter, r *http.Request, err error) {
 	a.metrics.StreamsRejected.WithLabelValues(herald.ErrorCode(err)).Inc()
 	a.writeError(w, r, err)
-}
-
-var errSlow = errors.New("client too slow: queue overflowed")
-
-// slowWriteGrace is how long a write may stay blocked while events for the stream are being
-// dropped before the client counts as slow. A blocked write means the socket's buffers, often
-// megabytes, are full: such a client is far behind, not briefly busy.
-const slowWriteGrace = 250 * time.Millisecond
-
-// overflowed runs on the publisher's goroutine for each event dropped from this stream's full
-// queue. A queue overflows whenever one commit holds more events than it does, and a client that
-// keeps up then just catches up from the store. But if the writer is stuck on a client that
-// stopped reading, moving the write deadline to now ends that write, and the stream: at once if
-// the write has been blocked for slowWriteGrace, else when it has, if it still is then (no
-// further event need arrive to notice).
-func (c *conn) overflowed() {
-	start := c.writing.Load()
-	if start == 0 {
-		return
-	}
-	if wait := slowWriteGrace - time.Since(time.Unix(0, start)); wait > 0 {
-		c.kickMu.Lock()
-		if c.kickTimer == nil && !c.finished {
-			c.kickTimer = time.AfterFunc(wait, func() { c.kickIfStuck(start) })
-		}
-		c.kickMu.Unlock()
-		return
-	}
-	c.kickIfStuck(start)
-}
-
-// kickIfStuck ends the stream if the write that began at start is still in progress.
-func (c *conn) kickIfStuck(start int64) {
-	c.kickMu.Lock()
-	defer c.kickMu.Unlock()
-	c.kickTimer = nil
-	// After the handler returns, the connection may serve another request: never touch it then.
-	if c.finished || c.writing.Load() != start {
-		return
-	}
-	if c.kicked.CompareAndSwap(false, true) {
-		_ = c.setWriteDeadline(time.Now())
-	}
-}
-
-// finish stops any pending kick; after it the connection is no longer this stream's.
-func (c *conn) finish() {
-	c.kickMu.Lock()
-	defer c.kickMu.Unlock()
-	c.finished = true
-	if c.kickTimer != nil {
-		c.kickTimer.Stop()
-		c.kickTimer = nil
-	}
 }
 
 // conn is the writer side of one stream.
@@ -314,39 +263,28 @@ type conn struct {
 	filter map[string]bool // nil: every type
 	named  bool            // notifications carry their type as the SSE event field
 	sub    *hub.Subscription
-	w      http.ResponseWriter
-	rc     *http.ResponseController
-	// nc is the connection, once hijacked from net/http (then w and rc are not used).
+	// The stream is written through net/http (w, rc), or, once hijacked, to nc.
+	w  http.ResponseWriter
+	rc *http.ResponseController
 	nc net.Conn
-
-	// For a parked stream (park.go): its request's id, start and peer for the log line at its
-	// end, when its credentials expire, and its state in the parker.
-	reqID   string
-	start   time.Time
-	remote  string
-	expires time.Time
-	park    parkState
-
-	// writing is when the write in progress began (unix ns), 0 between writes. kicked is set
-	// when the stream is ended as too slow.
-	writing atomic.Int64
-	kicked  atomic.Bool
-	// kickMu guards the pending check of a blocked write and the end of the stream.
-	kickMu    sync.Mutex
-	kickTimer *time.Timer
-	finished  bool
 
 	pos  herald.Cursor // everything up to here has been handled (sent or filtered out)
 	sent herald.Cursor // the id the client last received
 	buf  []byte
-
+	// owed is the size of the events deliver has taken from the queue and not yet put in buf:
+	// with buf, what the stream holds that its client has not taken (Subscription.Unwritten).
+	owed int
 	// Of what buf holds: the commit times of the live notifications, for the delivery latency
 	// once written, and how many came from the store.
 	live     []time.Time
 	replayed int
+
+	cut  cutoff    // the slow-consumer cut-off of blocking writes (slow.go)
+	park parkState // a parked stream's place in its shard, and its request (park.go)
 }
 
-func (c *conn) run(ctx context.Context, catchUp bool, expires time.Time) error {
+// run serves the stream on its handler's goroutine until it ends, and says why.
+func (c *conn) run(ctx context.Context, catchUp bool, expires time.Time) (hub.Disconnect, error) {
 	heartbeat := time.NewTicker(c.api.opts.Heartbeat)
 	defer heartbeat.Stop()
 	var expired <-chan time.Time
@@ -361,30 +299,31 @@ func (c *conn) run(ctx context.Context, catchUp bool, expires time.Time) error {
 	}
 	for {
 		if catchUp {
-			if err := c.catchUp(ctx); err != nil {
-				return err
+			if err := c.catchUpInSlot(ctx); err != nil {
+				if c.sub.Ended() {
+					return c.sub.Reason(), nil
+				}
+				return c.reason(ctx, err), err
 			}
 			// The hub compares what it has seen of this user's streams with the store (after a bus
 			// outage); tell it where this stream stands, in case it has seen nothing yet.
 			c.sub.Caught(c.pos)
 			catchUp = false
 		}
+		var err error
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return hub.ClientGone, ctx.Err()
 		case <-c.sub.Done():
-			return nil
+			return c.sub.Reason(), nil
 		case <-expired:
 			// The credential is no longer accepted; the client reconnects with a fresh one and
 			// resumes from its last id.
 			c.buf = append(c.buf, expiredFrame...)
-			c.flush()
-			return nil
+			return hub.CredentialsExpired, c.flush()
 		case <-heartbeat.C:
 			c.buf = sse.AppendComment(c.buf, "")
-			if err := c.flush(); err != nil {
-				return err
-			}
+			err = c.flush()
 		case <-c.sub.Ready():
 			var overflowed bool
 			events, overflowed = c.sub.Take(events)
@@ -392,15 +331,12 @@ func (c *conn) run(ctx context.Context, catchUp bool, expires time.Time) error {
 			if catchUp = overflowed; catchUp {
 				continue
 			}
-			var err error
-			if catchUp, err = c.deliver(events); err != nil {
-				return err
+			if catchUp, err = c.deliver(events); err == nil && !catchUp {
+				err = c.flush()
 			}
-			if !catchUp {
-				if err := c.flush(); err != nil {
-					return err
-				}
-			}
+		}
+		if err != nil {
+			return c.reason(ctx, err), err
 		}
 	}
 }
@@ -409,6 +345,11 @@ func (c *conn) run(ctx context.Context, catchUp bool, expires time.Time) error {
 // It writes whenever flushSize is buffered, so a queue of large events never piles up in memory.
 func (c *conn) deliver(events []*hub.Event) (gap bool, err error) {
 	for _, ev := range events {
+		c.owed += ev.Size()
+	}
+	defer func() { c.owed = 0 }() // what is left is written by the caller, or read again from the store
+	for _, ev := range events {
+		c.owed -= ev.Size()
 		if f := ev.Control(); f != nil {
 			c.buf = append(c.buf, f...)
 			continue
@@ -456,13 +397,23 @@ func (c *conn) appendEvent(dst, frame []byte) []byte {
 	return append(dst, frame...)
 }
 
+// catchUpInSlot is catchUp on the stream's own goroutine, within the server's bound on
+// catch-ups (catchup.go).
+func (c *conn) catchUpInSlot(ctx context.Context) error {
+	if err := c.api.catchUps.acquire(ctx, c.sub.Done()); err != nil {
+		return err
+	}
+	defer c.api.catchUps.release()
+	return c.catchUp(ctx)
+}
+
 // catchUp sends everything the store holds after the cursor, a page at a time.
 func (c *conn) catchUp(ctx context.Context) error {
 	page := c.api.opts.ReplayPage
 	for {
 		fp, err := c.api.opts.Store.Feed(ctx, c.user, c.pos, page)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w: %w", errStore, err)
 		}
 		c.checkHoles(&fp)
 		// Merge the streams in commit order, but only as far as both are known: past the last
@@ -585,27 +536,31 @@ func (c *conn) appendMissed(reason string) {
 }
 
 // flush writes what is buffered, bounded by the write deadline: a peer that stopped reading
-// cannot hold this goroutine longer than WriteTimeout.
+// cannot hold this goroutine longer than WriteTimeout, nor, once its buffer overflows, longer
+// than slowWriteGrace (the cut-off).
 func (c *conn) flush() error {
 	if len(c.buf) == 0 {
+		c.sub.Unwritten(c.owed)
 		return nil
 	}
 	if err := c.setWriteDeadline(time.Now().Add(c.api.opts.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}
 	// Checked after setting the deadline: an overflow after this point moves it back to now.
-	if c.kicked.Load() {
+	if c.cut.kicked.Load() {
 		return errSlow
 	}
-	c.writing.Store(time.Now().UnixNano())
+	c.sub.Unwritten(c.owed + len(c.buf))
+	c.cut.writing.Store(time.Now().UnixNano())
 	var err error
 	if c.nc != nil {
 		_, err = c.nc.Write(c.buf)
 	} else if _, err = c.w.Write(c.buf); err == nil {
 		err = c.rc.Flush()
 	}
-	c.writing.Store(0)
-	if err != nil && c.kicked.Load() {
+	c.cut.writing.Store(0)
+	c.sub.Unwritten(c.owed)
+	if err != nil && c.cut.kicked.Load() {
 		err = errSlow
 	}
 	if err == nil {

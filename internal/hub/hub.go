@@ -29,6 +29,10 @@ type Source interface {
 type Options struct {
 	// QueueSize bounds the events waiting for one subscription; 256 when zero.
 	QueueSize int
+	// BufferBytes bounds the bytes one subscription holds for its client: its queue, the events
+	// held back for it, and what its owner reports as Unwritten (see Subscription). 256 KiB when
+	// zero.
+	BufferBytes int
 	// MaxPerUser bounds one user's open subscriptions on this node; 0 for no bound.
 	MaxPerUser int
 	// MaxTotal bounds all open subscriptions on this node; 0 for no bound.
@@ -58,7 +62,10 @@ type Hub struct {
 
 	holding map[*Subscription]struct{} // subscriptions with held events
 
-	repairSlots chan struct{} // bounds the store reads of concurrent repairs
+	// repairQueue are the repairs waiting for one of the repairers (at most repairReads)
+	// goroutines serving it (repair.go).
+	repairQueue []repairJob
+	repairers   int
 	// seenHeads are the store heads the previous periodic resync read: the next one repairs only
 	// up to them, so that the bus has had an interval to deliver what was in flight.
 	seenHeads map[string]uint64
@@ -79,6 +86,10 @@ type stream struct {
 	pending   []*Event // sorted, all > next
 	timer     *time.Timer
 	repairing bool
+	// gen counts the times the stream was reset (the broadcast stream, when its last
+	// subscription left): a repair begun before a reset finds another gen and leaves the stream
+	// alone, its answer being about a position nobody here holds any more.
+	gen uint64
 	// wanted is the highest sequence number a resync found in the store while a repair was
 	// running; the repair then goes on up to it.
 	wanted uint64
@@ -137,6 +148,18 @@ func (e *Event) Frame(named bool, encode func(n *herald.Notification, named bool
 	return e.frames[i]
 }
 
+// eventOverhead is what the encoding of a notification adds to its data and type: the id line
+// with a cursor and epoch, the SSE field names, the envelope's fixed text, id and time.
+const eventOverhead = 192
+
+// Size is about the bytes of the event's encoding: what it costs a subscription's buffer.
+func (e *Event) Size() int {
+	if e.control != nil {
+		return len(e.control)
+	}
+	return len(e.Data) + len(e.Type) + eventOverhead
+}
+
 // NewControl returns an event that is not a notification but a message from Herald: its frame
 // is written as it is, without an id (it does not move the cursor), whatever the stream's
 // filter, and it is not sequenced.
@@ -149,6 +172,9 @@ func (e *Event) Control() []byte { return e.control }
 func New(opts Options) *Hub {
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 256
+	}
+	if opts.BufferBytes <= 0 {
+		opts.BufferBytes = 256 << 10
 	}
 	if opts.GapTimeout <= 0 {
 		opts.GapTimeout = 200 * time.Millisecond
@@ -165,10 +191,9 @@ func New(opts Options) *Hub {
 		broadcast: b,
 		holding:   map[*Subscription]struct{}{},
 
-		repairSlots: make(chan struct{}, repairReads),
-		seenHeads:   map[string]uint64{},
-		ctx:         ctx,
-		cancel:      cancel,
+		seenHeads: map[string]uint64{},
+		ctx:       ctx,
+		cancel:    cancel,
 	}
 }
 
@@ -231,7 +256,7 @@ func (h *Hub) unsubscribe(s *Subscription) {
 	st.remove(s, slotOwn)
 	h.broadcast.remove(s, slotBroadcast)
 	delete(h.holding, s)
-	s.held = nil
+	s.held, s.heldBytes = nil, 0
 	if !s.caught {
 		for _, x := range []*stream{st, h.broadcast} {
 			x.uncaught--
@@ -257,6 +282,8 @@ func (h *Hub) unsubscribe(s *Subscription) {
 		}
 		clear(b.pending)
 		b.pending, b.next, b.wanted, b.uncaught, b.lowCaught = nil, 0, 0, 0, 0
+		b.repairing = false // a repair in flight is about the old position: see gen
+		b.gen++
 	}
 }
 
@@ -397,7 +424,8 @@ func (h *Hub) blocked(s *Subscription, ev *Event) bool {
 // hold keeps ev back for s, in id order. Held events count against the queue's bound. h.mu is
 // held.
 func (h *Hub) hold(s *Subscription, ev *Event) {
-	if s.queued()+len(s.held) >= h.opts.QueueSize {
+	size := ev.Size()
+	if !s.canHold(size) {
 		// No room to hold more: give the event to the queue now (or have it overflow there).
 		// The order between the two streams may then break for this subscription, never the
 		// order within each, and a full queue makes the owner catch up from the store.
@@ -406,6 +434,7 @@ func (h *Hub) hold(s *Subscription, ev *Event) {
 	}
 	i, _ := slices.BinarySearchFunc(s.held, ev.ID, func(e *Event, id int64) int { return cmpSeq(uint64(e.ID), uint64(id)) })
 	s.held = slices.Insert(s.held, i, ev)
+	s.heldBytes += size
 	h.holding[s] = struct{}{}
 }
 
@@ -413,6 +442,7 @@ func (h *Hub) hold(s *Subscription, ev *Event) {
 func (h *Hub) release(s *Subscription) {
 	n := 0
 	for n < len(s.held) && !h.blocked(s, s.held[n]) {
+		s.heldBytes -= s.held[n].Size()
 		s.push(s.held[n])
 		n++
 	}
@@ -424,153 +454,6 @@ func (h *Hub) release(s *Subscription) {
 		s.held = nil
 		delete(h.holding, s)
 	}
-}
-
-func (h *Hub) gapExpired(st *stream) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed || h.streams[st.key] != st || len(st.pending) == 0 {
-		return
-	}
-	h.startRepair(st)
-}
-
-// startRepair reads the predecessors of the oldest pending event from the store. h.mu is held.
-func (h *Hub) startRepair(st *stream) {
-	h.repair(st, st.pending[0].Seq-1)
-}
-
-// repairReads bounds the store reads repairs make at once.
-const repairReads = 4
-
-// repairLimit bounds one repair's read. A stream further behind than this skips ahead: its
-// subscriptions see the jump and catch up from the store themselves, page by page.
-const repairLimit = 1024
-
-// repair reads the stream from the store after st.next-1 up to upto and emits it in order.
-// h.mu is held.
-func (h *Hub) repair(st *stream, upto uint64) {
-	if h.closed || st.next == 0 || upto < st.next {
-		return
-	}
-	if st.repairing {
-		st.wanted = max(st.wanted, upto)
-		return
-	}
-	st.repairing = true
-	h.repairs.Add(1)
-	after := st.next - 1
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		var ns []herald.Notification
-		var err error
-		limit := int(min(upto-after, repairLimit))
-		if h.opts.Source != nil {
-			// A resync after a bus outage may find every stream behind: a few reads at a time,
-			// so that repairs never crowd publishes out of the store's connections.
-			select {
-			case h.repairSlots <- struct{}{}:
-				ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
-				ns, err = h.opts.Source.Stream(ctx, st.key, after, limit)
-				cancel()
-				<-h.repairSlots
-			case <-h.ctx.Done():
-				err = h.ctx.Err()
-			}
-		}
-		if err != nil && h.ctx.Err() == nil {
-			h.log.Warn("hub: gap repair failed; subscribers will catch up themselves", "err", err)
-		}
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		st.repairing = false
-		if h.closed || h.streams[st.key] != st || len(st.subs) == 0 {
-			return // nobody left to deliver to (the broadcast stream is reset then)
-		}
-		for i := range ns {
-			if ns[i].Seq <= upto {
-				h.sequence(st, &Event{Notification: ns[i]})
-			}
-		}
-		// Whatever is still missing below a pending event is gone from the store (retention) or
-		// unreadable now: move past it, emitting the pending events in order. Each subscription
-		// sees the jump and asks the store itself, which tells the client of any hole. Only this
-		// repair's range may be skipped: a further hole among the pending events gets its own
-		// wait, or its events, possibly still on their way, would be dropped as late.
-		for len(st.pending) > 0 && st.next <= upto {
-			st.next = min(st.pending[0].Seq, upto+1)
-			h.flush(st)
-		}
-		switch {
-		case st.next > upto || err != nil:
-			// Done, or the store failed: the next resync tries again.
-		case len(ns) == limit:
-			h.repair(st, upto) // more than one read's worth: go on
-		default:
-			st.next = upto + 1 // the rest was pruned
-		}
-		if len(st.pending) > 0 {
-			h.arm(st)
-		}
-		if w := st.wanted; w > 0 {
-			st.wanted = 0
-			h.repair(st, w)
-		}
-	}()
-}
-
-// resyncChunk bounds the streams one StreamHeads call asks about.
-const resyncChunk = 1000
-
-// Resync compares every stream with subscriptions here to its head in the store, and delivers
-// what the hub has not seen: lost by the bus (an outage), or never published (a node died
-// between its commit and its publish). Subscriptions still catching up at subscription time
-// (the hub knows no position for their stream yet) are left to that catch-up.
-//
-// With lost set (the bus reported a loss, or is down), it repairs up to the heads it reads.
-// Otherwise (the periodic check) only up to the heads the previous periodic check read: what
-// was committed since may still be on the bus, and repairing it ahead of the bus could deliver
-// a user's two streams out of their publish order.
-func (h *Hub) Resync(ctx context.Context, lost bool) error {
-	if h.opts.Source == nil {
-		return nil
-	}
-	h.mu.Lock()
-	var keys []string
-	for key, st := range h.streams {
-		if st.next > 0 && len(st.subs) > 0 {
-			keys = append(keys, key)
-		}
-	}
-	h.mu.Unlock()
-	seen := make(map[string]uint64, len(keys))
-	for len(keys) > 0 {
-		n := min(len(keys), resyncChunk)
-		heads, err := h.opts.Source.StreamHeads(ctx, keys[:n])
-		if err != nil {
-			return err
-		}
-		h.mu.Lock()
-		for key, head := range heads {
-			upto := head
-			if !lost {
-				upto = min(head, h.seenHeads[key])
-			}
-			seen[key] = head
-			if st := h.streams[key]; st != nil && st.next > 0 && upto >= st.next {
-				h.repair(st, upto)
-			}
-		}
-		h.mu.Unlock()
-		keys = keys[n:]
-	}
-	if !lost {
-		h.mu.Lock()
-		h.seenHeads = seen
-		h.mu.Unlock()
-	}
-	return nil
 }
 
 // Drain refuses new subscriptions and ends each open one at a random moment within window, so
@@ -592,7 +475,7 @@ func (h *Hub) Drain(window time.Duration) <-chan struct{} {
 		if window > 0 {
 			d = rand.N(window)
 		}
-		h.drains = append(h.drains, time.AfterFunc(d, func() { s.end(ReasonDrain) }))
+		h.drains = append(h.drains, time.AfterFunc(d, func() { s.end(Drain) }))
 	}
 	if len(h.broadcast.subs) == 0 {
 		close(done)
@@ -625,208 +508,9 @@ func (h *Hub) Close() {
 		}
 	}
 	for _, s := range h.broadcast.subs {
-		s.end(ReasonShutdown)
+		s.end(Shutdown)
 	}
 	h.mu.Unlock()
 	h.cancel()
 	h.wg.Wait()
-}
-
-// Reasons a subscription ends from the hub's side.
-const (
-	ReasonShutdown = "shutdown"
-	ReasonDrain    = "drain"
-)
-
-// Subscription is one open stream's view of the hub: a bounded queue of events of its user's
-// stream and the broadcast stream, in each stream's order.
-type Subscription struct {
-	hub  *Hub
-	User string
-
-	// held are events kept back while the other stream waits for a gap; caught is set once the
-	// owner reported its catch-up. Both are guarded by hub.mu.
-	held   []*Event
-	caught bool
-	// own is the user's stream while subscribed, nil once closed; slot is the subscription's
-	// index in the subs of its own stream and of the broadcast stream. Guarded by hub.mu.
-	own  *stream
-	slot [2]int32
-
-	mu         sync.Mutex
-	queue      []*Event
-	overflowed bool
-	reason     string
-	ended      atomic.Bool // reason is set; read without the lock on every delivery
-	onOverflow func()
-	notify     func()
-
-	// Made on first use, as an owner with OnNotify needs neither. ready has a value when the
-	// queue may be non-empty; done is closed when the hub ends the subscription (reason set).
-	ready chan struct{}
-	done  chan struct{}
-}
-
-func (s *Subscription) queued() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.queue)
-}
-
-func (s *Subscription) push(ev *Event) {
-	var overflow func()
-	s.mu.Lock()
-	if len(s.queue) < s.hub.opts.QueueSize {
-		s.queue = append(s.queue, ev)
-	} else {
-		if !s.overflowed {
-			s.overflowed = true
-			s.hub.overflows.Add(1)
-		}
-		overflow = s.onOverflow
-	}
-	notify, ready := s.notify, s.ready
-	s.mu.Unlock()
-	if overflow != nil {
-		overflow()
-	}
-	switch {
-	case notify != nil:
-		notify()
-	case ready != nil:
-		select {
-		case ready <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// Caught tells the hub how far the owner caught up from the store: up to pos, in both of its
-// streams. A stream the hub has had no event of yet takes that as the position to deliver from,
-// so that Resync can notice what the bus never brought.
-func (s *Subscription) Caught(pos herald.Cursor) {
-	h := s.hub
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed || s.caught {
-		return
-	}
-	if s.own == nil {
-		return // closed already
-	}
-	s.caught = true
-	for _, st := range []*stream{s.own, h.broadcast} {
-		st.uncaught--
-		if p := pos.Of(st.key); st.next == 0 && (st.lowCaught == 0 || p+1 < st.lowCaught) {
-			st.lowCaught = p + 1 // kept one above, so that 0 means "none reported"
-		}
-		h.baseline(st)
-	}
-}
-
-// baseline gives a stream that has had no event yet the position its subscriptions caught up
-// to, once all of them have reported it. h.mu is held.
-func (h *Hub) baseline(st *stream) {
-	if st.next == 0 && st.uncaught == 0 && st.lowCaught > 0 && len(st.subs) > 0 {
-		st.next = st.lowCaught
-		st.lowCaught = 0
-	}
-}
-
-// OnOverflow sets a function called (from the publishing goroutine, so it must not block) for
-// every event dropped because the queue is full. If the owner is blocked writing to a client that
-// stopped reading, this is its chance to unblock that write.
-func (s *Subscription) OnOverflow(f func()) {
-	s.mu.Lock()
-	s.onOverflow = f
-	s.mu.Unlock()
-}
-
-// OnNotify sets a function called, instead of signalling Ready, whenever events may be waiting
-// and when the subscription ends: for an owner with no goroutine of its own waiting on the
-// channels. It runs on the publishing goroutine, under the hub's lock, so it must not block nor
-// call back into the hub. It is called once at once, for anything queued before it was set.
-func (s *Subscription) OnNotify(f func()) {
-	s.mu.Lock()
-	s.notify = f
-	s.mu.Unlock()
-	f()
-}
-
-// Overflowing reports whether events were dropped since the last Take.
-func (s *Subscription) Overflowing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.overflowed
-}
-
-// Ready is signalled when events may be waiting.
-func (s *Subscription) Ready() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ready == nil {
-		s.ready = make(chan struct{}, 1)
-		if len(s.queue) > 0 || s.overflowed {
-			s.ready <- struct{}{}
-		}
-	}
-	return s.ready
-}
-
-// Done is closed when the hub ends the subscription; Reason says why.
-func (s *Subscription) Done() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done == nil {
-		s.done = make(chan struct{})
-		if s.reason != "" {
-			close(s.done)
-		}
-	}
-	return s.done
-}
-
-// Ended reports whether the hub ended the subscription (Done is closed).
-func (s *Subscription) Ended() bool { return s.ended.Load() }
-
-// Reason says why Done was closed.
-func (s *Subscription) Reason() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.reason
-}
-
-// Take returns the queued events and whether any were dropped since the last Take because the
-// queue was full. buf, the slice a previous Take returned, is reused.
-func (s *Subscription) Take(buf []*Event) (events []*Event, overflowed bool) {
-	clear(buf)
-	s.mu.Lock()
-	events, s.queue = s.queue, buf[:0]
-	overflowed, s.overflowed = s.overflowed, false
-	s.mu.Unlock()
-	return events, overflowed
-}
-
-func (s *Subscription) end(reason string) {
-	s.mu.Lock()
-	if s.reason != "" {
-		s.mu.Unlock()
-		return
-	}
-	s.reason = reason
-	s.ended.Store(true)
-	if s.done != nil {
-		close(s.done)
-	}
-	notify := s.notify
-	s.mu.Unlock()
-	if notify != nil {
-		notify()
-	}
-}
-
-// Close removes the subscription from the hub. It is safe to call more than once.
-func (s *Subscription) Close() {
-	s.hub.unsubscribe(s)
-	s.end("closed")
 }

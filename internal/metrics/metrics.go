@@ -23,9 +23,11 @@ type Metrics struct {
 	StreamsOpened   prometheus.Counter
 	StreamsRejected *prometheus.CounterVec // reason: the error code
 	SlowDisconnects prometheus.Counter
-	Delivered       prometheus.Counter
-	Replayed        prometheus.Counter
-	DeliveryLatency prometheus.Histogram
+	// StreamDisconnects counts the ends of streams by reason (hub.Disconnect).
+	StreamDisconnects *prometheus.CounterVec
+	Delivered         prometheus.Counter
+	Replayed          prometheus.Counter
+	DeliveryLatency   prometheus.Histogram
 
 	Published       *prometheus.CounterVec // kind: unicast, multicast, broadcast
 	PublishDuration prometheus.Histogram
@@ -86,7 +88,12 @@ func New() *Metrics {
 		Help: "Stream requests refused before the stream opened, by reason (the error code: unauthorized, forbidden, invalid, rate_limited for the per-user limit, unavailable for the server limit, draining or shutdown)."},
 		[]string{"reason"})
 	m.SlowDisconnects = f.NewCounter(prometheus.CounterOpts{
-		Name: "herald_slow_consumer_disconnects_total", Help: "Streams closed because their client stopped reading."})
+		Name: "herald_slow_consumer_disconnects_total",
+		Help: "Streams closed because their client stopped reading: the sum of herald_stream_disconnects_total for the reasons slow_consumer and write_timeout."})
+	m.StreamDisconnects = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_stream_disconnects_total",
+		Help: "Streams ended, by reason: client_closed, slow_consumer (its buffer overflowed while its write was blocked), write_timeout, credentials_expired, store_failed (a catch-up could not read the store), drain, shutdown."},
+		[]string{"reason"})
 	m.Delivered = f.NewCounter(prometheus.CounterOpts{
 		Name: "herald_events_delivered_total", Help: "Live notifications written to streams."})
 	m.Replayed = f.NewCounter(prometheus.CounterOpts{

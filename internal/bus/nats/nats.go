@@ -28,13 +28,25 @@ type Options struct {
 	// Subject is the subject the nodes of one cluster share; "herald" when empty.
 	Subject string
 	Logger  *slog.Logger
+	// PendingMsgs and PendingBytes bound the messages received and not yet delivered; beyond
+	// either the client drops messages and the bus reports the loss (a slow consumer). 65,536
+	// messages and 256 MiB when zero.
+	PendingMsgs, PendingBytes int
 }
+
+// The default bounds of what waits for delivery: a few seconds of a busy cluster's commits.
+const (
+	defaultPendingMsgs  = 65536
+	defaultPendingBytes = 256 << 20
+)
 
 // Bus is a herald.Bus on NATS.
 type Bus struct {
 	nc      *natsgo.Conn
 	subject string
 	log     *slog.Logger
+	// pendingMsgs and pendingBytes bound each subscription's undelivered messages.
+	pendingMsgs, pendingBytes int
 
 	mu       sync.Mutex
 	lostSubs map[*natsgo.Subscription]func() // the lost callback of each Listen
@@ -50,7 +62,14 @@ func Open(ctx context.Context, url string, opts Options) (*Bus, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	b := &Bus{subject: opts.Subject, log: opts.Logger, lostSubs: map[*natsgo.Subscription]func(){}}
+	if opts.PendingMsgs <= 0 {
+		opts.PendingMsgs = defaultPendingMsgs
+	}
+	if opts.PendingBytes <= 0 {
+		opts.PendingBytes = defaultPendingBytes
+	}
+	b := &Bus{subject: opts.Subject, log: opts.Logger, lostSubs: map[*natsgo.Subscription]func(){},
+		pendingMsgs: opts.PendingMsgs, pendingBytes: opts.PendingBytes}
 	nc, err := natsgo.Connect(url,
 		natsgo.Name("herald:"+opts.Subject),
 		natsgo.MaxReconnects(-1),
@@ -60,6 +79,9 @@ func Open(ctx context.Context, url string, opts Options) (*Bus, error) {
 		natsgo.Timeout(2*time.Second),
 		natsgo.PingInterval(5*time.Second),
 		natsgo.MaxPingsOutstanding(2),
+		// A synchronous subscription's channel: as long as the message bound, which
+		// SetPendingLimits sets with the byte bound (Listen).
+		natsgo.SyncQueueLen(opts.PendingMsgs),
 		natsgo.DisconnectErrHandler(func(_ *natsgo.Conn, err error) {
 			if err != nil {
 				b.log.Warn("bus: nats disconnected; reconnecting", "err", err)
@@ -71,11 +93,9 @@ func Open(ctx context.Context, url string, opts Options) (*Bus, error) {
 			b.log.Info("bus: nats reconnected; catching up from the store")
 			b.lostAll()
 		}),
-		natsgo.ErrorHandler(func(_ *natsgo.Conn, sub *natsgo.Subscription, err error) {
+		natsgo.ErrorHandler(func(_ *natsgo.Conn, _ *natsgo.Subscription, err error) {
 			if errors.Is(err, natsgo.ErrSlowConsumer) {
-				b.log.Warn("bus: this node fell behind the bus and lost messages; catching up from the store", "err", err)
-				b.lost(sub)
-				return
+				return // Listen hears of it from its subscription, and reports the loss
 			}
 			b.log.Warn("bus: nats error", "err", err)
 		}),
@@ -105,15 +125,6 @@ func redact(msg, rawURL string) string {
 		}
 	}
 	return msg
-}
-
-func (b *Bus) lost(sub *natsgo.Subscription) {
-	b.mu.Lock()
-	f := b.lostSubs[sub]
-	b.mu.Unlock()
-	if f != nil {
-		f()
-	}
 }
 
 func (b *Bus) lostAll() {
@@ -153,33 +164,27 @@ func (b *Bus) Publish(ctx context.Context, msg []byte) error {
 	return nil
 }
 
-// pendingLimit bounds the messages (and bytes) waiting for this node; beyond it the client drops
-// them and reports a slow consumer.
-const (
-	pendingMsgs  = 65536
-	pendingBytes = 256 << 20
-)
-
-// Listen subscribes and delivers until ctx ends.
+// Listen subscribes and delivers until ctx ends. The subscription is synchronous: the messages
+// wait in the client, bounded by PendingMsgs and PendingBytes, and this goroutine delivers them.
+// (A channel subscription ignores SetPendingLimits: its only bound is its channel's length.)
 func (b *Bus) Listen(ctx context.Context, deliver func(msg []byte), lost func()) {
-	msgs := make(chan *natsgo.Msg, 1024)
-	var sub *natsgo.Subscription
-	for ctx.Err() == nil {
-		var err error
-		if sub, err = b.nc.ChanSubscribe(b.subject, msgs); err == nil {
-			break
-		}
-		b.log.Warn("bus: nats subscribe failed; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Second):
+	for ctx.Err() == nil && !b.nc.IsClosed() {
+		if err := b.listen(ctx, deliver, lost); err != nil {
+			b.log.Warn("bus: nats subscription failed; subscribing again", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
 		}
 	}
+}
+
+// listen is one subscription of Listen; it returns nil when ctx ends or the bus closes.
+func (b *Bus) listen(ctx context.Context, deliver func(msg []byte), lost func()) error {
+	sub := b.subscribe(ctx)
 	if sub == nil {
-		return
+		return nil
 	}
-	sub.SetPendingLimits(pendingMsgs, pendingBytes)
 	b.mu.Lock()
 	b.lostSubs[sub] = lost
 	b.mu.Unlock()
@@ -187,20 +192,54 @@ func (b *Bus) Listen(ctx context.Context, deliver func(msg []byte), lost func())
 		b.mu.Lock()
 		delete(b.lostSubs, sub)
 		b.mu.Unlock()
-		sub.Unsubscribe()
+		if err := sub.Unsubscribe(); err != nil && !b.nc.IsClosed() {
+			b.log.Debug("bus: nats unsubscribe", "err", err)
+		}
 	}()
 	// The subscription is active once the server has seen it; from then on nothing is missed
 	// unless reported. What came before is only in the store.
 	fctx, cancel := context.WithTimeout(ctx, flushTimeout)
-	b.nc.FlushWithContext(fctx)
+	if err := b.nc.FlushWithContext(fctx); err != nil && ctx.Err() == nil {
+		// The client subscribes again when it reconnects, and reports the loss then.
+		b.log.Warn("bus: nats did not confirm the subscription", "err", err)
+	}
 	cancel()
 	lost()
 	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		switch {
+		case err == nil:
+			deliver(m.Data)
+		case ctx.Err() != nil || b.nc.IsClosed():
+			return nil
+		case errors.Is(err, natsgo.ErrSlowConsumer):
+			b.log.Warn("bus: this node fell behind the bus and lost messages; catching up from the store",
+				"pending_msgs", b.pendingMsgs, "pending_bytes", b.pendingBytes)
+			lost()
+		default:
+			return err
+		}
+	}
+}
+
+// subscribe subscribes with the configured bounds, retrying each second until ctx ends.
+func (b *Bus) subscribe(ctx context.Context) *natsgo.Subscription {
+	for {
+		sub, err := b.nc.SubscribeSync(b.subject)
+		if err == nil {
+			if err = sub.SetPendingLimits(b.pendingMsgs, b.pendingBytes); err == nil {
+				return sub
+			}
+			_ = sub.Unsubscribe()
+		}
+		if b.nc.IsClosed() {
+			return nil
+		}
+		b.log.Warn("bus: nats subscribe failed; retrying", "err", err)
 		select {
 		case <-ctx.Done():
-			return
-		case m := <-msgs:
-			deliver(m.Data)
+			return nil
+		case <-time.After(time.Second):
 		}
 	}
 }
