@@ -95,7 +95,7 @@ func TestSendAndListen(t *testing.T) {
 	want := []map[string]any{
 		{"cursor": "1.0", "id": receipts.Notifications[0].ID, "type": "comment", "data": map[string]any{"text": "hi"}, "broadcast": false},
 		{"cursor": "1.1", "type": "maintenance", "data": nil, "broadcast": true},
-		{"cursor": "1.1", "event": "herald.read", "data": map[string]any{"ids": []any{receipts.Notifications[0].ID}, "all": false, "read": true, "unread": float64(1)}},
+		{"cursor": "1.1", "event": "herald.read", "data": map[string]any{"ids": []any{receipts.Notifications[0].ID}, "all": false, "read": true, "unread": float64(1), "unseen": float64(1)}},
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("listen printed %d lines, want %d:\n%s", len(lines), len(want), out.String())

@@ -416,7 +416,7 @@ func TestBackupCommand(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if strings.TrimSpace(string(b)) != `{"unread":1}` {
+	if strings.TrimSpace(string(b)) != `{"unread":1,"unseen":1}` {
 		t.Fatalf("a server on the copy counts %s", b)
 	}
 	if err := run(context.Background(), []string{"backup", "-store", store}, io.Discard, io.Discard); err == nil {
