@@ -150,6 +150,7 @@ h2{margin:0;flex:1;font-size:1.07em}
 .title,.body{overflow-wrap:anywhere;white-space:pre-line}
 .unread .title{font-weight:600}
 .body{color:var(--_muted)}
+.list .body{display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:var(--herald-body-lines,3);overflow:hidden}
 time{font-size:.85em;color:var(--_muted)}
 .unread .main::after{content:"";flex:none;width:8px;height:8px;margin-top:6px;border-radius:50%;background:var(--_accent)}
 .dots{grid-column:2;margin:6px 6px 0 0}
@@ -277,6 +278,7 @@ export class HeraldInbox extends HTMLElement {
     if (matchMedia(SHEET).matches) panel.setAttribute("aria-modal", "true");
     else panel.removeAttribute("aria-modal");
     this._focusItem(this._current(), true) || panel.focus({ preventScroll: true });
+    this.$.toasts.replaceChildren(); // what they said is in the list now
     this._tick();
     this._markSeen();
     this._observe();
