@@ -76,7 +76,7 @@ func TestWebIndexConfig(t *testing.T) {
 		if err := json.Unmarshal([]byte(m[1]), &got); err != nil || got != cfg {
 			t.Errorf("config %q decodes to %+v (%v), want %+v", m[1], got, err, cfg)
 		}
-		if strings.Count(body, "<script") != 2 || strings.Contains(body, "alert(1)</script>") {
+		if strings.Count(body, "<script") != 3 || strings.Contains(body, "alert(1)</script>") {
 			t.Errorf("the config escaped its block:\n%s", body)
 		}
 	}
