@@ -120,7 +120,7 @@ async function newPage({ width = 1280, height = 800, scheme = "light", name }) {
   const page = await context.newPage();
   page.on("pageerror", (err) => errors.push(`${name}: ${err.message}`));
   page.on("console", (msg) => {
-    if (msg.type() === "error" && !/status of 404/.test(msg.text())) errors.push(`${name} console: ${msg.text()}`);
+    if (msg.type() === "error" && !/status of (404|503)/.test(msg.text())) errors.push(`${name} console: ${msg.text()}`);
   });
   pages.push({ page, name });
   return page;
@@ -212,7 +212,7 @@ async function seed(user) {
 
 async function screenshotsAndAudits() {
   for (const [width, scheme] of [[1280, "light"], [1280, "dark"], [390, "light"], [390, "dark"]]) {
-    const user = `dave-${width}-${scheme}`;
+    const user = width === 1280 && scheme === "light" ? "alice" : `dave-${width}-${scheme}`; // alice: the README's
     await seed(user);
     const page = await newPage({ width, height: width > 480 ? 800 : 844, scheme, name: user });
     await openDemo(page, user);
@@ -271,6 +271,25 @@ async function screenshotsAndAudits() {
   await page.waitForSelector("herald-inbox .empty", { state: "visible" });
   await audit(page, "empty inbox");
   await page.context().close();
+
+  // A server that fails the list: the panel says so, and "Try again" recovers.
+  const [id] = await publish([{ to: ["oscar"], type: "comment", data: { text: "Back again" } }]);
+  const failing = await newPage({ name: "error" });
+  let fail = true;
+  await failing.route((url) => url.pathname === "/v1/notifications", (route) => (fail
+    ? route.fulfill({ status: 503, contentType: "application/json", body: '{"error":{"code":"unavailable","message":"try later"}}' })
+    : route.fallback()));
+  await failing.goto(`${base}/?user=oscar`);
+  await failing.waitForFunction(() => document.querySelector("herald-inbox")?.connection === "live", null, { timeout: 10000 });
+  await openPanel(failing);
+  await failing.waitForSelector("herald-inbox .error", { state: "visible" });
+  await audit(failing, "error");
+  fail = false;
+  await failing.click("herald-inbox .retry");
+  await failing.waitForSelector(`herald-inbox li.item[data-id="${id}"]`, { timeout: 5000 });
+  if (await failing.isVisible("herald-inbox .error")) throw new Error("the error stayed after a successful retry");
+  log("error state: a failed load says so; Try again loads the list");
+  await failing.context().close();
 }
 
 // trapped: in the sheet, Tab and Shift+Tab never leave the panel.

@@ -203,7 +203,13 @@ async function devMode() {
   await restart();
   const [missed] = await publish({ to: ["alice"], type: "deploy", data: { text: "Published while you were away" } });
   // Read after the 201: a tab that is not live now was not live when the notification committed.
-  const states = await Promise.all(tabs.map((page) => page.evaluate(() => document.getElementById("state").dataset.state)));
+  // The page's state pill and the element's own status change in one task: read them together.
+  const seen = await Promise.all(tabs.map((page) => page.evaluate(() => ({
+    state: document.getElementById("state").dataset.state,
+    status: document.querySelector("herald-inbox").shadowRoot.querySelector(".status").textContent,
+  }))));
+  const states = seen.map((s) => s.state);
+  if (seen.some((s) => s.state === "reconnecting" && s.status !== "Reconnecting…")) throw new Error(`reconnecting, the panel says ${JSON.stringify(seen)}`);
   if (states.includes("live")) {
     throw new Error(`a tab was already live again when the missed notification was published (states ${states}); the test did not exercise resumption`);
   }

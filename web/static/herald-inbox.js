@@ -328,9 +328,9 @@ export class HeraldInbox extends HTMLElement {
 
   attributeChangedCallback(name, old, value) {
     if (old === value) return;
-    if (name === "locale") this._rebuild();
+    if (name === "locale" || name === "target") this._rebuild();
     else if (name === "title-count") this._title();
-    else if (name !== "target") this._restartSoon();
+    else this._restartSoon();
   }
 
   _restartSoon() {
