@@ -212,8 +212,8 @@ export class HeraldInbox extends HTMLElement {
     this._strings = { ...DEFAULT_STRINGS };
     this._renderItem = null;
     this._token = "";
-    /** refresh renews credentials before the stream reopens (see herald.js); may return a token. */
-    this.refresh = undefined;
+    // refresh (a plain property, not set here so that one set before the upgrade stays): renews
+    // credentials before the stream reopens (see herald.js); may return a token.
     this._reset();
     this._counts = { unseen: 0, unread: 0 };
     this._connection = "closed";
@@ -305,7 +305,15 @@ export class HeraldInbox extends HTMLElement {
   // --- lifecycle ----------------------------------------------------------------------------
 
   connectedCallback() {
-    this._restartSoon();
+    // A framework may have set properties before this module defined the element: those are
+    // plain own properties hiding the setters. Set them again through the setters.
+    for (const p of ["token", "strings", "renderItem"]) {
+      if (!Object.prototype.hasOwnProperty.call(this, p)) continue;
+      const v = this[p];
+      delete this[p];
+      this[p] = v;
+    }
+    if (!this._herald) this._restartSoon(); // else it was moved, not removed: it carries on
     document.addEventListener("pointerdown", this._outside, true);
     document.addEventListener("visibilitychange", this._visible);
     addEventListener("resize", this._reposition);
