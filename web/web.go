@@ -1,6 +1,7 @@
-// Package web serves the demo inbox page and herald.js from the binary: a bell with an unread
-// badge, a dropdown inbox and toasts, built on herald.js, the browser client apps can import.
-// There is no build step: the files in static/ are what browsers get.
+// Package web serves from the binary the browser client herald.js, the <herald-inbox> element
+// built on it (herald-inbox.js: a bell, a badge of unseen notifications, an inbox panel and
+// toasts), both for apps to import, and the demo page built on the element. There is no build
+// step: the files in static/ are what browsers get.
 package web
 
 import (
@@ -29,7 +30,7 @@ type Config struct {
 }
 
 // Paths are the paths the handler serves (GET and HEAD); everything else is the API's.
-var Paths = []string{"/", "/herald.js", "/app.js", "/style.css"}
+var Paths = []string{"/", "/herald.js", "/herald-inbox.js", "/app.js", "/style.css"}
 
 // file is one served file, rendered once at startup.
 type file struct {
@@ -96,9 +97,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hdr.Set("Content-Security-Policy", csp)
 		hdr.Set("X-Frame-Options", "DENY")
 	}
-	if r.URL.Path == "/herald.js" {
-		// Apps on other origins import it as a module, which browsers fetch with CORS. It is
-		// public code: no credentials, nothing to protect.
+	if r.URL.Path == "/herald.js" || r.URL.Path == "/herald-inbox.js" {
+		// Apps on other origins import them as modules, which browsers fetch with CORS (and
+		// herald-inbox.js imports herald.js). Public code: no credentials, nothing to protect.
 		hdr.Set("Access-Control-Allow-Origin", "*")
 	}
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.body))

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-func TestHandler(t *testing.T) {
+func TestWebHandler(t *testing.T) {
 	h, err := New(Config{Dev: true, Cookie: "herald_token"})
 	if err != nil {
 		t.Fatal(err)
@@ -22,6 +22,7 @@ func TestHandler(t *testing.T) {
 	}{
 		{"/", "text/html; charset=utf-8", false, true},
 		{"/herald.js", "text/javascript; charset=utf-8", true, false},
+		{"/herald-inbox.js", "text/javascript; charset=utf-8", true, false},
 		{"/app.js", "text/javascript; charset=utf-8", false, false},
 		{"/style.css", "text/css; charset=utf-8", false, false},
 	}
@@ -55,9 +56,9 @@ func TestHandler(t *testing.T) {
 	}
 }
 
-// TestIndexConfig: the page learns the server's mode from a JSON block, escaped so that no
+// TestWebIndexConfig: the page learns the server's mode from a JSON block, escaped so that no
 // value can end the script element; the CSP forbids inline scripts, so the block must be data.
-func TestIndexConfig(t *testing.T) {
+func TestWebIndexConfig(t *testing.T) {
 	re := regexp.MustCompile(`(?s)<script type="application/json" id="herald-config">(.*?)</script>`)
 	for _, cfg := range []Config{{Dev: true, Cookie: "herald_token"}, {Dev: false, Cookie: "</script><script>alert(1)</script>"}} {
 		h, err := New(cfg)
@@ -75,7 +76,7 @@ func TestIndexConfig(t *testing.T) {
 		if err := json.Unmarshal([]byte(m[1]), &got); err != nil || got != cfg {
 			t.Errorf("config %q decodes to %+v (%v), want %+v", m[1], got, err, cfg)
 		}
-		if strings.Count(body, "<script") != 2 || strings.Contains(body, "alert(1)</script>") {
+		if strings.Count(body, "<script") != 3 || strings.Contains(body, "alert(1)</script>") {
 			t.Errorf("the config escaped its block:\n%s", body)
 		}
 	}

@@ -18,17 +18,20 @@ import (
 // browserDir holds the browser test's script and its npm lockfile.
 const browserDir = "../../test/browser"
 
-// TestBrowser opens the demo page in Debian's Chromium (test/browser/inbox.mjs, driven by
-// playwright-core): two tabs as alice get a notification within a second of its 201, opening the
-// panel in one resets both badges (seen) and reading there marks it read in the other, after a
-// server restart a notification published before the tabs reconnect reaches both, and a burst
-// gets a few toasts, not one each. With auth: a reload keeps
+// TestBrowser opens the demo page, built on <herald-inbox>, in Debian's Chromium
+// (test/browser/inbox.mjs, driven by playwright-core): two tabs as alice get a notification
+// within a second of its 201; opening the panel in one resets both badges (seen), reading,
+// reading all and archiving there reach the other within a second, before and after a server
+// restart that loses none of it; a notification published while the tabs reconnect reaches
+// both, and a burst gets a few toasts, not one each. With auth: a reload keeps
 // the session, two users in two tabs of one origin (one cookie) each see only their own feed,
 // sign out, and an expired token brings the login form back. herald.js on its own: refused
 // beyond --max-connections-per-user, it retries by itself and resumes with ?last_event_id=;
 // close() and connect() while a refresh is in flight win over it; from another origin with
 // tokenInQuery a stale cookie is not sent, and an expired token is refreshed without loss.
-// A screenshot lands in test/browser/screenshots (ignored by git).
+// The element itself (test/browser/component.mjs): an axe audit of every state, a keyboard-only
+// run, hostile content left inert, and screenshots at 1280 and 390 px, light and dark, in
+// test/browser/screenshots (ignored by git).
 //
 // It needs /usr/bin/chromium (or $CHROMIUM), node, and `npm ci` run in test/browser; .ci/run
 // provides all three.
@@ -44,8 +47,10 @@ func TestBrowser(t *testing.T) {
 	testenv.Need(t, err == nil, "no Chromium at %s (apt-get install chromium, or set CHROMIUM)", chromium)
 	node, err := exec.LookPath("node")
 	testenv.Need(t, err == nil, "node is not installed (apt-get install nodejs npm)")
-	_, err = os.Stat(filepath.Join(browserDir, "node_modules", "playwright-core"))
-	testenv.Need(t, err == nil, "playwright-core is not installed (cd test/browser && npm ci)")
+	for _, pkg := range []string{"playwright-core", "@axe-core/playwright"} {
+		_, err = os.Stat(filepath.Join(browserDir, "node_modules", pkg))
+		testenv.Need(t, err == nil, "%s is not installed (cd test/browser && npm ci)", pkg)
+	}
 
 	t.Run("dev mode", func(t *testing.T) {
 		// A fixed address, so that the restarted server is where the tabs reconnect to. retry
@@ -53,7 +58,7 @@ func TestBrowser(t *testing.T) {
 		// away. drain-window 0: the restart is prompt. Two streams per user: a third is refused.
 		args := []string{"-store", "sqlite:" + filepath.Join(t.TempDir(), "h.db"), "-addr", freeAddr(t),
 			"-retry", "5s", "-drain-window", "0", "-max-connections-per-user", "2"}
-		runBrowserScript(t, node, chromium, args, "MODE=dev")
+		runBrowserScript(t, node, chromium, "inbox.mjs", args, "MODE=dev")
 	})
 	t.Run("token", func(t *testing.T) {
 		secret := strings.Repeat("s", 40)
@@ -81,8 +86,12 @@ func TestBrowser(t *testing.T) {
 		args := []string{"-store", "sqlite:" + filepath.Join(t.TempDir(), "h.db"), "-addr", freeAddr(t), "-drain-window", "0",
 			"-jwt-secret-file", secretFile, "-publisher-keys", hash, "-jwt-leeway", "0",
 			"-allow-query-token", "-cors-origins", "http://" + pageAddr}
-		runBrowserScript(t, node, chromium, args, "MODE=token", "HERALD_TOKEN="+strings.TrimSpace(tok.String()),
+		runBrowserScript(t, node, chromium, "inbox.mjs", args, "MODE=token", "HERALD_TOKEN="+strings.TrimSpace(tok.String()),
 			"HERALD_SECRET="+secret, "HERALD_KEY="+key, "PAGE_ADDR="+pageAddr)
+	})
+	t.Run("component", func(t *testing.T) {
+		args := []string{"-store", "sqlite:" + filepath.Join(t.TempDir(), "h.db"), "-addr", freeAddr(t), "-drain-window", "0"}
+		runBrowserScript(t, node, chromium, "component.mjs", args)
 	})
 }
 
@@ -97,9 +106,9 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// runBrowserScript starts a server with args, runs inbox.mjs against it with env, and restarts
-// the server (same args) whenever the script asks.
-func runBrowserScript(t *testing.T, node, chromium string, args []string, env ...string) {
+// runBrowserScript starts a server with args, runs script (in test/browser) against it with env,
+// and restarts the server (same args) whenever the script asks.
+func runBrowserScript(t *testing.T, node, chromium, script string, args []string, env ...string) {
 	server := startProc(t, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -107,7 +116,7 @@ func runBrowserScript(t *testing.T, node, chromium string, args []string, env ..
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(ctx, node, "inbox.mjs")
+	cmd := exec.CommandContext(ctx, node, script)
 	cmd.Dir = browserDir
 	cmd.Env = append(os.Environ(), "HERALD_URL="+server.url, "CHROMIUM="+chromium, "SCREENSHOT_DIR="+shots)
 	cmd.Env = append(cmd.Env, env...)
