@@ -27,7 +27,7 @@ func BenchmarkEncode(b *testing.B) {
 	b.Run("per-recipient", func(b *testing.B) {
 		ev := &hub.Event{Notification: n}
 		events := []*hub.Event{ev}
-		c := &conn{named: true, pos: herald.Cursor{User: 17, Broadcast: 788}}
+		c := &conn{api: &API{epoch: "5a3c01d2"}, named: true, pos: herald.Cursor{User: 17, Broadcast: 788}}
 		c.park.shard = &shard{} // parked: deliver only buffers
 		b.ReportAllocs()
 		for b.Loop() {
