@@ -133,3 +133,25 @@ func DecodeResult(s string) ([]herald.Notification, error) {
 	}
 	return ns, nil
 }
+
+// ContentColumn is what a store keeps of a notification's content: its JSON object
+// (herald.Content.AppendJSON), or nil (NULL) when it has none, so that a notification without
+// content costs nothing more than before content existed.
+func ContentColumn(c *herald.Content) *string {
+	if c.IsZero() {
+		return nil
+	}
+	s := string(c.AppendJSON(nil))
+	return &s
+}
+
+// ReadContent reads a content column back into c; NULL (nil) is no content.
+func ReadContent(col []byte, c *herald.Content) error {
+	if col == nil {
+		return nil
+	}
+	if err := json.Unmarshal(col, c); err != nil {
+		return fmt.Errorf("content: %w", err)
+	}
+	return nil
+}
