@@ -23,8 +23,9 @@ const (
 
 // Content is what a notification says, in fields every client can show without knowing its
 // type: a title and a body of plain text, a link, images, actions and a group key. Every field
-// is optional; a notification without any has the zero Content and costs nothing more to store
-// or send. It sits beside Data, which stays the publisher's free JSON for its own app.
+// is optional; a notification without any has none (a nil *Content, on which every method
+// works) and costs nothing more to store or send. It sits beside Data, which stays the
+// publisher's free JSON for its own app.
 //
 // Text is text: it is stored and sent as the publisher wrote it, never read as HTML, and
 // clients must render it as text. URLs are only ever http(s) URLs or paths of the server the
@@ -56,12 +57,15 @@ type Action struct {
 
 // IsZero reports whether c has no field: an empty string, like an absent field, is none.
 func (c *Content) IsZero() bool {
-	return c.Title == "" && c.Body == "" && c.URL == "" && c.Icon == "" && c.Avatar == "" && len(c.Actions) == 0 && c.Group == ""
+	return c == nil || c.Title == "" && c.Body == "" && c.URL == "" && c.Icon == "" && c.Avatar == "" && len(c.Actions) == 0 && c.Group == ""
 }
 
 // Validate checks every field of c against its rules, wherever c comes from (a publish, a bus
 // message). The error is invalid and names the field, as `"actions[1].url"`.
 func (c *Content) Validate() error {
+	if c == nil {
+		return nil
+	}
 	if err := checkText("title", c.Title, MaxTitleLen, false); err != nil {
 		return err
 	}
@@ -286,6 +290,9 @@ func loopback(host string) bool {
 // so that a notification without content encodes exactly as before content existed. Strings
 // are escaped as JSON needs and no more: "<" stays "<", as the rest of the API writes it.
 func (c *Content) AppendJSONFields(b []byte) []byte {
+	if c == nil {
+		return b
+	}
 	str := func(b []byte, name, v string) []byte {
 		if v == "" {
 			return b
@@ -332,6 +339,9 @@ func (c *Content) AppendJSON(b []byte) []byte {
 // Size is about the bytes AppendJSONFields appends (exactly, unless characters need escaping):
 // what c adds to a notification's encoding.
 func (c *Content) Size() int {
+	if c == nil {
+		return 0
+	}
 	n := 0
 	str := func(name, v string) {
 		if v != "" {

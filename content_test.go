@@ -188,7 +188,10 @@ func TestDraftFingerprintContent(t *testing.T) {
 	if got := hex.EncodeToString(base.Fingerprint()); got != before {
 		t.Fatalf("fingerprint of a draft without content is %s, was %s", got, before)
 	}
-	with := func(c Content) Draft { d := base; d.Content = c; return d }
+	with := func(c Content) Draft { d := base; d.Content = &c; return d }
+	if empty := with(Content{}); !bytes.Equal(empty.Fingerprint(), base.Fingerprint()) {
+		t.Fatal("a draft with empty content fingerprints differently from one without")
+	}
 	seen := map[string]string{string(base.Fingerprint()): "no content"}
 	for name, d := range map[string]Draft{
 		"title":          with(Content{Title: "t"}),
@@ -262,4 +265,12 @@ func FuzzValidateURL(f *testing.F) {
 			t.Fatalf("%q is refused as a url but accepted as an icon", s)
 		}
 	})
+}
+
+// TestNilContent: no content is a nil *Content, on which every method works as on an empty one.
+func TestNilContent(t *testing.T) {
+	var c *Content
+	if !c.IsZero() || c.Validate() != nil || string(c.AppendJSON(nil)) != "{}" || len(c.AppendJSONFields(nil)) != 0 || c.Size() != 0 {
+		t.Fatal("a nil *Content is not no content")
+	}
 }

@@ -45,9 +45,9 @@ type Notification struct {
 	// gap, assigned in the transaction that stores the notification.
 	Seq  uint64
 	Type string
-	// Content is what it says to its reader (title, body, links…); zero when the publisher
-	// gave none.
-	Content   Content
+	// Content is what it says to its reader (title, body, links…); nil when the publisher
+	// gave none. It is never changed once set, so the notifications of one draft share it.
+	Content   *Content
 	Data      json.RawMessage
 	CreatedAt time.Time
 	// ReadAt is when the reading user marked it read; zero when unread. Only inbox reads fill it
@@ -69,8 +69,8 @@ type Draft struct {
 	To        []string
 	Broadcast bool
 	Type      string
-	// Content is checked by Content.Validate before a draft reaches a store.
-	Content Content
+	// Content is checked by Content.Validate before a draft reaches a store; nil for none.
+	Content *Content
 	Data    json.RawMessage
 	// Key is the idempotency key: a retried draft with the same key (within the same scope)
 	// returns the first result and stores nothing.

@@ -218,12 +218,12 @@ func Decode(b []byte) (Message, error) {
 			return Message{}, fmt.Errorf("bus: malformed message: %w", err)
 		}
 		n := herald.Notification{ID: x.I, User: *x.U, Seq: x.S, Type: x.T, Data: x.D, CreatedAt: time.UnixMicro(x.C).UTC()}
-		if x.CT != nil {
-			// What clients put in links and show as text: checked as a publish's content is.
-			if err := x.CT.Validate(); err != nil {
-				return Message{}, fmt.Errorf("bus: malformed message: content: %w", err)
-			}
-			n.Content = *x.CT
+		// What clients put in links and show as text: checked as a publish's content is.
+		if err := x.CT.Validate(); err != nil {
+			return Message{}, fmt.Errorf("bus: malformed message: content: %w", err)
+		}
+		if !x.CT.IsZero() {
+			n.Content = x.CT
 		}
 		out.Notifications[i] = n
 	}

@@ -22,7 +22,7 @@ func sample(n, size int) []herald.Notification {
 			Data:      json.RawMessage(`{"text":"` + strings.Repeat("x", size) + `","n":` + fmt.Sprint(i) + `}`),
 			CreatedAt: time.UnixMicro(1795452000123456 + int64(i)).UTC()}
 		if i%3 == 1 {
-			ns[i].Content = herald.Content{Title: fmt.Sprintf("n°%d", i), Body: "<b>a</b>\n\"b\"", URL: "https://example.com/x",
+			ns[i].Content = &herald.Content{Title: fmt.Sprintf("n°%d", i), Body: "<b>a</b>\n\"b\"", URL: "https://example.com/x",
 				Icon: "/i.png", Avatar: "/a.png", Actions: []herald.Action{{Label: "Open", URL: "/o"}}, Group: "post:1"}
 		}
 	}

@@ -143,7 +143,7 @@ func batch(n, size int) []herald.Notification {
 		ns[i] = herald.Notification{ID: nextID, User: user, Seq: uint64(i + 1), Type: "t.x",
 			Data: json.RawMessage(data), CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
 		if i%3 == 1 {
-			ns[i].Content = herald.Content{Title: fmt.Sprintf("n°%d <b>", i), Body: "a\nb", URL: "/n", Group: "g:1"}
+			ns[i].Content = &herald.Content{Title: fmt.Sprintf("n°%d <b>", i), Body: "a\nb", URL: "/n", Group: "g:1"}
 		}
 	}
 	return ns

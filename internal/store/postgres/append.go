@@ -218,14 +218,14 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 			}
 			sts := store.Streams(d)
 			out := make([]herald.Notification, len(sts))
-			content := store.ContentColumn(&d.Content)
+			content, column := store.Content(d), store.ContentColumn(d.Content)
 			for j, st := range sts {
 				n := &out[j]
-				n.ID, n.User, n.Seq, n.Type, n.Content, n.Data, n.CreatedAt = idList[k], st, next[st], d.Type, d.Content, d.Data, now
+				n.ID, n.User, n.Seq, n.Type, n.Content, n.Data, n.CreatedAt = idList[k], st, next[st], d.Type, content, d.Data, now
 				next[st]++
 				k++
 				cID, cStream, cSeq = append(cID, n.ID), append(cStream, st), append(cSeq, int64(n.Seq))
-				cType, cData, cContent = append(cType, d.Type), append(cData, []byte(d.Data)), append(cContent, content)
+				cType, cData, cContent = append(cType, d.Type), append(cData, []byte(d.Data)), append(cContent, column)
 			}
 			p.Receipts[i] = herald.Receipt{Notifications: out}
 			if d.Key != "" {

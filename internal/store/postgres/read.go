@@ -27,7 +27,8 @@ func scanNotification(row pgx.Row, withState bool) (herald.Notification, error) 
 	if err := row.Scan(dest...); err != nil {
 		return n, err
 	}
-	if err := store.ReadContent(content, &n.Content); err != nil {
+	var err error
+	if n.Content, err = store.ReadContent(content); err != nil {
 		return n, err
 	}
 	n.Seq = uint64(seq)

@@ -286,14 +286,15 @@ func (w *txWriter) write(p *store.Plan) ([]herald.Receipt, error) {
 		}
 		streams := store.Streams(d)
 		ns := make([]herald.Notification, len(streams))
-		var content any // a typed nil *string would not be NULL to the driver
-		if c := store.ContentColumn(&d.Content); c != nil {
-			content = *c
+		content := store.Content(d) // shared by the draft's notifications
+		var column any              // a typed nil *string would not be NULL to the driver
+		if c := store.ContentColumn(content); c != nil {
+			column = *c
 		}
 		for j, stream := range streams {
 			n := &ns[j]
-			n.User, n.Seq, n.Type, n.Content, n.Data, n.CreatedAt = stream, w.nextSeq(stream), d.Type, d.Content, d.Data, w.now
-			res, err := w.insert.ExecContext(w.ctx, stream, n.Seq, n.Type, []byte(n.Data), micros(w.now), content)
+			n.User, n.Seq, n.Type, n.Content, n.Data, n.CreatedAt = stream, w.nextSeq(stream), d.Type, content, d.Data, w.now
+			res, err := w.insert.ExecContext(w.ctx, stream, n.Seq, n.Type, []byte(n.Data), micros(w.now), column)
 			if err != nil {
 				return nil, unavailable(err)
 			}

@@ -26,7 +26,9 @@ func scanNotification(row scanner) (herald.Notification, error) {
 	}
 	n.Data = data
 	n.CreatedAt = fromMicros(created)
-	return n, store.ReadContent(content, &n.Content)
+	var err error
+	n.Content, err = store.ReadContent(content)
+	return n, err
 }
 
 // stateCols follow notificationCols in inbox reads: the reading user's read and archive times
@@ -40,7 +42,8 @@ func scanWithState(row scanner) (herald.Notification, error) {
 	if err := row.Scan(&n.ID, &n.User, &n.Seq, &n.Type, &data, &created, &content, &readAt, &archivedAt, &mark); err != nil {
 		return n, err
 	}
-	if err := store.ReadContent(content, &n.Content); err != nil {
+	var err error
+	if n.Content, err = store.ReadContent(content); err != nil {
 		return n, err
 	}
 	n.Data = data

@@ -232,7 +232,7 @@ func sameNotification(t *testing.T, got, want herald.Notification) {
 }
 
 // sameContent compares content field by field (an empty list of actions is none).
-func sameContent(a, b herald.Content) bool {
+func sameContent(a, b *herald.Content) bool {
 	return string(a.AppendJSON(nil)) == string(b.AppendJSON(nil))
 }
 
@@ -659,12 +659,12 @@ func testContent(t *testing.T, s herald.Store) {
 	if err := fullContent.Validate(); err != nil {
 		t.Fatalf("the fixture is not valid content: %v", err)
 	}
-	withContent := func(d herald.Draft, c herald.Content) herald.Draft { d.Content = c; return d }
+	withContent := func(d herald.Draft, c *herald.Content) herald.Draft { d.Content = c; return d }
 	rs := appendOK(t, s, scope,
-		withContent(uni("comment", `{"post":42}`, "alice", "bob"), fullContent),
+		withContent(uni("comment", `{"post":42}`, "alice", "bob"), &fullContent),
 		uni("plain", `{"x":1}`, "alice"),
-		withContent(bcast("release", `null`), herald.Content{Title: "v1.2 is out", URL: "/changelog"}),
-		withContent(uni("only.group", `{}`, "alice"), herald.Content{Group: "g"}),
+		withContent(bcast("release", `null`), &herald.Content{Title: "v1.2 is out", URL: "/changelog"}),
+		withContent(uni("only.group", `{}`, "alice"), &herald.Content{Group: "g"}),
 	)
 	var aliceWant []herald.Notification
 	for _, r := range rs {
@@ -674,7 +674,7 @@ func testContent(t *testing.T, s herald.Store) {
 			}
 		}
 	}
-	if bob := rs[0].Notifications[1]; bob.User != "bob" || !sameContent(bob.Content, fullContent) {
+	if bob := rs[0].Notifications[1]; bob.User != "bob" || !sameContent(bob.Content, &fullContent) {
 		t.Fatalf("bob's copy: %s", show(bob))
 	}
 
@@ -688,7 +688,7 @@ func testContent(t *testing.T, s herald.Store) {
 			sameNotification(t, got[i], aliceWant[i])
 		}
 		bob := streamAll(t, s, "bob")
-		if len(bob) != 1 || !sameContent(bob[0].Content, fullContent) {
+		if len(bob) != 1 || !sameContent(bob[0].Content, &fullContent) {
 			t.Fatalf("bob's stream: %d notifications, the first %s", len(bob), show(bob[0]))
 		}
 	})
@@ -720,8 +720,8 @@ func testContent(t *testing.T, s herald.Store) {
 	})
 	t.Run("without content", func(t *testing.T) {
 		n := get(t, s, "alice", rs[1].Notifications[0].ID)
-		if !n.Content.IsZero() || n.Content.Actions != nil {
-			t.Fatalf("a notification published without content reads back with %+v", n.Content)
+		if n.Content != nil {
+			t.Fatalf("a notification published without content reads back with %+v", *n.Content)
 		}
 	})
 }
@@ -730,17 +730,17 @@ func testContent(t *testing.T, s herald.Store) {
 // content replays; with any field changed, added or removed it is a conflict.
 func testIdempotencyContent(t *testing.T, s herald.Store) {
 	base := keyed(uni("comment", `{"post":42}`, "alice"), "kc")
-	base.Content = fullContent
+	base.Content = &fullContent
 	first := appendOK(t, s, scope, base)[0]
 	again := appendOK(t, s, scope, base)[0]
 	if !again.Replayed || !slices.Equal(ids(again.Notifications), ids(first.Notifications)) {
 		t.Fatalf("the same content did not replay: %+v", again)
 	}
 	changed := func(f func(c *herald.Content)) herald.Draft {
-		d := base
-		d.Content = fullContent
-		d.Content.Actions = slices.Clone(fullContent.Actions)
-		f(&d.Content)
+		d, c := base, fullContent
+		c.Actions = slices.Clone(fullContent.Actions)
+		f(&c)
+		d.Content = &c
 		return d
 	}
 	for name, d := range map[string]herald.Draft{
@@ -760,7 +760,7 @@ func testIdempotencyContent(t *testing.T, s herald.Store) {
 	// And a key first used without content conflicts with content added.
 	plain := keyed(uni("comment", `{"post":42}`, "alice"), "kp")
 	appendOK(t, s, scope, plain)
-	plain.Content = herald.Content{Title: "t"}
+	plain.Content = &herald.Content{Title: "t"}
 	_, err := s.Append(t.Context(), scope, []herald.Draft{plain})
 	wantCode(t, err, herald.ECONFLICT)
 }
