@@ -101,7 +101,7 @@ func (c *Content) Validate() error {
 		}
 	}
 	if c.Group != "" && !validGroup(c.Group) {
-		return Errorf(EINVALID, "\"group\" %q must be 1-%d bytes of A-Z a-z 0-9 _ . : - /", truncate(c.Group, 80), MaxGroupLen)
+		return Errorf(EINVALID, "\"group\" must be 1-%d bytes of A-Z a-z 0-9 _ . : - /: %q", MaxGroupLen, truncate(strings.ToValidUTF8(c.Group, "\uFFFD"), 80))
 	}
 	return nil
 }
