@@ -21,8 +21,8 @@
 // n are notifications: i the id, u the stream (the user, "" for a broadcast), s the sequence
 // number, t the type, ct the content (herald.Content.AppendJSON; absent when it has none), d
 // the data exactly as stored, c the commit time in unix microseconds. Content came without a
-// new version: a node from before it ignores ct and streams the notification without its
-// content (its inbox reads have it, from the store), which is what a rolling upgrade costs.
+// new version: a node from before it ignores ct and shows the notification without its
+// content until it is upgraded, which is what a rolling upgrade costs.
 // r are read-state changes: u the user, i the ids (absent with "all":true), read, and the user's
 // counts after the change: c unread, cs unseen. s are the other changes of a user's state: k the
 // kind, "seen" (up: the user's seen mark after it) or "archived" (i the ids, or "all":true for
