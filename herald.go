@@ -43,8 +43,11 @@ type Notification struct {
 	User string
 	// Seq is the position in its stream (the user's, or the broadcast stream): 1, 2, 3, … with no
 	// gap, assigned in the transaction that stores the notification.
-	Seq       uint64
-	Type      string
+	Seq  uint64
+	Type string
+	// Content is what it says to its reader (title, body, links…); nil when the publisher
+	// gave none. It is never changed once set, so the notifications of one draft share it.
+	Content   *Content
 	Data      json.RawMessage
 	CreatedAt time.Time
 	// ReadAt is when the reading user marked it read; zero when unread. Only inbox reads fill it
@@ -66,7 +69,9 @@ type Draft struct {
 	To        []string
 	Broadcast bool
 	Type      string
-	Data      json.RawMessage
+	// Content is checked by Content.Validate before a draft reaches a store; nil for none.
+	Content *Content
+	Data    json.RawMessage
 	// Key is the idempotency key: a retried draft with the same key (within the same scope)
 	// returns the first result and stores nothing.
 	Key string
@@ -389,15 +394,25 @@ func (d *Draft) Fingerprint() []byte {
 		h.Write(n[:])
 		h.Write(b)
 	}
+	// The first field says whether the draft has content, and so how many fields follow the
+	// recipients. A draft without content fingerprints as it did before content existed, so a
+	// key stored then still replays after an upgrade.
+	flag := byte(0)
 	if d.Broadcast {
-		field([]byte{1})
-	} else {
-		field([]byte{0})
+		flag = 1
 	}
+	hasContent := !d.Content.IsZero()
+	if hasContent {
+		flag |= 2
+	}
+	field([]byte{flag})
 	for _, u := range d.To {
 		field([]byte(u))
 	}
 	field([]byte(d.Type))
 	field(d.Data)
+	if hasContent {
+		field(d.Content.AppendJSON(nil)) // one encoding per content: fixed order, fixed escapes
+	}
 	return h.Sum(nil)
 }

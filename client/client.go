@@ -106,11 +106,37 @@ type Message struct {
 	Broadcast bool     `json:"broadcast,omitempty"`
 	// Type names the kind of notification (default "notification").
 	Type string `json:"type,omitempty"`
+	// Content is what the notification says, for clients to show whatever its type; every
+	// field is optional (see Content).
+	Content
 	// Data is any JSON value: a json.RawMessage is sent as is, anything else is marshalled.
 	// The server refuses JSON that is not UTF-8 or names a member twice.
 	Data any `json:"data,omitempty"`
 	// Key makes publishing idempotent: a retry with the same key creates nothing new.
 	Key string `json:"key,omitempty"`
+}
+
+// Content is what a notification says, beside its data, in fields every client can show:
+// plain text (never HTML: clients render it as text), links and a group key. Empty fields are
+// left out. The server checks them (docs/api.md): Title at most 200 characters on one line,
+// Body at most 2000 ("\n" breaks lines), no control or bidi characters; URL an https: or http:
+// URL or a path starting with "/" (not "//"); Icon and Avatar the same but https: only (http:
+// on a loopback host); at most 3 Actions with a label of at most 40 characters; Group a key of
+// A-Z a-z 0-9 _ . : - / up to 128 bytes, by which a client may collapse notifications.
+type Content struct {
+	Title   string   `json:"title,omitempty"`
+	Body    string   `json:"body,omitempty"`
+	URL     string   `json:"url,omitempty"`
+	Icon    string   `json:"icon,omitempty"`
+	Avatar  string   `json:"avatar,omitempty"`
+	Actions []Action `json:"actions,omitempty"`
+	Group   string   `json:"group,omitempty"`
+}
+
+// Action is a button of a notification: a label of plain text and the URL it opens.
+type Action struct {
+	Label string `json:"label"`
+	URL   string `json:"url"`
 }
 
 // check refuses strings that are not UTF-8. encoding/json would send them with U+FFFD in place
@@ -128,6 +154,16 @@ func (m *Message) check() error {
 	case !utf8.ValidString(m.Key):
 		return fmt.Errorf("key %+q is not valid UTF-8", m.Key)
 	}
+	for _, f := range []struct{ name, v string }{{"title", m.Title}, {"body", m.Body}, {"url", m.URL}, {"icon", m.Icon}, {"avatar", m.Avatar}, {"group", m.Group}} {
+		if !utf8.ValidString(f.v) {
+			return fmt.Errorf("%s %+q is not valid UTF-8", f.name, f.v)
+		}
+	}
+	for i, a := range m.Actions {
+		if !utf8.ValidString(a.Label) || !utf8.ValidString(a.URL) {
+			return fmt.Errorf("actions[%d] is not valid UTF-8", i)
+		}
+	}
 	if raw, ok := m.Data.(json.RawMessage); ok && !utf8.Valid(raw) {
 		return errors.New("data is not valid UTF-8")
 	}
@@ -142,8 +178,10 @@ type Receipt struct {
 
 // Notification is a notification as a subscriber sees it.
 type Notification struct {
-	ID        string          `json:"id"`
-	Type      string          `json:"type"`
+	ID   string `json:"id"`
+	Type string `json:"type"`
+	// Content is what the publisher gave of it; empty fields were not given.
+	Content
 	Data      json.RawMessage `json:"data"`
 	CreatedAt time.Time       `json:"created_at"`
 	Broadcast bool            `json:"broadcast"`

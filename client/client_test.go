@@ -636,3 +636,48 @@ func TestClientRequests(t *testing.T) {
 		}
 	})
 }
+
+// TestPublishContent: a Message's content reaches the subscriber's stream and inbox as it was
+// sent, text as text; content the server refuses is an invalid *client.Error naming the field.
+func TestPublishContent(t *testing.T) {
+	s := start(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "h.db"), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pub := newClient(t, s.URL)
+	alice := newClient(t, s.URL, client.WithUser("alice"))
+	content := client.Content{Title: "Bob commented", Body: "<b>Nice</b>\nwork", URL: "/p/42", Icon: "/i.svg",
+		Avatar: "https://cdn.example.com/bob.png", Actions: []client.Action{{Label: "Reply", URL: "/p/42#reply"}}, Group: "post:42"}
+	r, err := pub.Publish(ctx, client.Message{To: []string{"alice"}, Type: "comment", Content: content, Data: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.PublishBatch(ctx, []client.Message{{To: []string{"alice"}, Content: client.Content{Title: "second"}}}); err != nil {
+		t.Fatal(err)
+	}
+	events, _, _ := subscribe(t, ctx, alice, client.SubscribeOptions{LastEventID: "0.0"})
+	got := collect(t, events, 2)
+	if n := got[0].Notification; n == nil || n.ID != r[0].ID || !reflectEqual(n.Content, content) || string(n.Data) != "1" {
+		t.Fatalf("streamed %+v, want the content %+v", got[0], content)
+	}
+	if n := got[1].Notification; n == nil || n.Title != "second" || n.Body != "" || n.Actions != nil {
+		t.Fatalf("streamed %+v, want only the title", got[1])
+	}
+	n, err := alice.Get(ctx, r[0].ID)
+	if err != nil || !reflectEqual(n.Content, content) {
+		t.Fatalf("Get: %+v, %v; want the content %+v", n, err, content)
+	}
+	_, err = pub.Publish(ctx, client.Message{To: []string{"alice"}, Content: client.Content{URL: "javascript:alert(1)"}})
+	var he *client.Error
+	if !errors.As(err, &he) || he.Code != "invalid" || !strings.Contains(he.Message, `"url"`) {
+		t.Fatalf("a javascript: url: %v, want an invalid error naming \"url\"", err)
+	}
+	if _, err := pub.Publish(ctx, client.Message{To: []string{"alice"}, Content: client.Content{Title: "a\xffb"}}); err == nil || !strings.Contains(err.Error(), "title") {
+		t.Fatalf("a title not UTF-8: %v, want an error naming title", err)
+	}
+}
+
+func reflectEqual(a, b client.Content) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}

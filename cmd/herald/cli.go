@@ -60,9 +60,10 @@ func (f *clientFlags) unauthorized(err error, subscriber bool) error {
 	return fmt.Errorf("pass a publisher key or token with --token or HERALD_TOKEN (%s)", answer)
 }
 
-const sendUsage = `usage: herald send (--to USER,… | --broadcast) [--type TYPE] [--data JSON] [flags]
+const sendUsage = `usage: herald send (--to USER,… | --broadcast) [--type TYPE] [--title TEXT] [--body TEXT] [--url URL] [--data JSON] [flags]
 
-Publishes one notification and prints the receipts as JSON. --server and --token may also be
+Publishes one notification and prints the receipts as JSON. --title, --body and --url are what
+a client shows (plain text, and a link: an https: or http: URL or a path starting with /). --server and --token may also be
 given as HERALD_SERVER and HERALD_TOKEN; the other flags are read from the command line only.
 `
 
@@ -74,6 +75,9 @@ func send(ctx context.Context, args []string, stdout io.Writer) error {
 	to := fs.String("to", "", "recipients, comma-separated")
 	broadcast := fs.Bool("broadcast", false, "send to everyone instead")
 	typ := fs.String("type", "", "the notification's type (default: the server's, \"notification\")")
+	title := fs.String("title", "", "the notification's title: one line of plain text, at most 200 characters")
+	body := fs.String("body", "", "the notification's body: plain text, at most 2000 characters")
+	link := fs.String("url", "", "where the notification leads: an https: or http: URL, or a path starting with /")
 	data := fs.String("data", "", "the notification's data, as JSON")
 	key := fs.String("idempotency-key", "", "makes a retry of this command create nothing new")
 	if err := parseFlags(fs, args, clientEnvFlag); err != nil {
@@ -83,7 +87,7 @@ func send(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return err
 	}
-	m := client.Message{Broadcast: *broadcast, Type: *typ, Key: *key}
+	m := client.Message{Broadcast: *broadcast, Type: *typ, Key: *key, Content: client.Content{Title: *title, Body: *body, URL: *link}}
 	for _, u := range strings.Split(*to, ",") {
 		if u = strings.TrimSpace(u); u != "" {
 			m.To = append(m.To, u)
@@ -111,9 +115,10 @@ func send(ctx context.Context, args []string, stdout io.Writer) error {
 
 // notificationLine and controlLine are the lines herald listen prints.
 type notificationLine struct {
-	Cursor    string          `json:"cursor"`
-	ID        string          `json:"id"`
-	Type      string          `json:"type"`
+	Cursor string `json:"cursor"`
+	ID     string `json:"id"`
+	Type   string `json:"type"`
+	client.Content
 	Data      json.RawMessage `json:"data"`
 	CreatedAt time.Time       `json:"created_at"`
 	Broadcast bool            `json:"broadcast"`
@@ -173,7 +178,7 @@ func listen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		var line any = controlLine{Cursor: ev.Cursor, Event: ev.Type, Data: data}
 		if n := ev.Notification; n != nil {
-			line = notificationLine{Cursor: ev.Cursor, ID: n.ID, Type: n.Type, Data: n.Data, CreatedAt: n.CreatedAt, Broadcast: n.Broadcast}
+			line = notificationLine{Cursor: ev.Cursor, ID: n.ID, Type: n.Type, Content: n.Content, Data: n.Data, CreatedAt: n.CreatedAt, Broadcast: n.Broadcast}
 		}
 		if err := enc.Encode(line); err != nil {
 			return err // stdout is gone (a closed pipe): nobody is listening

@@ -66,7 +66,7 @@ func TestSendAndListen(t *testing.T) {
 	var sent strings.Builder
 	for _, args := range [][]string{
 		{"send", "--server", p.url, "--to", "alice, bob", "--type", "comment", "--data", `{"text":"hi"}`},
-		{"send", "--server", p.url, "--broadcast", "--type", "maintenance"},
+		{"send", "--server", p.url, "--broadcast", "--type", "maintenance", "--title", "Down at 02:00 <UTC>", "--body", "line 1\nline 2", "--url", "/status"},
 	} {
 		if err := run(ctx, args, &sent, io.Discard); err != nil {
 			t.Fatalf("%v: %v", args, err)
@@ -94,7 +94,7 @@ func TestSendAndListen(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	want := []map[string]any{
 		{"cursor": "1.0", "id": receipts.Notifications[0].ID, "type": "comment", "data": map[string]any{"text": "hi"}, "broadcast": false},
-		{"cursor": "1.1", "type": "maintenance", "data": nil, "broadcast": true},
+		{"cursor": "1.1", "type": "maintenance", "title": "Down at 02:00 <UTC>", "body": "line 1\nline 2", "url": "/status", "data": nil, "broadcast": true},
 		{"cursor": "1.1", "event": "herald.read", "data": map[string]any{"ids": []any{receipts.Notifications[0].ID}, "all": false, "read": true, "unread": float64(1), "unseen": float64(1)}},
 	}
 	if len(lines) != len(want) {
@@ -142,6 +142,7 @@ func TestClientCommandErrors(t *testing.T) {
 		{"both", []string{"send", "--to", "a", "--broadcast"}, "give --to users, or --broadcast"},
 		{"bad data", []string{"send", "--to", "a", "--data", "{nope"}, "--data is not valid JSON"},
 		{"bad server", []string{"send", "--server", "localhost:1", "--to", "a"}, "not an http(s) URL"},
+		{"bad url", []string{"send", "--server", dev.URL, "--to", "a", "--url", "javascript:alert(1)"}, `400 invalid: "url"`},
 		{"no credentials", []string{"send", "--server", authed.url, "--to", "a"}, "401 unauthorized"},
 		{"listen without credentials", []string{"listen", "--server", authed.url, "--quiet"}, "401 unauthorized"},
 		{"listen with a bad token", []string{"listen", "--server", authed.url, "--token", "x.y.z", "--quiet"}, "401 unauthorized"},

@@ -5,6 +5,7 @@
 // A message is JSON, so that an operator can read the channel with a stock client:
 //
 //	{"v":2,"o":"9f0c…e1.5a3c01d2","n":[{"i":42,"u":"alice","s":7,"t":"comment","d":{"text":"hi"},"c":1795452000123456}]}
+//	{"v":2,"o":"9f0c…e1.5a3c01d2","n":[{"i":43,"u":"","s":3,"t":"release","ct":{"title":"v1.2","url":"/changelog"},"d":null,"c":1795452000123999}]}
 //	{"v":2,"o":"9f0c…e1.5a3c01d2","r":[{"u":"alice","i":[42,43],"read":true,"c":5,"cs":1}]}
 //	{"v":2,"o":"9f0c…e1.5a3c01d2","s":[{"u":"alice","k":"seen","up":43,"c":5,"cs":0}]}
 //	{"v":2,"o":"9f0c…e1.5a3c01d2","s":[{"u":"alice","k":"archived","i":[42],"on":true,"c":4,"cs":0}]}
@@ -15,10 +16,13 @@
 // channel, or a node still running on a history that was replaced.
 //
 // A message is input from outside this process: Decode checks it as the HTTP API checks a
-// publish (user ids, types, data) before anything of it reaches a stream.
+// publish (user ids, types, content, data) before anything of it reaches a stream.
 //
 // n are notifications: i the id, u the stream (the user, "" for a broadcast), s the sequence
-// number, t the type, d the data exactly as stored, c the commit time in unix microseconds.
+// number, t the type, ct the content (herald.Content.AppendJSON; absent when it has none), d
+// the data exactly as stored, c the commit time in unix microseconds. Content came without a
+// new version: a node from before it ignores ct and shows the notification without its
+// content until it is upgraded, which is what a rolling upgrade costs.
 // r are read-state changes: u the user, i the ids (absent with "all":true), read, and the user's
 // counts after the change: c unread, cs unseen. s are the other changes of a user's state: k the
 // kind, "seen" (up: the user's seen mark after it) or "archived" (i the ids, or "all":true for
@@ -102,6 +106,10 @@ func appendItem(b []byte, n *herald.Notification) []byte {
 	b = strconv.AppendUint(b, n.Seq, 10)
 	b = append(b, `,"t":`...)
 	b = strconv.AppendQuote(b, n.Type) // types are plain ASCII; quoting costs nothing
+	if !n.Content.IsZero() {
+		b = append(b, `,"ct":`...)
+		b = n.Content.AppendJSON(b)
+	}
 	b = append(b, `,"d":`...)
 	b = append(b, n.Data...)
 	b = append(b, `,"c":`...)
@@ -164,12 +172,13 @@ type message struct {
 	R []readJSON  `json:"r"`
 	S []stateJSON `json:"s"`
 	N []struct {
-		I int64           `json:"i"`
-		U *string         `json:"u"`
-		S uint64          `json:"s"`
-		T string          `json:"t"`
-		D json.RawMessage `json:"d"`
-		C int64           `json:"c"`
+		I  int64           `json:"i"`
+		U  *string         `json:"u"`
+		S  uint64          `json:"s"`
+		T  string          `json:"t"`
+		CT *herald.Content `json:"ct"`
+		D  json.RawMessage `json:"d"`
+		C  int64           `json:"c"`
 	} `json:"n"`
 }
 
@@ -208,7 +217,15 @@ func Decode(b []byte) (Message, error) {
 		if err := herald.ValidateType(x.T); err != nil {
 			return Message{}, fmt.Errorf("bus: malformed message: %w", err)
 		}
-		out.Notifications[i] = herald.Notification{ID: x.I, User: *x.U, Seq: x.S, Type: x.T, Data: x.D, CreatedAt: time.UnixMicro(x.C).UTC()}
+		n := herald.Notification{ID: x.I, User: *x.U, Seq: x.S, Type: x.T, Data: x.D, CreatedAt: time.UnixMicro(x.C).UTC()}
+		// What clients put in links and show as text: checked as a publish's content is.
+		if err := x.CT.Validate(); err != nil {
+			return Message{}, fmt.Errorf("bus: malformed message: content: %w", err)
+		}
+		if !x.CT.IsZero() {
+			n.Content = x.CT
+		}
+		out.Notifications[i] = n
 	}
 	for _, r := range m.R {
 		if r.U == "" || (!r.All && len(r.I) == 0) {

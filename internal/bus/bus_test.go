@@ -21,6 +21,10 @@ func sample(n, size int) []herald.Notification {
 		ns[i] = herald.Notification{ID: int64(1000 + i), User: user, Seq: uint64(i + 1), Type: "comment.created",
 			Data:      json.RawMessage(`{"text":"` + strings.Repeat("x", size) + `","n":` + fmt.Sprint(i) + `}`),
 			CreatedAt: time.UnixMicro(1795452000123456 + int64(i)).UTC()}
+		if i%3 == 1 {
+			ns[i].Content = &herald.Content{Title: fmt.Sprintf("n°%d", i), Body: "<b>a</b>\n\"b\"", URL: "https://example.com/x",
+				Icon: "/i.png", Avatar: "/a.png", Actions: []herald.Action{{Label: "Open", URL: "/o"}}, Group: "post:1"}
+		}
 	}
 	return ns
 }
@@ -60,7 +64,8 @@ func TestRoundTrip(t *testing.T) {
 			}
 			for i := range ns {
 				w, g := ns[i], got[i]
-				if g.ID != w.ID || g.User != w.User || g.Seq != w.Seq || g.Type != w.Type || string(g.Data) != string(w.Data) || !g.CreatedAt.Equal(w.CreatedAt) {
+				if g.ID != w.ID || g.User != w.User || g.Seq != w.Seq || g.Type != w.Type || string(g.Data) != string(w.Data) || !g.CreatedAt.Equal(w.CreatedAt) ||
+					string(g.Content.AppendJSON(nil)) != string(w.Content.AppendJSON(nil)) {
 					t.Fatalf("notification %d: got %+v, want %+v", i, g, w)
 				}
 			}
@@ -173,6 +178,15 @@ func TestDecodeRefuses(t *testing.T) {
 		{"all unarchived", `{"v":2,` + o + `,"s":[{"u":"a","k":"archived","all":true,"c":0,"cs":0}]}`},
 		{"all archived with ids", `{"v":2,` + o + `,"s":[{"u":"a","k":"archived","all":true,"i":[1],"on":true,"c":0,"cs":0}]}`},
 		{"archived with a mark", `{"v":2,` + o + `,"s":[{"u":"a","k":"archived","i":[1],"up":1,"on":true,"c":0,"cs":0}]}`},
+		{"content not an object", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":1,"t":"x","ct":"hi","d":1,"c":0}]}`},
+		{"content with a javascript url", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":1,"t":"x","ct":{"url":"javascript:alert(1)"},"d":1,"c":0}]}`},
+		{"content with a protocol-relative icon", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":1,"t":"x","ct":{"icon":"//evil.example/i.png"},"d":1,"c":0}]}`},
+		{"content with an action's data url", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":1,"t":"x","ct":{"actions":[{"label":"a","url":"data:text/html,x"}]},"d":1,"c":0}]}`},
+		{"content with four actions", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":1,"t":"x","ct":{"actions":[{"label":"a","url":"/"},{"label":"a","url":"/"},{"label":"a","url":"/"},{"label":"a","url":"/"}]},"d":1,"c":0}]}`},
+		{"content with a title too long", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":1,"t":"x","ct":{"title":"` + strings.Repeat("t", herald.MaxTitleLen+1) + `"},"d":1,"c":0}]}`},
+		{"content with a bidi override", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":1,"t":"x","ct":{"body":"a\u202eb"},"d":1,"c":0}]}`},
+		{"content with a bad group", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":1,"t":"x","ct":{"group":"a b"},"d":1,"c":0}]}`},
+		{"good content beside bad content", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":1,"t":"x","ct":{"title":"ok"},"d":1,"c":0},{"i":2,"u":"a","s":2,"t":"x","ct":{"url":" javascript:x"},"d":1,"c":0}]}`},
 		{"a good read beside a bad state", `{"v":2,` + o + `,"r":[{"u":"a","read":true,"c":0,"i":[1]}],"s":[{"u":"","k":"seen","up":1,"on":true,"c":0,"cs":0}]}`},
 	}
 	for _, tt := range tests {
@@ -205,6 +219,8 @@ func FuzzDecode(f *testing.F) {
 		f.Add(m)
 	}
 	f.Add([]byte(`{"v":2,"o":"` + testOrigin + `","n":[{"i":1,"u":"","s":1,"t":"x","d":null,"c":-1}]}`))
+	f.Add([]byte(`{"v":2,"o":"` + testOrigin + `","n":[{"i":1,"u":"a","s":1,"t":"x","ct":{"title":"t","url":"//evil","actions":[{"label":"l","url":"/"}]},"d":1,"c":0}]}`))
+	f.Add([]byte(`{"v":2,"o":"` + testOrigin + `","n":[{"i":1,"u":"a","s":1,"t":"x","ct":{"body":"a\nb","icon":"http://localhost/i","group":"g/1"},"d":1,"c":0}]}`))
 	f.Add(EncodeState(testOrigin, herald.StateChange{User: "alice", Kind: herald.StateRead, IDs: []int64{1}, On: true, Counts: herald.Counts{Unread: 2, Unseen: 1}}))
 	f.Add(EncodeState(testOrigin, herald.StateChange{User: "alice", Kind: herald.StateSeen, On: true, SeenUpTo: 9, Counts: herald.Counts{Unread: 2}}))
 	f.Add(EncodeState(testOrigin, herald.StateChange{User: "alice", Kind: herald.StateArchived, All: true, On: true, Counts: herald.Counts{Unread: 2}}))
@@ -247,6 +263,9 @@ func FuzzDecode(f *testing.F) {
 			}
 			if (n.User != "" && herald.ValidateUser(n.User) != nil) || herald.ValidateType(n.Type) != nil {
 				t.Fatalf("accepted user %q type %q", n.User, n.Type)
+			}
+			if err := n.Content.Validate(); err != nil {
+				t.Fatalf("accepted content %+v: %v", n.Content, err)
 			}
 		}
 	})

@@ -64,8 +64,8 @@ func jsonProblem(err error) string {
 	return ": " + limitText(err.Error(), 120)
 }
 
-// at names where in the body a problem is: the field, as `"to[0]"` or
-// `"notifications[2].type"`; inside data, which is the publisher's own, the field and the JSON
+// at names where in the body a problem is: the field, as `"to[0]"`,
+// `"notifications[2].type"` or `"actions[1].url"`; inside data, which is the publisher's own, the field and the JSON
 // pointer within it, as `"data" (at /items/3)`; and the byte offset when there is no field.
 func at(p jsontext.Pointer, offset int64) string {
 	if p == "" {
@@ -79,7 +79,7 @@ func at(p jsontext.Pointer, offset int64) string {
 		case inside != "" || prev == "data":
 			inside = inside.AppendToken(tok)
 			continue
-		case (prev == "to" || prev == "notifications") && isIndex(tok):
+		case (prev == "to" || prev == "notifications" || prev == "actions") && isIndex(tok):
 			field.WriteString("[" + tok + "]")
 		default:
 			if field.Len() > 0 {

@@ -24,10 +24,21 @@ func BenchmarkEncode(b *testing.B) {
 			_ = ev.Frame(true, encodeNotification)
 		}
 	})
+	// The same notification with a title, a body and a link, the usual content.
+	withContent := n
+	withContent.Content = &herald.Content{Title: "Bob commented on your post", Body: "Nice work on the release notes!\nShip it.",
+		URL: "/posts/1842#comment-7", Group: "post:1842:comments"}
+	b.Run("frame-with-content", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			ev := &hub.Event{Notification: withContent}
+			_ = ev.Frame(true, encodeNotification)
+		}
+	})
 	b.Run("per-recipient", func(b *testing.B) {
 		ev := &hub.Event{Notification: n}
 		events := []*hub.Event{ev}
-		c := &conn{named: true, pos: herald.Cursor{User: 17, Broadcast: 788}}
+		c := &conn{api: &API{epoch: "5a3c01d2"}, named: true, pos: herald.Cursor{User: 17, Broadcast: 788}}
 		c.park.shard = &shard{} // parked: deliver only buffers
 		b.ReportAllocs()
 		for b.Loop() {

@@ -57,6 +57,14 @@ func checkDraft(t *testing.T, a *API, d herald.Draft) {
 	if !jsontext.Value(d.Data).IsValid() {
 		t.Fatalf("accepted data %q that is not UTF-8, or names a member twice", d.Data)
 	}
+	if d.Content != nil {
+		if d.Content.IsZero() || d.Content.Validate() != nil {
+			t.Fatalf("accepted content %+v (none is nil)", *d.Content)
+		}
+		if enc := d.Content.AppendJSON(nil); !json.Valid(enc) || bytes.ContainsAny(enc, "\r\n") {
+			t.Fatalf("content encodes as %q: not JSON, or it would break SSE framing", enc)
+		}
+	}
 }
 
 // FuzzDecodeStrict holds the request decoder to encoding/json, the decoder it replaced: what it
@@ -69,6 +77,8 @@ func FuzzDecodeStrict(f *testing.F) {
 		"{\"to\":[\"a\xffb\"]}", `{"to":["\ud800"]}`, `{"to":["\ud83d\ude80"]}`, `{"TO":["a"]}`, `{"to":["a"],"Data":1}`,
 		`{"to":["a"],"to":["b"]}`, `{"to":["a"],"data":{"k":1,"k":2}}`, `{"to":["a"],"data":{"k":{"k":1}}}`, `{"to":["a"]} x`,
 		`{"to":"a"}`, `[]`, ` {"to" : [ "a" ] } `, `{"to":["a"],"data":1e999}`, `{"to":["a"],"data":"\u2028"}`,
+		`{"to":["a"],"title":"t","body":"b","url":"/u","icon":"/i","avatar":"/a","actions":[{"label":"l","url":"/"}],"group":"g"}`,
+		`{"to":["a"],"Title":"t"}`, `{"to":["a"],"actions":[{"LABEL":"l","url":"/"}]}`, `{"to":["a"],"actions":null,"title":null}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -76,6 +86,13 @@ func FuzzDecodeStrict(f *testing.F) {
 		To        []string        `json:"to"`
 		Broadcast *bool           `json:"broadcast"`
 		Type      *string         `json:"type"`
+		Title     string          `json:"title"`
+		Body      string          `json:"body"`
+		URL       string          `json:"url"`
+		Icon      string          `json:"icon"`
+		Avatar    string          `json:"avatar"`
+		Actions   []herald.Action `json:"actions"`
+		Group     string          `json:"group"`
 		Data      json.RawMessage `json:"data"`
 		Key       *string         `json:"key"`
 	}
@@ -114,7 +131,8 @@ func FuzzDecodeStrict(f *testing.F) {
 		if lenientErr != nil {
 			t.Fatalf("accepted %q, which encoding/json refuses: %v", body, lenientErr)
 		}
-		got := request{To: strict.To, Broadcast: strict.Broadcast, Type: strict.Type, Data: json.RawMessage(strict.Data), Key: strict.Key}
+		got := request{To: strict.To, Broadcast: strict.Broadcast, Type: strict.Type, Title: strict.Title, Body: strict.Body, URL: strict.URL,
+			Icon: strict.Icon, Avatar: strict.Avatar, Actions: strict.Actions, Group: strict.Group, Data: json.RawMessage(strict.Data), Key: strict.Key}
 		if len(got.To) == 0 && len(lenient.To) == 0 {
 			got.To = lenient.To // [] and null: the draft tells them apart by nil, which both keep
 		}
@@ -132,6 +150,9 @@ func FuzzPublishBody(f *testing.F) {
 		`{"to":["a"]} trailing`, `[`, `{"to":null}`, `{"to":["a"],"data":1e999}`, `{"to":["a"],"unknown":1}`,
 		"{\"to\":[\"a\xffb\"]}", "{\"to\":[\"a\"],\"data\":[\"\xc0\xaf\"]}", `{"to":["a"],"data":"\udc00"}`, `{"TO":["a"]}`,
 		`{"to":["a"],"type":"x","type":"y"}`, `{"to":["a"],"data":{"k":1,"k":2}}`, `{"to":["a\u202eb"]}`, `{"to":["a"],"type":"HERALD.x"}`,
+		`{"to":["a"],"title":"Bob","body":"<b>x</b>\n","url":"https://example.com/p","icon":"/i","actions":[{"label":"Open","url":"/p"}],"group":"p:1"}`,
+		`{"to":["a"],"url":" javascript:alert(1)"}`, `{"to":["a"],"url":"//evil"}`, `{"to":["a"],"url":"/\\evil"}`, `{"to":["a"],"title":"a\u202eb"}`,
+		`{"to":["a"],"actions":[{"label":"a","url":"/"},{"label":"b","url":"/"},{"label":"c","url":"/"},{"label":"d","url":"/"}]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -163,6 +184,7 @@ func FuzzBatchBody(f *testing.F) {
 		`{"notifications":[{"to":["a"]}],"notifications":[]}`, `{"notifications":[{"to":["a"],"key":"1","key":"1"}]}`,
 		`{"notifications":[{"to":["a","b","c"]},{"to":["d","e","f"]},{"to":["g"]}]}`, `{"notifications":null,"notifications":[{"broadcast":true}]}`,
 		`{"notifications":[{"to":["a"]}]} x`, `null`, `[]`, `{"notifications":[{"to":["a"]}],"other":1}`,
+		`{"notifications":[{"to":["a"],"title":"t","url":"/u"},{"broadcast":true,"actions":[{"label":"l","url":"data:x"}]}]}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -10,18 +10,25 @@ import (
 )
 
 // inboxItem is a notification as the inbox shows it: the stream envelope plus the caller's
-// state of it.
+// state of it. Content fields are left out when absent, as in the envelope.
 type inboxItem struct {
-	ID         string     `json:"id"`
-	Type       string     `json:"type"`
-	Data       rawJSON    `json:"data"`
-	CreatedAt  time.Time  `json:"created_at"`
-	Broadcast  bool       `json:"broadcast"`
-	Read       bool       `json:"read"`
-	ReadAt     *time.Time `json:"read_at"`
-	Seen       bool       `json:"seen"`
-	Archived   bool       `json:"archived"`
-	ArchivedAt *time.Time `json:"archived_at"`
+	ID         string          `json:"id"`
+	Type       string          `json:"type"`
+	Title      string          `json:"title,omitempty"`
+	Body       string          `json:"body,omitempty"`
+	URL        string          `json:"url,omitempty"`
+	Icon       string          `json:"icon,omitempty"`
+	Avatar     string          `json:"avatar,omitempty"`
+	Actions    []herald.Action `json:"actions,omitempty"`
+	Group      string          `json:"group,omitempty"`
+	Data       rawJSON         `json:"data"`
+	CreatedAt  time.Time       `json:"created_at"`
+	Broadcast  bool            `json:"broadcast"`
+	Read       bool            `json:"read"`
+	ReadAt     *time.Time      `json:"read_at"`
+	Seen       bool            `json:"seen"`
+	Archived   bool            `json:"archived"`
+	ArchivedAt *time.Time      `json:"archived_at"`
 }
 
 // rawJSON is stored, already-compact JSON, written as is.
@@ -37,6 +44,9 @@ func toItem(n *herald.Notification) inboxItem {
 		CreatedAt: n.CreatedAt,
 		Broadcast: n.Broadcast(),
 		Seen:      n.Seen,
+	}
+	if c := n.Content; c != nil {
+		it.Title, it.Body, it.URL, it.Icon, it.Avatar, it.Actions, it.Group = c.Title, c.Body, c.URL, c.Icon, c.Avatar, c.Actions, c.Group
 	}
 	if !n.ReadAt.IsZero() {
 		t := n.ReadAt

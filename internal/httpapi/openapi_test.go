@@ -1,8 +1,11 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -279,4 +282,96 @@ func ecmaRegexp(t *testing.T, pattern string) *regexp.Regexp {
 		t.Fatalf("pattern %q: %v", pattern, err)
 	}
 	return re
+}
+
+// TestOpenAPIContent holds the document to the content the server takes and sends: the publish
+// request lists every field the decoder knows, the envelope every member appendEnvelope writes,
+// and the patterns of text and group keys say what the server accepts (lengths and invalid
+// UTF-8 left out, as for identifiers). The URL pattern is only the necessary part of the rules:
+// whatever the server accepts matches it, and what makes a URL dangerous does not.
+func TestOpenAPIContent(t *testing.T) {
+	doc, _ := loadOpenAPI(t)
+	schema := func(name string) map[string]any {
+		t.Helper()
+		s, err := openAPIResolve(doc, map[string]any{"$ref": "#/components/schemas/" + name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	properties := func(name string) []string {
+		props, _ := schema(name)["properties"].(map[string]any)
+		return slices.Sorted(maps.Keys(props))
+	}
+	var fields []string
+	for f := range reflect.TypeFor[publishRequest]().Fields() {
+		fields = append(fields, strings.Split(f.Tag.Get("json"), ",")[0])
+	}
+	if slices.Sort(fields); !slices.Equal(properties("PublishRequest"), fields) {
+		t.Errorf("PublishRequest documents %q; the server decodes %q", properties("PublishRequest"), fields)
+	}
+	n := herald.Notification{ID: 1, Type: "t", Data: []byte("1"), Content: &herald.Content{Title: "t", Body: "b", URL: "/u", Icon: "/i",
+		Avatar: "/a", Actions: []herald.Action{{Label: "l", URL: "/"}}, Group: "g"}}
+	var env map[string]json.RawMessage
+	if err := json.Unmarshal(appendEnvelope(nil, &n), &env); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := properties("Envelope"), slices.Sorted(maps.Keys(env)); !slices.Equal(got, want) {
+		t.Errorf("Envelope documents %q; the server writes %q", got, want)
+	}
+	if got := properties("Action"); !slices.Equal(got, []string{"label", "url"}) {
+		t.Errorf("Action documents %q", got)
+	}
+
+	samples := []string{
+		"", "hello", "Bob commented <b>here</b>", "<script>alert(1)</script>", "a\nb", "a\r\nb", "a\tb", "a\x00",
+		"a\x7f", "a\u0085b", "a\u2028b", "a\u2029b", "a\u061cb", "a\u200eb", "a\u200fb", "a\u202ab", "a\u202eb", "a\u2066b",
+		"a\u2069b", "👨\u200d👩\u200d👧", "a\u200cb", "a\u00adb", "\ufeffa", "a\U000e0041b", "שלום", "\ufffd",
+		"post:42:comments", "org/acme", "a b", "café", "x.y-z_1",
+	}
+	text := func(multiline bool) func(string) bool {
+		return func(s string) bool {
+			c := herald.Content{Title: s}
+			if multiline {
+				c = herald.Content{Body: s}
+			}
+			return c.Validate() == nil
+		}
+	}
+	for _, tt := range []struct {
+		schema string
+		valid  func(string) bool
+	}{
+		{"NotificationTitle", text(false)},
+		{"NotificationBody", text(true)},
+		{"NotificationGroup", func(s string) bool { c := herald.Content{Group: s}; return s != "" && c.Validate() == nil }},
+	} {
+		t.Run(tt.schema, func(t *testing.T) {
+			pattern, _ := schema(tt.schema)["pattern"].(string)
+			match := ecmaRegexp(t, pattern).MatchString
+			for _, s := range samples {
+				if documented, served := match(s), tt.valid(s); documented != served {
+					t.Errorf("%+q: the document says valid=%v, the server %v", s, documented, served)
+				}
+			}
+		})
+	}
+	t.Run("NotificationURL", func(t *testing.T) {
+		pattern, _ := schema("NotificationURL")["pattern"].(string)
+		match := ecmaRegexp(t, pattern).MatchString
+		for _, s := range []string{"/", "/a?b#c", "https://example.com", "http://localhost:8080/x", "https://[::1]/", "https://例え.jp/パス", "/javascript:x"} {
+			if herald.ValidateURL(s) != nil || !match(s) {
+				t.Errorf("%+q: the server accepts it (%v) and the document (%v) must too", s, herald.ValidateURL(s), match(s))
+			}
+		}
+		for _, s := range []string{
+			"javascript:alert(1)", "JaVaScRiPt:x", " javascript:x", "java\tscript:x", "data:text/html,x", "vbscript:x", "//evil.example",
+			`/\evil.example`, `\\evil`, "https://", "https:///x", "https://@evil", "HTTPS://x", "https:evil", "/a b", "https://x/\u202e",
+			"evil.example", "", `/"x`,
+		} {
+			if herald.ValidateURL(s) == nil || match(s) {
+				t.Errorf("%+q: the server refuses it (%v) and the document must not match it (%v)", s, herald.ValidateURL(s), match(s))
+			}
+		}
+	})
 }

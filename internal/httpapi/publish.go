@@ -15,12 +15,20 @@ import (
 )
 
 // publishRequest is the JSON body of one notification. Pointers tell "absent" from "zero".
+// The content fields need not: absent, null and "" all mean none.
 type publishRequest struct {
-	To        []string       `json:"to"`
-	Broadcast *bool          `json:"broadcast"`
-	Type      *string        `json:"type"`
-	Data      jsontext.Value `json:"data"`
-	Key       *string        `json:"key"`
+	To        []string        `json:"to"`
+	Broadcast *bool           `json:"broadcast"`
+	Type      *string         `json:"type"`
+	Title     string          `json:"title"`
+	Body      string          `json:"body"`
+	URL       string          `json:"url"`
+	Icon      string          `json:"icon"`
+	Avatar    string          `json:"avatar"`
+	Actions   []herald.Action `json:"actions"`
+	Group     string          `json:"group"`
+	Data      jsontext.Value  `json:"data"`
+	Key       *string         `json:"key"`
 }
 
 type batchRequest struct {
@@ -257,6 +265,16 @@ func (a *API) draft(req *publishRequest, prefix string) (herald.Draft, error) {
 			return d, prefixed(prefix, err)
 		}
 		d.Type = *req.Type
+	}
+	c := herald.Content{Title: req.Title, Body: req.Body, URL: req.URL, Icon: req.Icon, Avatar: req.Avatar, Group: req.Group}
+	if len(req.Actions) > 0 { // "actions": [] is none, as "" is for the other fields
+		c.Actions = req.Actions
+	}
+	if !c.IsZero() {
+		if err := c.Validate(); err != nil {
+			return d, prefixed(prefix, err)
+		}
+		d.Content = &c
 	}
 	d.Data = json.RawMessage("null")
 	if req.Data != nil {

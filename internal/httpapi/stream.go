@@ -623,7 +623,7 @@ func (a *API) parseTypes(values []string) (map[string]bool, error) {
 // envelope as data.
 func encodeNotification(n *herald.Notification, named bool) []byte {
 	// Sized once: the envelope's fixed text, id and time are under 128 bytes.
-	env := appendEnvelope(make([]byte, 0, 128+len(n.Type)+len(n.Data)), n)
+	env := appendEnvelope(make([]byte, 0, 128+len(n.Type)+n.Content.Size()+len(n.Data)), n)
 	typ := ""
 	if named {
 		typ = n.Type
@@ -632,14 +632,18 @@ func encodeNotification(n *herald.Notification, named bool) []byte {
 	return b
 }
 
-// appendEnvelope appends {"id","type","data","created_at","broadcast"}. Types are validated to a
-// JSON-safe alphabet and data is compact JSON, so no escaping is needed beyond the id.
+// appendEnvelope appends {"id","type","title","body","url","icon","avatar","actions","group",
+// "data","created_at","broadcast"}, the content fields only when present: a notification
+// without content has the envelope it had before content existed, byte for byte. Types are
+// validated to a JSON-safe alphabet and data is compact JSON, so only content needs escaping.
 func appendEnvelope(b []byte, n *herald.Notification) []byte {
 	b = append(b, `{"id":"`...)
 	b = strconv.AppendInt(b, n.ID, 10)
 	b = append(b, `","type":"`...)
 	b = append(b, n.Type...)
-	b = append(b, `","data":`...)
+	b = append(b, '"')
+	b = n.Content.AppendJSONFields(b)
+	b = append(b, `,"data":`...)
 	b = append(b, n.Data...)
 	b = append(b, `,"created_at":"`...)
 	b = n.CreatedAt.UTC().AppendFormat(b, time.RFC3339Nano)

@@ -133,3 +133,35 @@ func DecodeResult(s string) ([]herald.Notification, error) {
 	}
 	return ns, nil
 }
+
+// Content is a draft's content as its notifications carry it: nil when it has none, so that
+// a draft with an empty Content reads the same from its receipts as from the store.
+func Content(d *herald.Draft) *herald.Content {
+	if d.Content.IsZero() {
+		return nil
+	}
+	return d.Content
+}
+
+// ContentColumn is what a store keeps of a notification's content: its JSON object
+// (herald.Content.AppendJSON), or nil (NULL) when it has none, so that a notification without
+// content costs nothing more than before content existed.
+func ContentColumn(c *herald.Content) *string {
+	if c.IsZero() {
+		return nil
+	}
+	s := string(c.AppendJSON(nil))
+	return &s
+}
+
+// ReadContent reads a content column back; NULL (nil) is no content.
+func ReadContent(col []byte) (*herald.Content, error) {
+	if col == nil {
+		return nil, nil
+	}
+	c := new(herald.Content)
+	if err := json.Unmarshal(col, c); err != nil {
+		return nil, fmt.Errorf("content: %w", err)
+	}
+	return c, nil
+}

@@ -142,6 +142,9 @@ func batch(n, size int) []herald.Notification {
 		data := fmt.Sprintf(`{"i":%d,"pad":%q}`, i, strings.Repeat("x", size))
 		ns[i] = herald.Notification{ID: nextID, User: user, Seq: uint64(i + 1), Type: "t.x",
 			Data: json.RawMessage(data), CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
+		if i%3 == 1 {
+			ns[i].Content = &herald.Content{Title: fmt.Sprintf("n°%d <b>", i), Body: "a\nb", URL: "/n", Group: "g:1"}
+		}
 	}
 	return ns
 }
@@ -205,7 +208,8 @@ func testDelivers(t *testing.T, c Cluster) {
 		eventually(t, 10*time.Second, name+" to receive every batch, its own included", func() bool { return r.has(ids(all)...) })
 		for _, want := range all {
 			got := r.got[want.ID]
-			if got.User != want.User || got.Seq != want.Seq || got.Type != want.Type || string(got.Data) != string(want.Data) || !got.CreatedAt.Equal(want.CreatedAt) {
+			if got.User != want.User || got.Seq != want.Seq || got.Type != want.Type || string(got.Data) != string(want.Data) || !got.CreatedAt.Equal(want.CreatedAt) ||
+				string(got.Content.AppendJSON(nil)) != string(want.Content.AppendJSON(nil)) {
 				t.Fatalf("%s received %+v, want %+v", name, got, want)
 			}
 		}

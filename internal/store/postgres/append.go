@@ -203,6 +203,7 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 		cID, cSeq      []int64
 		cStream, cType []string
 		cData          [][]byte
+		cContent       []*string
 		kScope, kKey   []string
 		kResult        []string
 		kHash          [][]byte
@@ -217,13 +218,14 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 			}
 			sts := store.Streams(d)
 			out := make([]herald.Notification, len(sts))
+			content, column := store.Content(d), store.ContentColumn(d.Content)
 			for j, st := range sts {
 				n := &out[j]
-				n.ID, n.User, n.Seq, n.Type, n.Data, n.CreatedAt = idList[k], st, next[st], d.Type, d.Data, now
+				n.ID, n.User, n.Seq, n.Type, n.Content, n.Data, n.CreatedAt = idList[k], st, next[st], d.Type, content, d.Data, now
 				next[st]++
 				k++
 				cID, cStream, cSeq = append(cID, n.ID), append(cStream, st), append(cSeq, int64(n.Seq))
-				cType, cData = append(cType, d.Type), append(cData, []byte(d.Data))
+				cType, cData, cContent = append(cType, d.Type), append(cData, []byte(d.Data)), append(cContent, column)
 			}
 			p.Receipts[i] = herald.Receipt{Notifications: out}
 			if d.Key != "" {
@@ -239,10 +241,10 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 		pl.req.Receipts = p.Receipts
 	}
 	if len(cID) > 0 {
-		if _, err := tx.Exec(ctx, `INSERT INTO herald_notifications (id, stream, seq, type, data, created_at)
-			SELECT id, stream, seq, type, data, $6 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bytea[])
-				AS t(id, stream, seq, type, data)`,
-			cID, cStream, cSeq, cType, cData, now); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO herald_notifications (id, stream, seq, type, data, content, created_at)
+			SELECT id, stream, seq, type, data, content, $7
+			FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::text[]) AS t(id, stream, seq, type, data, content)`,
+			cID, cStream, cSeq, cType, cData, cContent, now); err != nil {
 			return nil, err
 		}
 	}

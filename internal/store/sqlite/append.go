@@ -87,7 +87,7 @@ func (ws *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 		st **sql.Stmt
 		q  string
 	}{
-		{&ws.insert, `INSERT INTO notifications (stream, seq, type, data, created_at) VALUES (?, ?, ?, ?, ?)`},
+		{&ws.insert, `INSERT INTO notifications (stream, seq, type, data, created_at, content) VALUES (?, ?, ?, ?, ?, ?)`},
 		{&ws.getKey, `SELECT hash, result FROM idempotency WHERE scope = ? AND key = ?`},
 		{&ws.key, `INSERT INTO idempotency (scope, key, hash, result, created_at) VALUES (?, ?, ?, ?, ?)`},
 		{&ws.getSeq, `SELECT seq FROM streams WHERE stream = ?`},
@@ -286,10 +286,15 @@ func (w *txWriter) write(p *store.Plan) ([]herald.Receipt, error) {
 		}
 		streams := store.Streams(d)
 		ns := make([]herald.Notification, len(streams))
+		content := store.Content(d) // shared by the draft's notifications
+		var column any              // a typed nil *string would not be NULL to the driver
+		if c := store.ContentColumn(content); c != nil {
+			column = *c
+		}
 		for j, stream := range streams {
 			n := &ns[j]
-			n.User, n.Seq, n.Type, n.Data, n.CreatedAt = stream, w.nextSeq(stream), d.Type, d.Data, w.now
-			res, err := w.insert.ExecContext(w.ctx, stream, n.Seq, n.Type, []byte(n.Data), micros(w.now))
+			n.User, n.Seq, n.Type, n.Content, n.Data, n.CreatedAt = stream, w.nextSeq(stream), d.Type, content, d.Data, w.now
+			res, err := w.insert.ExecContext(w.ctx, stream, n.Seq, n.Type, []byte(n.Data), micros(w.now), column)
 			if err != nil {
 				return nil, unavailable(err)
 			}

@@ -10,22 +10,25 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/store"
 )
 
-const notificationCols = `id, stream, seq, type, data, created_at`
+const notificationCols = `id, stream, seq, type, data, created_at, content`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanNotification(row scanner) (herald.Notification, error) {
 	var n herald.Notification
 	var created int64
-	var data []byte
-	if err := row.Scan(&n.ID, &n.User, &n.Seq, &n.Type, &data, &created); err != nil {
+	var data, content []byte
+	if err := row.Scan(&n.ID, &n.User, &n.Seq, &n.Type, &data, &created, &content); err != nil {
 		return n, err
 	}
 	n.Data = data
 	n.CreatedAt = fromMicros(created)
-	return n, nil
+	var err error
+	n.Content, err = store.ReadContent(content)
+	return n, err
 }
 
 // stateCols follow notificationCols in inbox reads: the reading user's read and archive times
@@ -34,9 +37,13 @@ func scanNotification(row scanner) (herald.Notification, error) {
 func scanWithState(row scanner) (herald.Notification, error) {
 	var n herald.Notification
 	var created, mark int64
-	var data []byte
+	var data, content []byte
 	var readAt, archivedAt sql.NullInt64
-	if err := row.Scan(&n.ID, &n.User, &n.Seq, &n.Type, &data, &created, &readAt, &archivedAt, &mark); err != nil {
+	if err := row.Scan(&n.ID, &n.User, &n.Seq, &n.Type, &data, &created, &content, &readAt, &archivedAt, &mark); err != nil {
+		return n, err
+	}
+	var err error
+	if n.Content, err = store.ReadContent(content); err != nil {
 		return n, err
 	}
 	n.Data = data
@@ -223,13 +230,13 @@ func (s *Store) Inbox(ctx context.Context, user string, q herald.InboxQuery) (he
 	// Within a stream ids grow with sequence numbers, so walking (stream, seq) backwards is newest
 	// first by id; "id < before" is checked on the index entry (it holds the rowid), so paging
 	// deeper skips index entries, not rows.
-	query := `SELECT id, stream, seq, type, data, created_at, read_at, archived_at, ` + markQuery + ` FROM (
+	query := `SELECT id, stream, seq, type, data, created_at, content, read_at, archived_at, ` + markQuery + ` FROM (
 		SELECT * FROM (
-			SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.read_at, n.archived_at
+			SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.content, n.read_at, n.archived_at
 			FROM notifications n INDEXED BY notifications_stream_seq
 			WHERE n.stream = ?1 AND n.id < ?2` + unicast + typeFilter + ` ORDER BY n.seq DESC LIMIT ?3)
 		UNION ALL SELECT * FROM (
-			SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, r.read_at, a.archived_at
+			SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.content, r.read_at, a.archived_at
 			FROM notifications n INDEXED BY notifications_stream_seq
 			LEFT JOIN broadcast_reads r ON r.user_id = ?1 AND r.notification_id = n.id
 			LEFT JOIN broadcast_archives a ON a.user_id = ?1 AND a.notification_id = n.id
@@ -261,7 +268,7 @@ func (s *Store) Inbox(ctx context.Context, user string, q herald.InboxQuery) (he
 
 // Get returns one of user's notifications or broadcasts with user's state of it.
 func (s *Store) Get(ctx context.Context, user string, id int64) (herald.Notification, error) {
-	row := s.reader.QueryRowContext(ctx, `SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at,
+	row := s.reader.QueryRowContext(ctx, `SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.content,
 		CASE WHEN n.stream = '' THEN r.read_at ELSE n.read_at END,
 		CASE WHEN n.stream = '' THEN a.archived_at ELSE n.archived_at END, `+markQuery+`
 		FROM notifications n

@@ -39,7 +39,9 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"AppendBroadcast", testAppendBroadcast},
 		{"AppendBatch", testAppendBatch},
 		{"AppendEmpty", testAppendEmpty},
+		{"Content", testContent},
 		{"Idempotency", testIdempotency},
+		{"IdempotencyContent", testIdempotencyContent},
 		{"IdempotencyAtomic", testIdempotencyAtomic},
 		{"Feed", testFeed},
 		{"Stream", testStream},
@@ -145,8 +147,9 @@ func checkReceipts(t *testing.T, drafts []herald.Draft, rs []herald.Receipt, bef
 			if n.ID <= 0 || n.Seq == 0 {
 				t.Fatalf("receipt %d: notification without id or seq: %+v", i, n)
 			}
-			if n.Type != d.Type || !sameJSON(n.Data, d.Data) {
-				t.Fatalf("receipt %d: type %q data %s, want %q %s", i, n.Type, n.Data, d.Type, d.Data)
+			if n.Type != d.Type || !sameJSON(n.Data, d.Data) || !sameContent(n.Content, d.Content) {
+				t.Fatalf("receipt %d: type %q content %s data %s, want %q %s %s", i, n.Type, n.Content.AppendJSON(nil), n.Data,
+					d.Type, d.Content.AppendJSON(nil), d.Data)
 			}
 			if !n.ReadAt.IsZero() || n.Seen || !n.ArchivedAt.IsZero() {
 				t.Fatalf("receipt %d: new notification has a user's state: %s", i, show(n))
@@ -223,14 +226,19 @@ func sameJSON(a, b json.RawMessage) bool {
 func sameNotification(t *testing.T, got, want herald.Notification) {
 	t.Helper()
 	if got.ID != want.ID || got.User != want.User || got.Seq != want.Seq || got.Type != want.Type ||
-		!sameJSON(got.Data, want.Data) || !got.CreatedAt.Equal(want.CreatedAt) {
+		!sameContent(got.Content, want.Content) || !sameJSON(got.Data, want.Data) || !got.CreatedAt.Equal(want.CreatedAt) {
 		t.Fatalf("read back %s, want %s", show(got), show(want))
 	}
 }
 
+// sameContent compares content field by field (an empty list of actions is none).
+func sameContent(a, b *herald.Content) bool {
+	return string(a.AppendJSON(nil)) == string(b.AppendJSON(nil))
+}
+
 func show(n herald.Notification) string {
-	return fmt.Sprintf("{ID:%d User:%q Seq:%d Type:%q Data:%s CreatedAt:%s ReadAt:%v Seen:%v ArchivedAt:%v}", n.ID, n.User, n.Seq,
-		n.Type, n.Data, n.CreatedAt.Format(time.RFC3339Nano), n.ReadAt, n.Seen, n.ArchivedAt)
+	return fmt.Sprintf("{ID:%d User:%q Seq:%d Type:%q Content:%s Data:%s CreatedAt:%s ReadAt:%v Seen:%v ArchivedAt:%v}", n.ID, n.User, n.Seq,
+		n.Type, n.Content.AppendJSON(nil), n.Data, n.CreatedAt.Format(time.RFC3339Nano), n.ReadAt, n.Seen, n.ArchivedAt)
 }
 
 func wantCode(t *testing.T, err error, code string) {
@@ -631,6 +639,130 @@ func testIdempotency(t *testing.T, s herald.Store) {
 			t.Fatalf("broadcast stream holds %d, want 1", got)
 		}
 	})
+}
+
+// fullContent is content with every field, and text a store must keep exactly: markup (text,
+// never HTML), line breaks, quotes and backslashes, characters beyond ASCII.
+var fullContent = herald.Content{
+	Title:   `Bob & "Ana" commented <b>here</b> \o/ 🎉`,
+	Body:    "<script>alert(1)</script>\nline two: é, 日本, 👨\u200d👩\u200d👧",
+	URL:     "https://example.com/p/42?c=7&x=%20#c7",
+	Icon:    "/static/comment.svg",
+	Avatar:  "https://cdn.example.com/u/bob.png",
+	Actions: []herald.Action{{Label: "Reply", URL: "/p/42#reply"}, {Label: "Mute “thread”", URL: "https://example.com/mute?t=42"}},
+	Group:   "post:42:comments",
+}
+
+// testContent: a notification's content is kept exactly, for each recipient, and returned by
+// every read; a notification without content reads back without it.
+func testContent(t *testing.T, s herald.Store) {
+	if err := fullContent.Validate(); err != nil {
+		t.Fatalf("the fixture is not valid content: %v", err)
+	}
+	withContent := func(d herald.Draft, c *herald.Content) herald.Draft { d.Content = c; return d }
+	rs := appendOK(t, s, scope,
+		withContent(uni("comment", `{"post":42}`, "alice", "bob"), &fullContent),
+		uni("plain", `{"x":1}`, "alice"),
+		withContent(bcast("release", `null`), &herald.Content{Title: "v1.2 is out", URL: "/changelog"}),
+		withContent(uni("only.group", `{}`, "alice"), &herald.Content{Group: "g"}),
+	)
+	var aliceWant []herald.Notification
+	for _, r := range rs {
+		for _, n := range r.Notifications {
+			if n.User == "alice" || n.User == herald.BroadcastStream {
+				aliceWant = append(aliceWant, n)
+			}
+		}
+	}
+	if bob := rs[0].Notifications[1]; bob.User != "bob" || !sameContent(bob.Content, &fullContent) {
+		t.Fatalf("bob's copy: %s", show(bob))
+	}
+
+	t.Run("Stream", func(t *testing.T) {
+		got := append(streamAll(t, s, "alice"), streamAll(t, s, herald.BroadcastStream)...)
+		slices.SortFunc(got, func(a, b herald.Notification) int { return int(a.ID - b.ID) })
+		if len(got) != len(aliceWant) {
+			t.Fatalf("%d notifications, want %d", len(got), len(aliceWant))
+		}
+		for i := range got {
+			sameNotification(t, got[i], aliceWant[i])
+		}
+		bob := streamAll(t, s, "bob")
+		if len(bob) != 1 || !sameContent(bob[0].Content, &fullContent) {
+			t.Fatalf("bob's stream: %d notifications, the first %s", len(bob), show(bob[0]))
+		}
+	})
+	t.Run("Feed", func(t *testing.T) {
+		page, err := s.Feed(t.Context(), "alice", herald.Cursor{}, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := append(page.User, page.Broadcast...)
+		slices.SortFunc(got, func(a, b herald.Notification) int { return int(a.ID - b.ID) })
+		for i := range got {
+			sameNotification(t, got[i], aliceWant[i])
+		}
+	})
+	t.Run("Inbox", func(t *testing.T) {
+		got := inboxAll(t, s, "alice", herald.InboxQuery{Limit: 2})
+		slices.Reverse(got)
+		if len(got) != len(aliceWant) {
+			t.Fatalf("%d notifications, want %d", len(got), len(aliceWant))
+		}
+		for i := range got {
+			sameNotification(t, got[i], aliceWant[i])
+		}
+	})
+	t.Run("Get", func(t *testing.T) {
+		for _, want := range aliceWant {
+			sameNotification(t, get(t, s, "alice", want.ID), want)
+		}
+	})
+	t.Run("without content", func(t *testing.T) {
+		n := get(t, s, "alice", rs[1].Notifications[0].ID)
+		if n.Content != nil {
+			t.Fatalf("a notification published without content reads back with %+v", *n.Content)
+		}
+	})
+}
+
+// testIdempotencyContent: content is part of what a key stands for. A retry with the same
+// content replays; with any field changed, added or removed it is a conflict.
+func testIdempotencyContent(t *testing.T, s herald.Store) {
+	base := keyed(uni("comment", `{"post":42}`, "alice"), "kc")
+	base.Content = &fullContent
+	first := appendOK(t, s, scope, base)[0]
+	again := appendOK(t, s, scope, base)[0]
+	if !again.Replayed || !slices.Equal(ids(again.Notifications), ids(first.Notifications)) {
+		t.Fatalf("the same content did not replay: %+v", again)
+	}
+	changed := func(f func(c *herald.Content)) herald.Draft {
+		d, c := base, fullContent
+		c.Actions = slices.Clone(fullContent.Actions)
+		f(&c)
+		d.Content = &c
+		return d
+	}
+	for name, d := range map[string]herald.Draft{
+		"title":         changed(func(c *herald.Content) { c.Title += "!" }),
+		"body removed":  changed(func(c *herald.Content) { c.Body = "" }),
+		"url":           changed(func(c *herald.Content) { c.URL = "/other" }),
+		"action label":  changed(func(c *herald.Content) { c.Actions[1].Label = "Mute" }),
+		"actions fewer": changed(func(c *herald.Content) { c.Actions = c.Actions[:1] }),
+		"group":         changed(func(c *herald.Content) { c.Group = "post:43:comments" }),
+		"none":          changed(func(c *herald.Content) { *c = herald.Content{} }),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := s.Append(t.Context(), scope, []herald.Draft{d})
+			wantCode(t, err, herald.ECONFLICT)
+		})
+	}
+	// And a key first used without content conflicts with content added.
+	plain := keyed(uni("comment", `{"post":42}`, "alice"), "kp")
+	appendOK(t, s, scope, plain)
+	plain.Content = &herald.Content{Title: "t"}
+	_, err := s.Append(t.Context(), scope, []herald.Draft{plain})
+	wantCode(t, err, herald.ECONFLICT)
 }
 
 // testIdempotencyAtomic: an Append that fails stores none of its drafts.
