@@ -152,12 +152,13 @@ func (e *Event) Frame(named bool, encode func(n *herald.Notification, named bool
 // with a cursor and epoch, the SSE field names, the envelope's fixed text, id and time.
 const eventOverhead = 192
 
-// Size is about the bytes of the event's encoding: what it costs a subscription's buffer.
+// Size is about the bytes of the event's encoding, content fields included: what it costs a
+// subscription's buffer.
 func (e *Event) Size() int {
 	if e.control != nil {
 		return len(e.control)
 	}
-	return len(e.Data) + len(e.Type) + eventOverhead
+	return len(e.Data) + len(e.Type) + e.Content.Size() + eventOverhead
 }
 
 // NewControl returns an event that is not a notification but a message from Herald: its frame

@@ -77,3 +77,14 @@ func TestHeldEventsCountAgainstTheBuffer(t *testing.T) {
 		t.Fatal("held broadcasts beyond the buffer did not overflow it")
 	}
 }
+
+// TestEventSizeCountsContent: a notification's content fields are part of what its frame costs a
+// stream's buffer, so a title and body cannot slip past the byte budget.
+func TestEventSizeCountsContent(t *testing.T) {
+	plain := &Event{Notification: herald.Notification{Type: "t", Data: []byte(`{}`)}}
+	c := &herald.Content{Title: strings.Repeat("t", 200), Body: strings.Repeat("b", 2000)}
+	rich := &Event{Notification: herald.Notification{Type: "t", Data: []byte(`{}`), Content: c}}
+	if got, want := rich.Size()-plain.Size(), c.Size(); got != want || want < 2200 {
+		t.Fatalf("content adds %d bytes to an event's size, want %d (>= 2200)", got, want)
+	}
+}
