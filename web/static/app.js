@@ -108,7 +108,10 @@ $("token-login").addEventListener("submit", (e) => {
 
 $("send-form").addEventListener("submit", async (e) => {
   e.preventDefault();
-  const body = { type: $("type").value, data: { text: $("text").value } };
+  // The text is the notification's title; data.text keeps it for apps that read data only.
+  const body = { type: $("type").value, title: $("text").value, data: { text: $("text").value } };
+  const url = $("url").value.trim();
+  if (url) body.url = url;
   if ($("broadcast").checked) body.broadcast = true;
   else body.to = $("to").value.split(",").map((s) => s.trim()).filter(Boolean);
   try {
