@@ -1,7 +1,8 @@
 // Package validate checks what Herald ships for deployment beside the binary: the Helm chart
 // (rendered through Helm's own Go packages, every object decoded strictly into its Kubernetes
 // type), the Grafana dashboard and the alert rules (every PromQL expression parsed by
-// Prometheus's parser, every metric checked against a running server).
+// Prometheus's parser, every metric checked against a running server), and the systemd unit
+// (read, then checked by systemd-analyze verify and security).
 //
 // It is a module of its own so that Helm's and Kubernetes's dependencies stay out of Herald's
 // go.mod; the root module's ./... does not reach it. Run it with
