@@ -36,8 +36,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
 {{/*
-herald.secretRef checks a value that must name a Secret (or ConfigMap), never hold the secret.
-Called with (list $root "auth.jwtSecret" $ref "existingSecret" $required).
+herald.checkRef checks a value that must name a Secret (or ConfigMap), never hold the secret.
+Called with (list "auth.jwtSecret" .Values.auth.jwtSecret "existingSecret").
 */}}
 {{- define "herald.checkRef" -}}
 {{- $path := index . 0 -}}
