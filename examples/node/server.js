@@ -208,6 +208,7 @@ async function handle(req, res) {
       try {
         await publish({
           to: [to], type: "comment", key: `comment-${commentId}`,
+          title: `${user} commented on your post`, body: text.trim(), url: "/",
           data: { text: `${user} commented on your post: ${text.trim()}`, from: user, comment: commentId },
         });
       } catch (err) {

@@ -262,6 +262,7 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 publish({
                     "to": [to], "type": "comment", "key": f"comment-{comment_id}",
+                    "title": f"{user} commented on your post", "body": text.strip(), "url": "/",
                     "data": {"text": f"{user} commented on your post: {text.strip()}", "from": user, "comment": comment_id},
                 })
             except (urllib.error.URLError, OSError, ValueError) as err:

@@ -124,7 +124,8 @@ try {
   await waitBadge(alice, 1, 5000);
   log(`bob commented through the example; alice's badge shows 1 ${Date.now() - sent} ms after his click`);
   await alice.click("herald-inbox .bell");
-  const item = alice.locator("herald-inbox li.item", { hasText: "bob commented on your post: Nice post" });
+  // The title and the body, as the example publishes them (data.text stays for apps that read data).
+  const item = alice.locator("herald-inbox li.item", { hasText: "bob commented on your post" }).filter({ hasText: "Nice post" });
   await item.waitFor({ timeout: 5000 });
   await waitBadge(alice, 0, 5000); // opening the panel marks it seen: a cookie-authenticated POST across origins
   await alice.screenshot({ path: join(shots, `example-${name}.png`) });
