@@ -229,6 +229,21 @@ func notFound(id int64) error {
 
 // SetRead marks a notification read or unread for user. Marking read twice keeps the first time.
 func (s *Store) SetRead(ctx context.Context, user string, id int64, read bool) error {
+	return s.setMark(ctx, readMark, user, id, read)
+}
+
+// mark is a per-user state of a notification kept as a time: a column of the user's own
+// notifications, and a table of per-user rows for broadcasts. Names are constants, never input.
+type mark struct{ column, broadcastTable string }
+
+var (
+	readMark    = mark{"read_at", "herald_broadcast_reads"}
+	archiveMark = mark{"archived_at", "herald_broadcast_archives"}
+)
+
+// setMark sets or clears m on one of user's notifications or broadcasts; setting it twice keeps
+// the first time. Another user's notification is not_found, as one that does not exist.
+func (s *Store) setMark(ctx context.Context, m mark, user string, id int64, on bool) error {
 	if err := s.check(); err != nil {
 		return err
 	}
@@ -241,18 +256,18 @@ func (s *Store) SetRead(ctx context.Context, user string, id int64, read bool) e
 		return unavailable(err)
 	}
 	// Each statement below is atomic by itself; a notification pruned meanwhile only makes it
-	// change nothing (and an orphaned read mark is removed by the next prune).
+	// change nothing (and an orphaned mark is removed by the next prune).
 	switch {
-	case stream != herald.BroadcastStream && read:
-		_, err = s.pool.Exec(ctx, `UPDATE herald_notifications SET read_at = COALESCE(read_at, now()) WHERE id = $1`, id)
+	case stream != herald.BroadcastStream && on:
+		_, err = s.pool.Exec(ctx, `UPDATE herald_notifications SET `+m.column+` = COALESCE(`+m.column+`, now()) WHERE id = $1`, id)
 	case stream != herald.BroadcastStream:
-		_, err = s.pool.Exec(ctx, `UPDATE herald_notifications SET read_at = NULL WHERE id = $1`, id)
-	case read:
-		_, err = s.pool.Exec(ctx, `INSERT INTO herald_broadcast_reads (user_id, notification_id, read_at)
+		_, err = s.pool.Exec(ctx, `UPDATE herald_notifications SET `+m.column+` = NULL WHERE id = $1`, id)
+	case on:
+		_, err = s.pool.Exec(ctx, `INSERT INTO `+m.broadcastTable+` (user_id, notification_id, `+m.column+`)
 			SELECT $1, $2, now() WHERE EXISTS (SELECT 1 FROM herald_notifications WHERE id = $2)
 			ON CONFLICT DO NOTHING`, user, id)
 	default:
-		_, err = s.pool.Exec(ctx, `DELETE FROM herald_broadcast_reads WHERE user_id = $1 AND notification_id = $2`, user, id)
+		_, err = s.pool.Exec(ctx, `DELETE FROM `+m.broadcastTable+` WHERE user_id = $1 AND notification_id = $2`, user, id)
 	}
 	if err != nil {
 		return unavailable(err)

@@ -47,35 +47,7 @@ func (s *Store) MarkSeen(ctx context.Context, user string, upTo int64) (int64, b
 // SetArchived archives a notification for user, or brings it back to the inbox. Archiving twice
 // keeps the first time.
 func (s *Store) SetArchived(ctx context.Context, user string, id int64, archived bool) error {
-	if err := s.check(); err != nil {
-		return err
-	}
-	var stream string
-	err := s.pool.QueryRow(ctx, `SELECT stream FROM herald_notifications WHERE id = $1 AND stream IN ($2, '')`, id, user).Scan(&stream)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return notFound(id)
-	case err != nil:
-		return unavailable(err)
-	}
-	// Each statement below is atomic by itself; a notification pruned meanwhile only makes it
-	// change nothing (and an orphaned archive mark is removed by the next prune).
-	switch {
-	case stream != herald.BroadcastStream && archived:
-		_, err = s.pool.Exec(ctx, `UPDATE herald_notifications SET archived_at = COALESCE(archived_at, now()) WHERE id = $1`, id)
-	case stream != herald.BroadcastStream:
-		_, err = s.pool.Exec(ctx, `UPDATE herald_notifications SET archived_at = NULL WHERE id = $1`, id)
-	case archived:
-		_, err = s.pool.Exec(ctx, `INSERT INTO herald_broadcast_archives (user_id, notification_id, archived_at)
-			SELECT $1, $2, now() WHERE EXISTS (SELECT 1 FROM herald_notifications WHERE id = $2)
-			ON CONFLICT DO NOTHING`, user, id)
-	default:
-		_, err = s.pool.Exec(ctx, `DELETE FROM herald_broadcast_archives WHERE user_id = $1 AND notification_id = $2`, user, id)
-	}
-	if err != nil {
-		return unavailable(err)
-	}
-	return nil
+	return s.setMark(ctx, archiveMark, user, id, archived)
 }
 
 // ArchiveRead archives every read notification and broadcast of user still in the inbox.

@@ -291,6 +291,21 @@ func notFound(id int64) error {
 
 // SetRead marks a notification read or unread for user. Marking read twice keeps the first time.
 func (s *Store) SetRead(ctx context.Context, user string, id int64, read bool) error {
+	return s.setMark(ctx, readMark, user, id, read)
+}
+
+// mark is a per-user state of a notification kept as a time: a column of the user's own
+// notifications, and a table of per-user rows for broadcasts. Names are constants, never input.
+type mark struct{ column, broadcastTable string }
+
+var (
+	readMark    = mark{"read_at", "broadcast_reads"}
+	archiveMark = mark{"archived_at", "broadcast_archives"}
+)
+
+// setMark sets or clears m on one of user's notifications or broadcasts; setting it twice keeps
+// the first time. Another user's notification is not_found, as one that does not exist.
+func (s *Store) setMark(ctx context.Context, m mark, user string, id int64, on bool) error {
 	now := micros(time.Now())
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
@@ -306,15 +321,15 @@ func (s *Store) SetRead(ctx context.Context, user string, id int64, read bool) e
 		return unavailable(err)
 	}
 	switch {
-	case stream != herald.BroadcastStream && read:
-		_, err = tx.ExecContext(ctx, `UPDATE notifications SET read_at = COALESCE(read_at, ?) WHERE id = ?`, now, id)
+	case stream != herald.BroadcastStream && on:
+		_, err = tx.ExecContext(ctx, `UPDATE notifications SET `+m.column+` = COALESCE(`+m.column+`, ?) WHERE id = ?`, now, id)
 	case stream != herald.BroadcastStream:
-		_, err = tx.ExecContext(ctx, `UPDATE notifications SET read_at = NULL WHERE id = ?`, id)
-	case read:
-		_, err = tx.ExecContext(ctx, `INSERT INTO broadcast_reads (user_id, notification_id, read_at) VALUES (?, ?, ?)
+		_, err = tx.ExecContext(ctx, `UPDATE notifications SET `+m.column+` = NULL WHERE id = ?`, id)
+	case on:
+		_, err = tx.ExecContext(ctx, `INSERT INTO `+m.broadcastTable+` (user_id, notification_id, `+m.column+`) VALUES (?, ?, ?)
 			ON CONFLICT DO NOTHING`, user, id, now)
 	default:
-		_, err = tx.ExecContext(ctx, `DELETE FROM broadcast_reads WHERE user_id = ? AND notification_id = ?`, user, id)
+		_, err = tx.ExecContext(ctx, `DELETE FROM `+m.broadcastTable+` WHERE user_id = ? AND notification_id = ?`, user, id)
 	}
 	if err != nil {
 		return unavailable(err)

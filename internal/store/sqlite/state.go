@@ -50,38 +50,7 @@ func (s *Store) MarkSeen(ctx context.Context, user string, upTo int64) (int64, b
 // SetArchived archives a notification for user, or brings it back to the inbox. Archiving twice
 // keeps the first time.
 func (s *Store) SetArchived(ctx context.Context, user string, id int64, archived bool) error {
-	now := micros(time.Now())
-	tx, err := s.writer.BeginTx(ctx, nil)
-	if err != nil {
-		return unavailable(err)
-	}
-	defer tx.Rollback()
-	var stream string
-	err = tx.QueryRowContext(ctx, `SELECT stream FROM notifications WHERE id = ? AND stream IN (?, '')`, id, user).Scan(&stream)
-	if errors.Is(err, sql.ErrNoRows) {
-		return notFound(id)
-	}
-	if err != nil {
-		return unavailable(err)
-	}
-	switch {
-	case stream != herald.BroadcastStream && archived:
-		_, err = tx.ExecContext(ctx, `UPDATE notifications SET archived_at = COALESCE(archived_at, ?) WHERE id = ?`, now, id)
-	case stream != herald.BroadcastStream:
-		_, err = tx.ExecContext(ctx, `UPDATE notifications SET archived_at = NULL WHERE id = ?`, id)
-	case archived:
-		_, err = tx.ExecContext(ctx, `INSERT INTO broadcast_archives (user_id, notification_id, archived_at) VALUES (?, ?, ?)
-			ON CONFLICT DO NOTHING`, user, id, now)
-	default:
-		_, err = tx.ExecContext(ctx, `DELETE FROM broadcast_archives WHERE user_id = ? AND notification_id = ?`, user, id)
-	}
-	if err != nil {
-		return unavailable(err)
-	}
-	if err := tx.Commit(); err != nil {
-		return unavailable(err)
-	}
-	return nil
+	return s.setMark(ctx, archiveMark, user, id, archived)
 }
 
 // ArchiveRead archives every read notification and broadcast of user still in the inbox.
