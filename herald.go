@@ -33,6 +33,8 @@ const (
 	MaxUserLen = 256
 	MaxKeyLen  = 255
 	MaxTypeLen = 64
+	// MaxTopicLen bounds a topic name (see ValidateTopic).
+	MaxTopicLen = 255
 )
 
 // Notification is one durable message in a feed: addressed to one user, or broadcast to all.
@@ -263,6 +265,21 @@ type Store interface {
 	// cursor is of another epoch resumes from here, so it receives exactly what was committed
 	// since the store's history was replaced.
 	EpochStart(ctx context.Context, user string) (Cursor, error)
+
+	// Subscribe adds users to topic's subscribers, in one transaction, and returns how many
+	// were not subscribed before. Subscribing twice is harmless.
+	Subscribe(ctx context.Context, topic string, users []string) (added int64, err error)
+	// Unsubscribe removes users from topic's subscribers, in one transaction, and returns how
+	// many were subscribed.
+	Unsubscribe(ctx context.Context, topic string, users []string) (removed int64, err error)
+	// TopicSubscribers returns at most limit of topic's subscribers with ids greater than
+	// after, in byte order of their ids: pass the last id of a page to read the next.
+	TopicSubscribers(ctx context.Context, topic string, after string, limit int) ([]string, error)
+	// UserTopics returns the topics user is subscribed to, in byte order.
+	UserTopics(ctx context.Context, user string) ([]string, error)
+	// DeleteTopic removes every subscription to topic and returns how many there were. The
+	// notifications a topic publish created stay: they are their users'.
+	DeleteTopic(ctx context.Context, topic string) (int64, error)
 }
 
 // Identity is which store a cursor, a page position or a bus message belongs to.
@@ -301,6 +318,18 @@ func ValidEpoch(s string) bool {
 }
 
 var typePattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+
+var topicPattern = regexp.MustCompile(`^[A-Za-z0-9_.:/-]{1,255}$`)
+
+// ValidateTopic checks a topic name: 1-MaxTopicLen bytes of A-Z a-z 0-9 _ . : / -, such as
+// "issue:42" or "org/acme/billing". The set is safe in a URL path segment once "/" is escaped,
+// in logs and in SQL LIKE-free equality lookups, and leaves room for hierarchies.
+func ValidateTopic(t string) error {
+	if !topicPattern.MatchString(t) {
+		return Errorf(EINVALID, "topic %q must be 1-%d characters of A-Z a-z 0-9 _ . : / -", truncate(t, 80), MaxTopicLen)
+	}
+	return nil
+}
 
 // ValidateType checks an event type a publisher or subscriber names. The prefix ControlPrefix is
 // refused in any case: clients match event names in many ways, some without regard to case, and

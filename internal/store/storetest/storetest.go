@@ -74,6 +74,8 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"PruneReadMarks", testPruneReadMarks},
 		{"PruneStateMarks", testPruneStateMarks},
 		{"AppendCancelledContext", testAppendCancelledContext},
+		{"Topics", testTopics},
+		{"TopicsPaging", testTopicsPaging},
 		{"Close", testClose},
 	}
 	t.Run("Identity", func(t *testing.T) { testIdentity(t, open) })
@@ -2354,5 +2356,116 @@ func testNewEpoch(t *testing.T, s herald.Store) {
 	}
 	if got, w := start("alice"), (herald.Cursor{User: 4, Broadcast: 2}); got != w {
 		t.Fatalf("EpochStart(alice) after retention = %+v, want %+v", got, w)
+	}
+}
+
+// ---------------------------------------------------------------------------------------------
+// topics
+
+func subscribe(t *testing.T, s herald.Store, topic string, users ...string) int64 {
+	t.Helper()
+	n, err := s.Subscribe(context.Background(), topic, users)
+	if err != nil {
+		t.Fatalf("Subscribe(%q, %q): %v", topic, users, err)
+	}
+	return n
+}
+
+func subscribers(t *testing.T, s herald.Store, topic string) []string {
+	t.Helper()
+	us, err := s.TopicSubscribers(context.Background(), topic, "", 1000)
+	if err != nil {
+		t.Fatalf("TopicSubscribers(%q): %v", topic, err)
+	}
+	return us
+}
+
+func userTopics(t *testing.T, s herald.Store, user string) []string {
+	t.Helper()
+	ts, err := s.UserTopics(context.Background(), user)
+	if err != nil {
+		t.Fatalf("UserTopics(%q): %v", user, err)
+	}
+	return ts
+}
+
+func testTopics(t *testing.T, s herald.Store) {
+	ctx := context.Background()
+	if got := subscribers(t, s, "issue:42"); got == nil || len(got) != 0 {
+		t.Fatalf("subscribers of an unknown topic = %#v, want an empty non-nil list", got)
+	}
+	if got := userTopics(t, s, "alice"); got == nil || len(got) != 0 {
+		t.Fatalf("topics of a user without any = %#v, want an empty non-nil list", got)
+	}
+	if n := subscribe(t, s, "issue:42", "bob", "alice", "carol"); n != 3 {
+		t.Fatalf("Subscribe added %d, want 3", n)
+	}
+	if n := subscribe(t, s, "issue:42", "alice", "dave"); n != 1 {
+		t.Fatalf("Subscribe of one old and one new added %d, want 1", n)
+	}
+	subscribe(t, s, "org/acme", "alice")
+	if n := subscribe(t, s, "org/acme"); n != 0 {
+		t.Fatalf("Subscribe of nobody added %d", n)
+	}
+	if got, want := subscribers(t, s, "issue:42"), []string{"alice", "bob", "carol", "dave"}; !slices.Equal(got, want) {
+		t.Fatalf("subscribers = %q, want %q (byte order)", got, want)
+	}
+	if got, want := userTopics(t, s, "alice"), []string{"issue:42", "org/acme"}; !slices.Equal(got, want) {
+		t.Fatalf("alice's topics = %q, want %q", got, want)
+	}
+	n, err := s.Unsubscribe(ctx, "issue:42", []string{"bob", "nobody"})
+	if err != nil || n != 1 {
+		t.Fatalf("Unsubscribe = %d, %v; want 1 removed", n, err)
+	}
+	if got, want := subscribers(t, s, "issue:42"), []string{"alice", "carol", "dave"}; !slices.Equal(got, want) {
+		t.Fatalf("subscribers after unsubscribe = %q, want %q", got, want)
+	}
+	n, err = s.DeleteTopic(ctx, "issue:42")
+	if err != nil || n != 3 {
+		t.Fatalf("DeleteTopic = %d, %v; want 3 removed", n, err)
+	}
+	if got := subscribers(t, s, "issue:42"); len(got) != 0 {
+		t.Fatalf("subscribers of a deleted topic = %q", got)
+	}
+	if got, want := userTopics(t, s, "alice"), []string{"org/acme"}; !slices.Equal(got, want) {
+		t.Fatalf("alice's topics after the delete = %q, want %q: other topics stay", got, want)
+	}
+	if n, err := s.DeleteTopic(ctx, "issue:42"); err != nil || n != 0 {
+		t.Fatalf("DeleteTopic again = %d, %v; want 0", n, err)
+	}
+}
+
+func testTopicsPaging(t *testing.T, s herald.Store) {
+	var all []string
+	for i := range 25 {
+		all = append(all, fmt.Sprintf("user-%02d", i))
+	}
+	// Upper and lower case and a multi-byte id: pages are in byte order in every store.
+	all = append(all, "Zed", "zoë", "Ω")
+	subscribe(t, s, "t", all...)
+	slices.Sort(all)
+	for _, limit := range []int{1, 7, 28, 100} {
+		var got []string
+		after := ""
+		for pages := 0; ; pages++ {
+			if pages > len(all)+1 {
+				t.Fatalf("limit %d: paging does not end", limit)
+			}
+			page, err := s.TopicSubscribers(context.Background(), "t", after, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) > limit {
+				t.Fatalf("limit %d: page of %d", limit, len(page))
+			}
+			got = append(got, page...)
+			if len(page) < limit {
+				break
+			}
+			after = page[len(page)-1]
+		}
+		if !slices.Equal(got, all) {
+			t.Fatalf("limit %d: pages = %q, want %q", limit, got, all)
+		}
 	}
 }
