@@ -60,6 +60,8 @@ type Notification struct {
 	Seen bool
 	// ArchivedAt is when the user archived it; zero when it is in the inbox.
 	ArchivedAt time.Time
+	// Topic is the topic it was published to; empty when it was addressed by name or broadcast.
+	Topic string
 }
 
 // Broadcast reports whether n was sent to everyone.
@@ -67,10 +69,16 @@ func (n *Notification) Broadcast() bool { return n.User == BroadcastStream }
 
 // Draft is a notification as a publisher asks for it, before the store gives it identity.
 type Draft struct {
-	// To lists the recipients; empty when Broadcast is set.
+	// To lists the recipients; empty when Broadcast or Topic is set.
 	To        []string
 	Broadcast bool
-	Type      string
+	// Topic, when set, addresses the draft to the topic's subscribers at the moment of its
+	// commit, except those in Exclude (the actor, typically): the store reads them in the
+	// transaction that writes one notification per subscriber, so a subscription changing
+	// concurrently is either fully in or fully out. To must be empty.
+	Topic   string
+	Exclude []string
+	Type    string
 	// Content is checked by Content.Validate before a draft reaches a store; nil for none.
 	Content *Content
 	Data    json.RawMessage
@@ -86,6 +94,10 @@ type Receipt struct {
 	Notifications []Notification
 	// Replayed is true when the draft's key had been used before and nothing was created.
 	Replayed bool
+	// Recipients is how many users a topic draft reached. A replayed topic draft tells only
+	// this (its Notifications are nil): a topic's result can be 100,000 ids, too many to keep
+	// with its key.
+	Recipients int
 }
 
 // FeedPage is a consistent read of a user's feed after a cursor.
@@ -434,9 +446,24 @@ func (d *Draft) Fingerprint() []byte {
 	if hasContent {
 		flag |= 2
 	}
+	if d.Topic != "" {
+		flag |= 4
+	}
 	field([]byte{flag})
-	for _, u := range d.To {
-		field([]byte(u))
+	if d.Topic != "" {
+		// The topic and who it excludes, not the subscribers it reached: a retry asks for
+		// the same thing however the subscribers changed since, and is replayed.
+		field([]byte(d.Topic))
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(d.Exclude)))
+		field(n[:])
+		for _, u := range d.Exclude {
+			field([]byte(u))
+		}
+	} else {
+		for _, u := range d.To {
+			field([]byte(u))
+		}
 	}
 	field([]byte(d.Type))
 	field(d.Data)
