@@ -33,6 +33,8 @@ const (
 	MaxUserLen = 256
 	MaxKeyLen  = 255
 	MaxTypeLen = 64
+	// MaxTopicLen bounds a topic name (see ValidateTopic).
+	MaxTopicLen = 255
 )
 
 // Notification is one durable message in a feed: addressed to one user, or broadcast to all.
@@ -58,6 +60,8 @@ type Notification struct {
 	Seen bool
 	// ArchivedAt is when the user archived it; zero when it is in the inbox.
 	ArchivedAt time.Time
+	// Topic is the topic it was published to; empty when it was addressed by name or broadcast.
+	Topic string
 }
 
 // Broadcast reports whether n was sent to everyone.
@@ -65,10 +69,16 @@ func (n *Notification) Broadcast() bool { return n.User == BroadcastStream }
 
 // Draft is a notification as a publisher asks for it, before the store gives it identity.
 type Draft struct {
-	// To lists the recipients; empty when Broadcast is set.
+	// To lists the recipients; empty when Broadcast or Topic is set.
 	To        []string
 	Broadcast bool
-	Type      string
+	// Topic, when set, addresses the draft to the topic's subscribers at the moment of its
+	// commit, except those in Exclude (the actor, typically): the store reads them in the
+	// transaction that writes one notification per subscriber, so a subscription changing
+	// concurrently is either fully in or fully out. To must be empty.
+	Topic   string
+	Exclude []string
+	Type    string
 	// Content is checked by Content.Validate before a draft reaches a store; nil for none.
 	Content *Content
 	Data    json.RawMessage
@@ -84,6 +94,10 @@ type Receipt struct {
 	Notifications []Notification
 	// Replayed is true when the draft's key had been used before and nothing was created.
 	Replayed bool
+	// Recipients is how many users a topic draft reached. A replayed topic draft tells only
+	// this (its Notifications are nil): a topic's result can be 100,000 ids, too many to keep
+	// with its key.
+	Recipients int
 }
 
 // FeedPage is a consistent read of a user's feed after a cursor.
@@ -263,6 +277,21 @@ type Store interface {
 	// cursor is of another epoch resumes from here, so it receives exactly what was committed
 	// since the store's history was replaced.
 	EpochStart(ctx context.Context, user string) (Cursor, error)
+
+	// Subscribe adds users to topic's subscribers, in one transaction, and returns how many
+	// were not subscribed before. Subscribing twice is harmless.
+	Subscribe(ctx context.Context, topic string, users []string) (added int64, err error)
+	// Unsubscribe removes users from topic's subscribers, in one transaction, and returns how
+	// many were subscribed.
+	Unsubscribe(ctx context.Context, topic string, users []string) (removed int64, err error)
+	// TopicSubscribers returns at most limit of topic's subscribers with ids greater than
+	// after, in byte order of their ids: pass the last id of a page to read the next.
+	TopicSubscribers(ctx context.Context, topic string, after string, limit int) ([]string, error)
+	// UserTopics returns the topics user is subscribed to, in byte order.
+	UserTopics(ctx context.Context, user string) ([]string, error)
+	// DeleteTopic removes every subscription to topic and returns how many there were. The
+	// notifications a topic publish created stay: they are their users'.
+	DeleteTopic(ctx context.Context, topic string) (int64, error)
 }
 
 // Identity is which store a cursor, a page position or a bus message belongs to.
@@ -301,6 +330,18 @@ func ValidEpoch(s string) bool {
 }
 
 var typePattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+
+var topicPattern = regexp.MustCompile(`^[A-Za-z0-9_.:/-]{1,255}$`)
+
+// ValidateTopic checks a topic name: 1-MaxTopicLen bytes of A-Z a-z 0-9 _ . : / -, such as
+// "issue:42" or "org/acme/billing". The set is safe in a URL path segment once "/" is escaped,
+// in logs and in SQL LIKE-free equality lookups, and leaves room for hierarchies.
+func ValidateTopic(t string) error {
+	if !topicPattern.MatchString(t) {
+		return Errorf(EINVALID, "topic %q must be 1-%d characters of A-Z a-z 0-9 _ . : / -", truncate(t, 80), MaxTopicLen)
+	}
+	return nil
+}
 
 // ValidateType checks an event type a publisher or subscriber names. The prefix ControlPrefix is
 // refused in any case: clients match event names in many ways, some without regard to case, and
@@ -405,9 +446,24 @@ func (d *Draft) Fingerprint() []byte {
 	if hasContent {
 		flag |= 2
 	}
+	if d.Topic != "" {
+		flag |= 4
+	}
 	field([]byte{flag})
-	for _, u := range d.To {
-		field([]byte(u))
+	if d.Topic != "" {
+		// The topic and who it excludes, not the subscribers it reached: a retry asks for
+		// the same thing however the subscribers changed since, and is replayed.
+		field([]byte(d.Topic))
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(d.Exclude)))
+		field(n[:])
+		for _, u := range d.Exclude {
+			field([]byte(u))
+		}
+	} else {
+		for _, u := range d.To {
+			field([]byte(u))
+		}
 	}
 	field([]byte(d.Type))
 	field(d.Data)

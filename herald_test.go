@@ -472,3 +472,21 @@ func TestTruncateKeepsUTF8(t *testing.T) {
 		})
 	}
 }
+
+func TestFingerprintTopic(t *testing.T) {
+	base := Draft{Topic: "issue:42", Exclude: []string{"bob"}, Type: "t", Data: []byte(`{}`)}
+	same := base
+	same.To = []string{"alice"} // the subscribers a store reached are not part of the request
+	if !bytes.Equal(base.Fingerprint(), same.Fingerprint()) {
+		t.Fatal("a topic draft's fingerprint depends on its expanded recipients")
+	}
+	for name, d := range map[string]Draft{
+		"no exclusion":    {Topic: "issue:42", Type: "t", Data: []byte(`{}`)},
+		"other topic":     {Topic: "issue:43", Exclude: []string{"bob"}, Type: "t", Data: []byte(`{}`)},
+		"named recipient": {To: []string{"issue:42", "bob"}, Type: "t", Data: []byte(`{}`)},
+	} {
+		if bytes.Equal(base.Fingerprint(), d.Fingerprint()) {
+			t.Errorf("%s: same fingerprint as the topic draft", name)
+		}
+	}
+}

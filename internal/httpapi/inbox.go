@@ -24,6 +24,7 @@ type inboxItem struct {
 	Data       rawJSON         `json:"data"`
 	CreatedAt  time.Time       `json:"created_at"`
 	Broadcast  bool            `json:"broadcast"`
+	Topic      string          `json:"topic,omitempty"`
 	Read       bool            `json:"read"`
 	ReadAt     *time.Time      `json:"read_at"`
 	Seen       bool            `json:"seen"`
@@ -43,6 +44,7 @@ func toItem(n *herald.Notification) inboxItem {
 		Data:      rawJSON(n.Data),
 		CreatedAt: n.CreatedAt,
 		Broadcast: n.Broadcast(),
+		Topic:     n.Topic,
 		Seen:      n.Seen,
 	}
 	if c := n.Content; c != nil {

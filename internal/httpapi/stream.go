@@ -633,7 +633,7 @@ func encodeNotification(n *herald.Notification, named bool) []byte {
 }
 
 // appendEnvelope appends {"id","type","title","body","url","icon","avatar","actions","group",
-// "data","created_at","broadcast"}, the content fields only when present: a notification
+// "data","created_at","broadcast","topic"}, the content fields and topic only when present: a notification
 // without content has the envelope it had before content existed, byte for byte. Types are
 // validated to a JSON-safe alphabet and data is compact JSON, so only content needs escaping.
 func appendEnvelope(b []byte, n *herald.Notification) []byte {
@@ -649,5 +649,11 @@ func appendEnvelope(b []byte, n *herald.Notification) []byte {
 	b = n.CreatedAt.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","broadcast":`...)
 	b = strconv.AppendBool(b, n.Broadcast())
+	if n.Topic != "" {
+		// Topic names are validated to a JSON-safe alphabet (herald.ValidateTopic).
+		b = append(b, `,"topic":"`...)
+		b = append(b, n.Topic...)
+		b = append(b, '"')
+	}
 	return append(b, '}')
 }

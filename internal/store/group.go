@@ -74,6 +74,11 @@ func (g *GroupCommit) Append(ctx context.Context, scope string, drafts []herald.
 	req := &Request{Scope: scope, Drafts: drafts, done: make(chan struct{})}
 	for i := range drafts {
 		req.size += len(Streams(&drafts[i]))
+		if drafts[i].Topic != "" {
+			// Its size is known only in the transaction; count it as a whole group, so that
+			// nothing joins a group after it.
+			req.size += g.maxGroup
+		}
 	}
 	select {
 	case g.appends <- req:

@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/heraldhq/herald"
 )
@@ -66,11 +68,11 @@ func Resolve(scope string, drafts []herald.Draft, lookup func(key string) (s Sto
 			if !bytes.Equal(s.Hash, fp) {
 				return nil, Conflict(d.Key)
 			}
-			ns, err := DecodeResult(s.Result)
+			r, err := decodeReceipt(s.Result)
 			if err != nil {
 				return nil, herald.Internal(err, "decode idempotency result")
 			}
-			p.Receipts[i] = herald.Receipt{Notifications: ns, Replayed: true}
+			p.Receipts[i] = r
 			p.Replayed[i] = true
 		}
 		if first == nil {
@@ -90,7 +92,67 @@ func (p *Plan) Dup(i int) {
 	for k := range src {
 		ns[k] = herald.Notification{ID: src[k].ID, User: src[k].User}
 	}
-	p.Receipts[i] = herald.Receipt{Notifications: ns, Replayed: true}
+	p.Receipts[i] = herald.Receipt{Notifications: ns, Replayed: true, Recipients: p.Receipts[p.DupOf[i]].Recipients}
+	if p.Drafts[i].Topic != "" {
+		p.Receipts[i].Notifications = nil // as a replay from the store says it
+	}
+}
+
+// Fresh drafts of a topic: Expand replaces the plan's drafts by a copy (the caller's are
+// untouched, so a retried transaction expands again) in which each fresh topic draft is
+// addressed To its subscribers, read by subscribers in the store's transaction, minus its
+// Exclude list.
+func (p *Plan) Expand(subscribers func(topic string) ([]string, error)) error {
+	copied := false
+	for i := range p.Drafts {
+		d := &p.Drafts[i]
+		if d.Topic == "" || !p.Fresh(i) {
+			continue
+		}
+		us, err := subscribers(d.Topic)
+		if err != nil {
+			return err
+		}
+		if len(d.Exclude) > 0 {
+			ex := make(map[string]bool, len(d.Exclude))
+			for _, u := range d.Exclude {
+				ex[u] = true
+			}
+			us = slices.DeleteFunc(us, func(u string) bool { return ex[u] })
+		}
+		if !copied {
+			p.Drafts, copied = slices.Clone(p.Drafts), true
+		}
+		p.Drafts[i].To = us
+	}
+	return nil
+}
+
+// Result is what a store keeps as a keyed draft's result: the ids and recipients of its
+// notifications, or for a topic draft only how many recipients it reached.
+func Result(d *herald.Draft, ns []herald.Notification) string {
+	if d.Topic != "" {
+		return fmt.Sprintf(`{"recipients":%d}`, len(ns))
+	}
+	return EncodeResult(ns)
+}
+
+// decodeReceipt reads what Result wrote as a replayed receipt.
+func decodeReceipt(s string) (herald.Receipt, error) {
+	if strings.HasPrefix(s, "{") {
+		var t struct {
+			Recipients int `json:"recipients"`
+		}
+		if err := json.Unmarshal([]byte(s), &t); err != nil {
+			return herald.Receipt{}, err
+		}
+		return herald.Receipt{Replayed: true, Recipients: t.Recipients}, nil
+	}
+	ns, err := DecodeResult(s)
+	if err != nil {
+		return herald.Receipt{}, err
+	}
+	return herald.Receipt{Notifications: ns, Replayed: true}, nil
 }
 
 // Streams returns the streams a draft writes to: its recipients, or the broadcast stream.

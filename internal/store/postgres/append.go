@@ -141,6 +141,22 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 		plans = append(plans, planned{req, p})
 	}
 
+	// 1b. Topic drafts: their subscribers now, each topic in one statement, so a subscription
+	// committed concurrently is wholly in or wholly out. Read before any stream is locked: the
+	// streams are then locked in the one global order with the rest.
+	for _, pl := range plans {
+		err := pl.p.Expand(func(topic string) ([]string, error) {
+			rows, err := tx.Query(ctx, `SELECT user_id FROM herald_topic_subscribers WHERE topic = $1 ORDER BY user_id`, topic)
+			if err != nil {
+				return nil, err
+			}
+			return pgx.CollectRows(rows, pgx.RowTo[string])
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+
 	// 2. The streams to write and how many each gets; lock and advance their heads.
 	counts := map[string]int64{}
 	total := 0
@@ -204,6 +220,7 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 		cStream, cType []string
 		cData          [][]byte
 		cContent       []*string
+		cTopic         []*string
 		kScope, kKey   []string
 		kResult        []string
 		kHash          [][]byte
@@ -219,18 +236,26 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 			sts := store.Streams(d)
 			out := make([]herald.Notification, len(sts))
 			content, column := store.Content(d), store.ContentColumn(d.Content)
+			var topic *string // NULL unless the draft is a topic's
+			if d.Topic != "" {
+				topic = &d.Topic
+			}
 			for j, st := range sts {
 				n := &out[j]
-				n.ID, n.User, n.Seq, n.Type, n.Content, n.Data, n.CreatedAt = idList[k], st, next[st], d.Type, content, d.Data, now
+				n.ID, n.User, n.Seq, n.Type, n.Content, n.Data, n.CreatedAt, n.Topic = idList[k], st, next[st], d.Type, content, d.Data, now, d.Topic
 				next[st]++
 				k++
 				cID, cStream, cSeq = append(cID, n.ID), append(cStream, st), append(cSeq, int64(n.Seq))
 				cType, cData, cContent = append(cType, d.Type), append(cData, []byte(d.Data)), append(cContent, column)
+				cTopic = append(cTopic, topic)
 			}
 			p.Receipts[i] = herald.Receipt{Notifications: out}
+			if d.Topic != "" {
+				p.Receipts[i].Recipients = len(out)
+			}
 			if d.Key != "" {
 				kScope, kKey = append(kScope, p.Scope), append(kKey, d.Key)
-				kHash, kResult = append(kHash, p.FPs[i]), append(kResult, store.EncodeResult(out))
+				kHash, kResult = append(kHash, p.FPs[i]), append(kResult, store.Result(d, out))
 			}
 		}
 		for i := range p.Drafts {
@@ -241,10 +266,10 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 		pl.req.Receipts = p.Receipts
 	}
 	if len(cID) > 0 {
-		if _, err := tx.Exec(ctx, `INSERT INTO herald_notifications (id, stream, seq, type, data, content, created_at)
-			SELECT id, stream, seq, type, data, content, $7
-			FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::text[]) AS t(id, stream, seq, type, data, content)`,
-			cID, cStream, cSeq, cType, cData, cContent, now); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO herald_notifications (id, stream, seq, type, data, content, topic, created_at)
+			SELECT id, stream, seq, type, data, content, topic, $8
+			FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::text[], $7::text[]) AS t(id, stream, seq, type, data, content, topic)`,
+			cID, cStream, cSeq, cType, cData, cContent, cTopic, now); err != nil {
 			return nil, err
 		}
 	}

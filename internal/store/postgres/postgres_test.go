@@ -159,3 +159,15 @@ func TestOpenRefusesBadURL(t *testing.T) {
 		t.Fatalf("Open: %v", err)
 	}
 }
+
+// BenchmarkPublishTopic: one topic publish per op to 1k, 10k and 100k subscribers.
+func BenchmarkPublishTopic(b *testing.B) {
+	storetest.BenchPublishTopic(b, func(b *testing.B) herald.Store {
+		s, err := Open(context.Background(), testenv.Postgres(b), Options{})
+		if err != nil {
+			b.Fatalf("Open: %v", err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	})
+}

@@ -55,6 +55,10 @@ func (s *Store) commitGroup(group []*store.Request) (later []*store.Request) {
 			fail(err)
 			return nil
 		}
+		if err := w.expand(p); err != nil {
+			fail(err)
+			return nil
+		}
 		if req.Receipts, err = w.write(p); err != nil {
 			fail(err)
 			return nil
@@ -87,7 +91,7 @@ func (ws *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 		st **sql.Stmt
 		q  string
 	}{
-		{&ws.insert, `INSERT INTO notifications (stream, seq, type, data, created_at, content) VALUES (?, ?, ?, ?, ?, ?)`},
+		{&ws.insert, `INSERT INTO notifications (stream, seq, type, data, created_at, content, topic) VALUES (?, ?, ?, ?, ?, ?, ?)`},
 		{&ws.getKey, `SELECT hash, result FROM idempotency WHERE scope = ? AND key = ?`},
 		{&ws.key, `INSERT INTO idempotency (scope, key, hash, result, created_at) VALUES (?, ?, ?, ?, ?)`},
 		{&ws.getSeq, `SELECT seq FROM streams WHERE stream = ?`},
@@ -273,6 +277,32 @@ func (w *txWriter) check(scope string, drafts []herald.Draft) (*store.Plan, erro
 	})
 }
 
+// expand addresses the plan's fresh topic drafts to their subscribers, read in this
+// transaction on the writer connection (where subscriptions are written too, so a bulk
+// subscribe is wholly before or after), and loads the heads of the streams that adds.
+func (w *txWriter) expand(p *store.Plan) error {
+	var added []string
+	err := p.Expand(func(topic string) ([]string, error) {
+		rows, err := w.tx.QueryContext(w.ctx, `SELECT user_id FROM topic_subscribers WHERE topic = ? ORDER BY user_id`, topic)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		us, err := scanStrings(rows)
+		for _, u := range us {
+			if _, ok := w.seqs[u]; !ok {
+				added = append(added, u)
+			}
+		}
+		return us, err
+	})
+	if err != nil {
+		return err
+	}
+	// A stream already in seqs has its head (maybe advanced by this group); one missing there
+	// was either not loaded or has no row, and loading it again reads the same nothing.
+	return w.loadSeqs(added)
+}
+
 // write stores the plan's new notifications and keys and returns the request's receipts.
 func (w *txWriter) write(p *store.Plan) ([]herald.Receipt, error) {
 	for i := range p.Drafts {
@@ -291,10 +321,14 @@ func (w *txWriter) write(p *store.Plan) ([]herald.Receipt, error) {
 		if c := store.ContentColumn(content); c != nil {
 			column = *c
 		}
+		var topic any // NULL unless the draft is a topic's
+		if d.Topic != "" {
+			topic = d.Topic
+		}
 		for j, stream := range streams {
 			n := &ns[j]
-			n.User, n.Seq, n.Type, n.Content, n.Data, n.CreatedAt = stream, w.nextSeq(stream), d.Type, content, d.Data, w.now
-			res, err := w.insert.ExecContext(w.ctx, stream, n.Seq, n.Type, []byte(n.Data), micros(w.now), column)
+			n.User, n.Seq, n.Type, n.Content, n.Data, n.CreatedAt, n.Topic = stream, w.nextSeq(stream), d.Type, content, d.Data, w.now, d.Topic
+			res, err := w.insert.ExecContext(w.ctx, stream, n.Seq, n.Type, []byte(n.Data), micros(w.now), column, topic)
 			if err != nil {
 				return nil, unavailable(err)
 			}
@@ -303,11 +337,14 @@ func (w *txWriter) write(p *store.Plan) ([]herald.Receipt, error) {
 			}
 		}
 		if d.Key != "" {
-			if _, err := w.key.ExecContext(w.ctx, p.Scope, d.Key, p.FPs[i], store.EncodeResult(ns), micros(w.now)); err != nil {
+			if _, err := w.key.ExecContext(w.ctx, p.Scope, d.Key, p.FPs[i], store.Result(d, ns), micros(w.now)); err != nil {
 				return nil, unavailable(err)
 			}
 		}
 		p.Receipts[i] = herald.Receipt{Notifications: ns}
+		if d.Topic != "" {
+			p.Receipts[i].Recipients = len(ns)
+		}
 	}
 	return p.Receipts, nil
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/store/storetest"
 )
 
 // Run with: go test -run '^$' -bench . -benchtime 3s ./internal/store/sqlite/
@@ -105,4 +106,10 @@ func benchUsers(n int) []string {
 		users[i] = "user-" + strconv.Itoa(i)
 	}
 	return users
+}
+
+// BenchmarkPublishTopic: one topic publish per op to 1k, 10k and 100k subscribers (synchronous
+// commits as --sqlite-sync normal).
+func BenchmarkPublishTopic(b *testing.B) {
+	storetest.BenchPublishTopic(b, func(b *testing.B) herald.Store { return benchStore(b, SyncNormal) })
 }

@@ -74,6 +74,11 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"PruneReadMarks", testPruneReadMarks},
 		{"PruneStateMarks", testPruneStateMarks},
 		{"AppendCancelledContext", testAppendCancelledContext},
+		{"Topics", testTopics},
+		{"TopicsPaging", testTopicsPaging},
+		{"TopicPublish", testTopicPublish},
+		{"TopicIdempotency", testTopicIdempotency},
+		{"TopicConcurrentSubscribe", testTopicConcurrentSubscribe},
 		{"Close", testClose},
 	}
 	t.Run("Identity", func(t *testing.T) { testIdentity(t, open) })
@@ -132,8 +137,14 @@ func checkReceipts(t *testing.T, drafts []herald.Draft, rs []herald.Receipt, bef
 		if d.Broadcast {
 			want = []string{herald.BroadcastStream}
 		}
-		if got := users(r.Notifications); !slices.Equal(got, want) {
-			t.Fatalf("receipt %d: users %q, want %q (the draft's recipient order)", i, got, want)
+		switch {
+		case d.Topic != "":
+			// The recipients are the topic's subscribers: the caller checks who they are.
+			if !r.Replayed && len(r.Notifications) != r.Recipients {
+				t.Fatalf("receipt %d: %d notifications, recipients %d", i, len(r.Notifications), r.Recipients)
+			}
+		case !slices.Equal(users(r.Notifications), want):
+			t.Fatalf("receipt %d: users %q, want %q (the draft's recipient order)", i, users(r.Notifications), want)
 		}
 		if r.Replayed {
 			for _, n := range r.Notifications {
@@ -2354,5 +2365,274 @@ func testNewEpoch(t *testing.T, s herald.Store) {
 	}
 	if got, w := start("alice"), (herald.Cursor{User: 4, Broadcast: 2}); got != w {
 		t.Fatalf("EpochStart(alice) after retention = %+v, want %+v", got, w)
+	}
+}
+
+// ---------------------------------------------------------------------------------------------
+// topics
+
+func subscribe(t *testing.T, s herald.Store, topic string, users ...string) int64 {
+	t.Helper()
+	n, err := s.Subscribe(context.Background(), topic, users)
+	if err != nil {
+		t.Fatalf("Subscribe(%q, %q): %v", topic, users, err)
+	}
+	return n
+}
+
+func subscribers(t *testing.T, s herald.Store, topic string) []string {
+	t.Helper()
+	us, err := s.TopicSubscribers(context.Background(), topic, "", 1000)
+	if err != nil {
+		t.Fatalf("TopicSubscribers(%q): %v", topic, err)
+	}
+	return us
+}
+
+func userTopics(t *testing.T, s herald.Store, user string) []string {
+	t.Helper()
+	ts, err := s.UserTopics(context.Background(), user)
+	if err != nil {
+		t.Fatalf("UserTopics(%q): %v", user, err)
+	}
+	return ts
+}
+
+func testTopics(t *testing.T, s herald.Store) {
+	ctx := context.Background()
+	if got := subscribers(t, s, "issue:42"); got == nil || len(got) != 0 {
+		t.Fatalf("subscribers of an unknown topic = %#v, want an empty non-nil list", got)
+	}
+	if got := userTopics(t, s, "alice"); got == nil || len(got) != 0 {
+		t.Fatalf("topics of a user without any = %#v, want an empty non-nil list", got)
+	}
+	if n := subscribe(t, s, "issue:42", "bob", "alice", "carol"); n != 3 {
+		t.Fatalf("Subscribe added %d, want 3", n)
+	}
+	if n := subscribe(t, s, "issue:42", "alice", "dave"); n != 1 {
+		t.Fatalf("Subscribe of one old and one new added %d, want 1", n)
+	}
+	subscribe(t, s, "org/acme", "alice")
+	if n := subscribe(t, s, "org/acme"); n != 0 {
+		t.Fatalf("Subscribe of nobody added %d", n)
+	}
+	if got, want := subscribers(t, s, "issue:42"), []string{"alice", "bob", "carol", "dave"}; !slices.Equal(got, want) {
+		t.Fatalf("subscribers = %q, want %q (byte order)", got, want)
+	}
+	if got, want := userTopics(t, s, "alice"), []string{"issue:42", "org/acme"}; !slices.Equal(got, want) {
+		t.Fatalf("alice's topics = %q, want %q", got, want)
+	}
+	n, err := s.Unsubscribe(ctx, "issue:42", []string{"bob", "nobody"})
+	if err != nil || n != 1 {
+		t.Fatalf("Unsubscribe = %d, %v; want 1 removed", n, err)
+	}
+	if got, want := subscribers(t, s, "issue:42"), []string{"alice", "carol", "dave"}; !slices.Equal(got, want) {
+		t.Fatalf("subscribers after unsubscribe = %q, want %q", got, want)
+	}
+	n, err = s.DeleteTopic(ctx, "issue:42")
+	if err != nil || n != 3 {
+		t.Fatalf("DeleteTopic = %d, %v; want 3 removed", n, err)
+	}
+	if got := subscribers(t, s, "issue:42"); len(got) != 0 {
+		t.Fatalf("subscribers of a deleted topic = %q", got)
+	}
+	if got, want := userTopics(t, s, "alice"), []string{"org/acme"}; !slices.Equal(got, want) {
+		t.Fatalf("alice's topics after the delete = %q, want %q: other topics stay", got, want)
+	}
+	if n, err := s.DeleteTopic(ctx, "issue:42"); err != nil || n != 0 {
+		t.Fatalf("DeleteTopic again = %d, %v; want 0", n, err)
+	}
+}
+
+func testTopicsPaging(t *testing.T, s herald.Store) {
+	var all []string
+	for i := range 25 {
+		all = append(all, fmt.Sprintf("user-%02d", i))
+	}
+	// Upper and lower case and a multi-byte id: pages are in byte order in every store.
+	all = append(all, "Zed", "zoë", "Ω")
+	subscribe(t, s, "t", all...)
+	slices.Sort(all)
+	for _, limit := range []int{1, 7, 28, 100} {
+		var got []string
+		after := ""
+		for pages := 0; ; pages++ {
+			if pages > len(all)+1 {
+				t.Fatalf("limit %d: paging does not end", limit)
+			}
+			page, err := s.TopicSubscribers(context.Background(), "t", after, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) > limit {
+				t.Fatalf("limit %d: page of %d", limit, len(page))
+			}
+			got = append(got, page...)
+			if len(page) < limit {
+				break
+			}
+			after = page[len(page)-1]
+		}
+		if !slices.Equal(got, all) {
+			t.Fatalf("limit %d: pages = %q, want %q", limit, got, all)
+		}
+	}
+}
+
+func topicDraft(topic, data string, exclude ...string) herald.Draft {
+	return herald.Draft{Topic: topic, Exclude: exclude, Type: "comment", Data: json.RawMessage(data)}
+}
+
+// testTopicPublish: a topic draft makes one notification per subscriber but the excluded, in
+// each user's own stream (after what they had), saying its topic wherever it is read.
+func testTopicPublish(t *testing.T, s herald.Store) {
+	ctx := context.Background()
+	first := one(t, s, uni("t", `{}`, "alice"))
+	subscribe(t, s, "issue:42", "carol", "bob", "alice")
+	subscribe(t, s, "issue:43", "dave")
+	rs, err := s.Append(ctx, scope, []herald.Draft{topicDraft("issue:42", `{"n":1}`, "bob"), uni("t", `{}`, "erin"), topicDraft("nobody", `{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 3 {
+		t.Fatalf("%d receipts for 3 drafts", len(rs))
+	}
+	got := rs[0].Notifications
+	if rs[0].Recipients != 2 || !slices.Equal(users(got), []string{"alice", "carol"}) {
+		t.Fatalf("topic receipt: recipients %d, users %q; want 2, alice and carol (bob excluded)", rs[0].Recipients, users(got))
+	}
+	for _, n := range got {
+		if n.Topic != "issue:42" || n.Type != "comment" || !sameJSON(n.Data, json.RawMessage(`{"n":1}`)) || n.ID == 0 {
+			t.Fatalf("topic notification %s", show(n))
+		}
+	}
+	if got[0].Seq != first.Seq+1 || got[1].Seq != 1 {
+		t.Fatalf("seqs %v: each subscriber's notification goes on in their own stream", seqs(got))
+	}
+	if rs[1].Notifications[0].Topic != "" || rs[1].Recipients != 0 {
+		t.Fatalf("a named draft has topic %q, recipients %d", rs[1].Notifications[0].Topic, rs[1].Recipients)
+	}
+	if len(rs[2].Notifications) != 0 || rs[2].Recipients != 0 {
+		t.Fatalf("a topic without subscribers reached %d", rs[2].Recipients)
+	}
+	for _, u := range []string{"bob", "dave"} {
+		if ns := streamAll(t, s, u); len(ns) != 0 {
+			t.Fatalf("%s received %d notifications", u, len(ns))
+		}
+	}
+	st := streamAll(t, s, "carol")
+	if len(st) != 1 || st[0].Topic != "issue:42" {
+		t.Fatalf("carol's stream: %v", st)
+	}
+	if n := get(t, s, "alice", got[0].ID); n.Topic != "issue:42" {
+		t.Fatalf("Get: topic %q", n.Topic)
+	}
+	in := inboxAll(t, s, "alice", herald.InboxQuery{Limit: 10})
+	if len(in) != 2 || in[0].Topic != "issue:42" || in[1].Topic != "" {
+		t.Fatalf("alice's inbox: %v", in)
+	}
+	page, err := s.Feed(ctx, "carol", herald.Cursor{}, 10)
+	if err != nil || len(page.User) != 1 || page.User[0].Topic != "issue:42" {
+		t.Fatalf("carol's feed: %v, %v", page.User, err)
+	}
+}
+
+// testTopicIdempotency: a retried topic publish returns how many it reached the first time and
+// creates nothing, however the subscribers changed; the same key for another topic or another
+// exclusion is a conflict.
+func testTopicIdempotency(t *testing.T, s herald.Store) {
+	ctx := context.Background()
+	subscribe(t, s, "issue:42", "alice", "bob", "carol")
+	d := keyed(topicDraft("issue:42", `{}`, "carol"), "k1")
+	rs := appendOK(t, s, scope, d)
+	if rs[0].Recipients != 2 || rs[0].Replayed {
+		t.Fatalf("first publish: %+v", rs[0])
+	}
+	subscribe(t, s, "issue:42", "dave")
+	for _, drafts := range [][]herald.Draft{{d}, {d, d}} {
+		again, err := s.Append(ctx, scope, drafts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range again {
+			if !r.Replayed || r.Recipients != 2 || r.Notifications != nil {
+				t.Fatalf("retry: replayed %v, recipients %d, %d notifications; want a replay of 2", r.Replayed, r.Recipients, len(r.Notifications))
+			}
+		}
+	}
+	if ns := streamAll(t, s, "dave"); len(ns) != 0 {
+		t.Fatalf("a retry reached dave, who subscribed after the publish")
+	}
+	if ns := streamAll(t, s, "alice"); len(ns) != 1 {
+		t.Fatalf("alice has %d notifications after retries, want 1", len(ns))
+	}
+	// Within one request, the second use of a fresh key replays the first.
+	rs = appendOK(t, s, scope, keyed(topicDraft("issue:42", `{}`), "k2"), keyed(topicDraft("issue:42", `{}`), "k2"))
+	if rs[0].Replayed || rs[0].Recipients != 4 || !rs[1].Replayed || rs[1].Recipients != 4 {
+		t.Fatalf("same key twice in a request: %+v / %+v", rs[0].Recipients, rs[1].Recipients)
+	}
+	for name, other := range map[string]herald.Draft{
+		"other exclusion": keyed(topicDraft("issue:42", `{}`), "k1"),
+		"other topic":     keyed(topicDraft("issue:43", `{}`, "carol"), "k1"),
+		"named instead":   keyed(uni("comment", `{}`, "alice", "bob"), "k1"),
+	} {
+		_, err := s.Append(ctx, scope, []herald.Draft{other})
+		if herald.ErrorCode(err) != herald.ECONFLICT {
+			t.Fatalf("%s with a used key: %v, want a conflict", name, err)
+		}
+	}
+}
+
+// testTopicConcurrentSubscribe: subscriptions made in bulk while a topic is published are either
+// wholly in a publish or wholly out of it, and every recipient's stream stays gapless.
+func testTopicConcurrentSubscribe(t *testing.T, s herald.Store) {
+	const batches, size = 20, 25
+	done := make(chan error, 1)
+	go func() {
+		for b := range batches {
+			us := make([]string, size)
+			for i := range us {
+				us[i] = fmt.Sprintf("b%02d-u%02d", b, i)
+			}
+			if _, err := s.Subscribe(context.Background(), "hot", us); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	var reached []int
+	for finished := false; !finished; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			finished = true
+		default:
+		}
+		rs := appendOK(t, s, scope, topicDraft("hot", `{}`))
+		per := map[string]int{}
+		for _, n := range rs[0].Notifications {
+			per[n.User[:3]]++
+		}
+		for b, n := range per {
+			if n != size {
+				t.Fatalf("batch %s: %d of its %d subscribers reached: a bulk subscribe was split by a publish", b, n, size)
+			}
+		}
+		reached = append(reached, rs[0].Recipients)
+	}
+	if last := reached[len(reached)-1]; last != batches*size {
+		t.Fatalf("the publish after every subscribe reached %d, want %d", last, batches*size)
+	}
+	if !slices.IsSorted(reached) {
+		t.Fatalf("publishes reached %v: later ones must reach at least as many", reached)
+	}
+	for _, u := range []string{"b00-u00", "b19-u24"} {
+		ns := streamAll(t, s, u)
+		if !slices.Equal(seqs(ns), seqRange(1, uint64(len(ns)))) {
+			t.Fatalf("%s's stream seqs %v, want 1..%d", u, seqs(ns), len(ns))
+		}
 	}
 }
