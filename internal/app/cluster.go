@@ -74,7 +74,7 @@ func (c *cluster) committed(ns []herald.Notification) {
 	}
 	if c.busDown.Load() {
 		c.m.BusPublishErrors.Inc()
-		c.hub.Publish(ns)
+		c.deliverDown(ns)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
@@ -87,12 +87,20 @@ func (c *cluster) committed(ns []herald.Notification) {
 			c.log.Warn("bus: publish failed; delivering by resync until the bus answers", "notifications", len(ns), "err", err)
 			// Messages already published come back through the bus too; the hub drops what
 			// it already has.
-			c.hub.Publish(ns)
+			c.deliverDown(ns)
 			c.want()
 			return
 		}
 	}
 	c.m.BusPublished.Add(float64(len(ns)))
+}
+
+// deliverDown hands a commit made while the bus is down to this node's hub, behind the
+// barrier: it is delivered with the next resync, merged in id order with what that resync finds
+// of the other nodes' commits, one of which its publisher may have sent before it.
+func (c *cluster) deliverDown(ns []herald.Notification) {
+	c.hub.Hold()
+	c.hub.Publish(ns)
 }
 
 // stateChanged tells every node's streams of user about a change of its state of
@@ -164,6 +172,9 @@ func (c *cluster) start() {
 	go func() {
 		defer c.wg.Done()
 		c.bus.Listen(ctx, c.received, func() {
+			// What the bus lost is only in the store: hold what it brings from now on until
+			// the resync has read what was missed, so both are delivered in publish order.
+			c.hub.Hold()
 			c.m.BusReconnects.Inc()
 			c.want()
 		})
@@ -192,7 +203,9 @@ func (c *cluster) watchBus(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
+			// Live delivery rests on resyncs, each merging both streams in publish order.
 			c.busDown.Store(true)
+			c.hub.Hold()
 			c.want()
 		default:
 			c.busDown.Store(false)

@@ -62,6 +62,8 @@ type Hub struct {
 
 	holding map[*Subscription]struct{} // subscriptions with held events
 
+	barrier barrier // while the bus may have lost messages (barrier.go)
+
 	// repairQueue are the repairs waiting for one of the repairers (at most repairReads)
 	// goroutines serving it (repair.go).
 	repairQueue []repairJob
@@ -309,6 +311,10 @@ func (h *Hub) Publish(ns []herald.Notification) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
+		return
+	}
+	if h.barrier.on {
+		h.bar(ns)
 		return
 	}
 	for i := range ns {

@@ -174,6 +174,9 @@ const resyncChunk = 1000
 // a user's two streams out of their publish order.
 func (h *Hub) Resync(ctx context.Context, lost bool) error {
 	if h.opts.Source == nil {
+		h.mu.Lock()
+		h.lift()
+		h.mu.Unlock()
 		return nil
 	}
 	h.mu.Lock()
@@ -183,8 +186,25 @@ func (h *Hub) Resync(ctx context.Context, lost bool) error {
 			keys = append(keys, key)
 		}
 	}
+	held, gen, barred := h.barrier.on, h.barrier.gen, len(h.barrier.events)
 	h.mu.Unlock()
 	seen := make(map[string]uint64, len(keys))
+	if held {
+		// The bus lost messages: read what every stream missed, and deliver it merged with
+		// what waited behind the barrier (barrier.go).
+		for len(keys) > 0 {
+			n := min(len(keys), resyncChunk)
+			heads, err := h.opts.Source.StreamHeads(ctx, keys[:n])
+			if err != nil {
+				return err
+			}
+			for key, head := range heads {
+				seen[key] = head
+			}
+			keys = keys[n:]
+		}
+		return h.catchUp(ctx, seen, gen, barred)
+	}
 	for len(keys) > 0 {
 		n := min(len(keys), resyncChunk)
 		heads, err := h.opts.Source.StreamHeads(ctx, keys[:n])
