@@ -249,7 +249,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "bytes of request headers")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
-	fs.BoolVar(&c.Web, "web", c.Web, "serve the demo inbox page at / and the browser client at /herald.js")
+	fs.BoolVar(&c.Web, "web", c.Web, "serve the demo inbox page at /, the browser client at /herald.js and the <herald-inbox> element at /herald-inbox.js")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "serve net/http/pprof on this loopback address (empty: off)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics, /healthz and /readyz on this address of their own, such as 127.0.0.1:9090 or an internal interface (empty: off)")
 	fs.BoolVar(&c.MetricsPublic, "metrics-public", c.MetricsPublic, "with auth on, also serve /metrics on --addr, to anyone who reaches it (dev mode always does)")
