@@ -19,6 +19,8 @@ import (
 type publishRequest struct {
 	To        []string        `json:"to"`
 	Broadcast *bool           `json:"broadcast"`
+	Topic     *string         `json:"topic"`
+	Exclude   []string        `json:"exclude"`
 	Type      *string         `json:"type"`
 	Title     string          `json:"title"`
 	Body      string          `json:"body"`
@@ -40,8 +42,12 @@ type publishedItem struct {
 	User string `json:"user,omitempty"`
 }
 
+// publishResponse is the 201 of a publish. A topic's notifications are not listed, only counted
+// in Recipients (present only when the request has a topic): they can be 100,000, and a replay
+// knows only their count, so the first answer and its replays say the same.
 type publishResponse struct {
 	Notifications []publishedItem `json:"notifications"`
+	Recipients    *int            `json:"recipients,omitempty"`
 }
 
 func (a *API) publish(w http.ResponseWriter, r *http.Request) {
@@ -184,9 +190,16 @@ func (a *API) commit(w http.ResponseWriter, r *http.Request, scope string, draft
 	}
 	resp := publishResponse{Notifications: make([]publishedItem, 0, n)}
 	replayed := true
-	for _, rc := range receipts {
+	for i, rc := range receipts {
 		if !rc.Replayed {
 			replayed = false
+		}
+		if drafts[i].Topic != "" {
+			if resp.Recipients == nil {
+				resp.Recipients = new(int)
+			}
+			*resp.Recipients += rc.Recipients
+			continue
 		}
 		for _, n := range rc.Notifications {
 			resp.Notifications = append(resp.Notifications, publishedItem{ID: strconv.FormatInt(n.ID, 10), User: n.User})
@@ -202,6 +215,8 @@ func (a *API) commit(w http.ResponseWriter, r *http.Request, scope string, draft
 		switch {
 		case drafts[i].Broadcast:
 			a.published[kindBroadcast].Inc()
+		case drafts[i].Topic != "":
+			a.published[kindMulticast].Inc()
 		case len(drafts[i].To) == 1:
 			a.published[kindUnicast].Inc()
 		default:
@@ -235,17 +250,43 @@ func (a *API) draft(req *publishRequest, prefix string) (herald.Draft, error) {
 		return d, herald.Errorf(herald.EINVALID, prefix+format, args...)
 	}
 	broadcast := req.Broadcast != nil && *req.Broadcast
+	addressed := 0 // of to, broadcast and topic
+	for _, given := range []bool{req.To != nil, broadcast, req.Topic != nil} {
+		if given {
+			addressed++
+		}
+	}
 	switch {
-	case broadcast && req.To != nil:
-		return bad("give either \"to\" or \"broadcast\": true, not both")
+	case addressed > 1:
+		return bad("give exactly one of \"to\", \"broadcast\": true and \"topic\"")
 	case req.Broadcast != nil && !broadcast:
 		return bad("\"broadcast\" may only be true; leave it out to address users with \"to\"")
-	case !broadcast && req.To == nil:
-		return bad("\"to\" (a list of user ids) or \"broadcast\": true is required")
-	case !broadcast && len(req.To) == 0:
+	case addressed == 0:
+		return bad("\"to\" (a list of user ids), \"broadcast\": true or \"topic\" is required")
+	case req.To != nil && len(req.To) == 0:
 		return bad("\"to\" must name at least one user")
 	case len(req.To) > a.opts.MaxRecipients:
 		return d, herald.Errorf(herald.ETOOLARGE, prefix+"\"to\" holds at most %d users, not %d", a.opts.MaxRecipients, len(req.To))
+	case req.Exclude != nil && req.Topic == nil:
+		return bad("\"exclude\" may only be given with \"topic\"")
+	case len(req.Exclude) > a.opts.MaxRecipients:
+		return d, herald.Errorf(herald.ETOOLARGE, prefix+"\"exclude\" holds at most %d users, not %d", a.opts.MaxRecipients, len(req.Exclude))
+	}
+	if req.Topic != nil {
+		if err := herald.ValidateTopic(*req.Topic); err != nil {
+			return d, prefixed(prefix+"topic: ", err)
+		}
+		d.Topic = *req.Topic
+		excluded := make(map[string]bool, len(req.Exclude))
+		for i, u := range req.Exclude {
+			if err := herald.ValidateUser(u); err != nil {
+				return d, prefixed(fmt.Sprintf("%sexclude[%d]: ", prefix, i), err)
+			}
+			if !excluded[u] {
+				excluded[u] = true
+				d.Exclude = append(d.Exclude, u)
+			}
+		}
 	}
 	d.Broadcast = broadcast
 	// Each user gets one notification, however often they are named.

@@ -244,7 +244,7 @@ func (p *publishBody) batch(maxBatch int, each func(i int, req *publishRequest) 
 					}
 					return bodyError(err)
 				}
-				if req.Broadcast != nil && *req.Broadcast {
+				if (req.Broadcast != nil && *req.Broadcast) || req.Topic != nil {
 					if err := p.broadcast(); err != nil {
 						return err
 					}
@@ -266,7 +266,8 @@ func (p *publishBody) batch(maxBatch int, each func(i int, req *publishRequest) 
 	return p.end()
 }
 
-// broadcast counts a broadcast notification as one recipient of the request.
+// broadcast counts a broadcast or topic notification as one recipient of the request: its
+// recipients are known only at its commit.
 func (p *publishBody) broadcast() error {
 	p.budget.inNotification = 0 // a broadcast names no user
 	return p.budget.add(1)
