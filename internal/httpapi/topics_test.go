@@ -168,7 +168,9 @@ func TestTopicErrors(t *testing.T) {
 			store := newTopicStore()
 			h := topicAPI(t, store, anyPublisher{})
 			rec := call(h, tt.method, tt.path, "application/json", tt.body)
-			var answer struct{ Error struct{ Code, Message string } }
+			var answer struct {
+				Error struct{ Code, Message string }
+			}
 			json.Unmarshal(rec.Body.Bytes(), &answer)
 			if rec.Code != tt.status || !strings.Contains(answer.Error.Message, tt.message) {
 				t.Errorf("answer %d %s, want %d naming %q", rec.Code, rec.Body.String(), tt.status, tt.message)
@@ -258,7 +260,9 @@ func TestPublishTopic(t *testing.T) {
 				}
 				return
 			}
-			var answer struct{ Error struct{ Code, Message string } }
+			var answer struct {
+				Error struct{ Code, Message string }
+			}
 			json.Unmarshal(rec.Body.Bytes(), &answer)
 			if !strings.Contains(answer.Error.Message, tt.answer) {
 				t.Errorf("answer %s, want it to name %q", rec.Body, tt.answer)
