@@ -98,6 +98,12 @@ func (p *Plan) Dup(i int) {
 	}
 }
 
+// MaxTopicRecipients bounds the subscribers one topic publish reaches. Its expansion is held in
+// memory for its commit (about 0.5 KB a recipient on SQLite, 1.2 KB on PostgreSQL; a topic
+// publish takes a commit group to itself and a store commits one group at a time, so one
+// expansion at a time per node); stores read at most one more subscriber than this.
+const MaxTopicRecipients = 100_000
+
 // Fresh drafts of a topic: Expand replaces the plan's drafts by a copy (the caller's are
 // untouched, so a retried transaction expands again) in which each fresh topic draft is
 // addressed To its subscribers, read by subscribers in the store's transaction, minus its
@@ -112,6 +118,9 @@ func (p *Plan) Expand(subscribers func(topic string) ([]string, error)) error {
 		us, err := subscribers(d.Topic)
 		if err != nil {
 			return err
+		}
+		if len(us) > MaxTopicRecipients {
+			return herald.Errorf(herald.ETOOLARGE, "topic %q has more than %d subscribers, the most one publish reaches; split it into smaller topics", d.Topic, MaxTopicRecipients)
 		}
 		if len(d.Exclude) > 0 {
 			ex := make(map[string]bool, len(d.Exclude))

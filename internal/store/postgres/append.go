@@ -146,7 +146,7 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 	// streams are then locked in the one global order with the rest.
 	for _, pl := range plans {
 		err := pl.p.Expand(func(topic string) ([]string, error) {
-			rows, err := tx.Query(ctx, `SELECT user_id FROM herald_topic_subscribers WHERE topic = $1 ORDER BY user_id`, topic)
+			rows, err := tx.Query(ctx, `SELECT user_id FROM herald_topic_subscribers WHERE topic = $1 ORDER BY user_id LIMIT $2`, topic, store.MaxTopicRecipients+1)
 			if err != nil {
 				return nil, err
 			}

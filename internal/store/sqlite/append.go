@@ -283,7 +283,7 @@ func (w *txWriter) check(scope string, drafts []herald.Draft) (*store.Plan, erro
 func (w *txWriter) expand(p *store.Plan) error {
 	var added []string
 	err := p.Expand(func(topic string) ([]string, error) {
-		rows, err := w.tx.QueryContext(w.ctx, `SELECT user_id FROM topic_subscribers WHERE topic = ? ORDER BY user_id`, topic)
+		rows, err := w.tx.QueryContext(w.ctx, `SELECT user_id FROM topic_subscribers WHERE topic = ? ORDER BY user_id LIMIT ?`, topic, store.MaxTopicRecipients+1)
 		if err != nil {
 			return nil, unavailable(err)
 		}
