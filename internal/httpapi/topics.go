@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -63,25 +64,24 @@ func (a *API) topicAndUser(w http.ResponseWriter, r *http.Request) (topic, user 
 
 // subscribe is PUT /v1/topics/{topic}/subscribers/{user}: idempotent, 204 either way.
 func (a *API) subscribe(w http.ResponseWriter, r *http.Request) {
-	topic, user, ok := a.topicAndUser(w, r)
-	if !ok {
-		return
-	}
-	if _, err := a.opts.Store.Subscribe(r.Context(), topic, []string{user}); err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	a.changeSubscription(w, r, a.opts.Store.Subscribe)
 }
 
 // unsubscribe is DELETE /v1/topics/{topic}/subscribers/{user}: 204 whether or not the user was
 // subscribed, so that a retry answers as the first call did.
 func (a *API) unsubscribe(w http.ResponseWriter, r *http.Request) {
+	a.changeSubscription(w, r, a.opts.Store.Unsubscribe)
+}
+
+// changeSubscription applies change (the store's Subscribe or Unsubscribe) to the path's topic
+// and user, and answers 204.
+func (a *API) changeSubscription(w http.ResponseWriter, r *http.Request,
+	change func(ctx context.Context, topic string, users []string) (int64, error)) {
 	topic, user, ok := a.topicAndUser(w, r)
 	if !ok {
 		return
 	}
-	if _, err := a.opts.Store.Unsubscribe(r.Context(), topic, []string{user}); err != nil {
+	if _, err := change(r.Context(), topic, []string{user}); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
