@@ -1114,3 +1114,20 @@ func TestNotify(t *testing.T) {
 	h.Close()
 	h.Notify("alice", ev) // after Close: a no-op, not a panic
 }
+
+// TestRepairLongerThanOneRead: a gap wider than one repair read is read in several, and the
+// events between the first read and the pending one are read too, not skipped as if pruned.
+func TestRepairLongerThanOneRead(t *testing.T) {
+	store := openStore(t)
+	h := newHub(t, Options{Source: store, GapTimeout: 10 * time.Millisecond, QueueSize: 4 * repairLimit, BufferBytes: 1 << 30})
+	sub := subscribe(t, h, "alice")
+	ns := appendTo(t, store, "alice", 2*repairLimit+5)
+	h.Publish(ns[:1])
+	h.Publish(ns[len(ns)-1:]) // everything between comes from the store
+	got := seqs(collect(t, sub, len(ns)), "alice")
+	for i, s := range got {
+		if s != uint64(i+1) {
+			t.Fatalf("event %d has seq %d: a repair skipped %d..%d", i, s, i+1, s-1)
+		}
+	}
+}

@@ -134,17 +134,20 @@ func (h *Hub) repaired(st *stream, upto uint64, limit int, ns []herald.Notificat
 	// sees the jump and asks the store itself, which tells the client of any hole. Only this
 	// repair's range may be skipped: a further hole among the pending events gets its own
 	// wait, or its events, possibly still on their way, would be dropped as late.
-	for len(st.pending) > 0 && st.next <= upto {
-		st.next = min(st.pending[0].Seq, upto+1)
-		h.flush(st)
-	}
-	switch {
-	case st.next > upto || err != nil:
-		// Done, or the store failed: the next resync tries again.
-	case len(ns) == limit:
-		h.repair(st, upto) // more than one read's worth: go on
-	default:
-		st.next = upto + 1 // the rest was pruned
+	if err == nil && len(ns) == limit && ns[len(ns)-1].Seq < upto && st.next <= upto {
+		// More than one read's worth: go on. Nothing may be skipped yet: what lies between this
+		// read and the first pending event is still to be read, not missing. (A read that
+		// reached past upto has covered the range: what it lacks there is gone.)
+		h.repair(st, upto)
+	} else {
+		for len(st.pending) > 0 && st.next <= upto {
+			st.next = min(st.pending[0].Seq, upto+1)
+			h.flush(st)
+		}
+		if err == nil && st.next <= upto {
+			st.next = upto + 1 // the rest was pruned
+		}
+		// On an error the next resync tries again.
 	}
 	if len(st.pending) > 0 {
 		h.arm(st)
