@@ -41,6 +41,8 @@ Usage:
   herald-bench [flags] publish     publish as fast as acknowledged, single or -batch
   herald-bench [flags] stall       broadcasts while every -stall-every-th stream stops reading:
                                    memory, the others' delivery, the stalled ones cut and resumed
+  herald-bench [flags] storm       streams go away, events are published (-restart: the server is
+                                   killed and restarted), all resume at once: catch-up times
   herald-bench compare A.json B.json   a table of A against B (results written with -json)
 
 Flags:
@@ -68,6 +70,7 @@ type options struct {
 	jsonOut    string
 	stallEvery int
 	payload    int
+	storm      stormOptions
 }
 
 func main() {
@@ -110,6 +113,7 @@ func main() {
 	fs.StringVar(&o.jsonOut, "json", "", "also write the result as JSON to this file ('-' for stdout)")
 	fs.IntVar(&o.stallEvery, "stall-every", 10, "stall: every this-many-th stream stops reading (10: 10 %)")
 	fs.IntVar(&o.payload, "payload", 16<<10, "stall: bytes of padding in each broadcast")
+	o.storm.register(fs)
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
 	}
@@ -167,6 +171,8 @@ func run(ctx context.Context, o options, scenario string) (*result, error) {
 	case "idle", "broadcast", "unicast":
 	case "stall":
 		res.Streams = o.streams
+	case "storm":
+		return res, runStorm(ctx, o, res)
 	default:
 		return nil, fmt.Errorf("unknown scenario %q", scenario)
 	}

@@ -70,6 +70,15 @@ func TestScenarios(t *testing.T) {
 				t.Errorf("delivered %d to the steady streams, want %d", r.Delivered, want)
 			}
 		}},
+		{"storm", func(o *options) { o.storm.handshakes, o.storm.wait = 8, 30 * time.Second }, func(t *testing.T, r *result) {
+			st := r.Storm
+			if st == nil || st.AwayEvents != 4 || r.Delivered != 60*4 {
+				t.Fatalf("storm result %+v, delivered %d; want 4 events caught up by each of 60 streams", st, r.Delivered)
+			}
+			if st.ReconnectAllSec <= 0 || st.CaughtUpAllSec < st.CaughtUp.P50/1000 || st.NotCaughtUp+st.Reordered+st.ResumeFailed > 0 {
+				t.Errorf("storm result %+v", st)
+			}
+		}},
 		{"publish", func(o *options) { o.batch = 10 }, func(t *testing.T, r *result) {
 			if r.Published == 0 || r.Published%10 != 0 || r.AckLatency == nil {
 				t.Errorf("published %d in batches of 10, latency %v", r.Published, r.AckLatency)

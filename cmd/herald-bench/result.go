@@ -53,6 +53,8 @@ type result struct {
 	StalledResumed   int       `json:"stalled_resumed,omitempty"`   // got every round after reconnecting
 	StalledMissing   int       `json:"stalled_missing,omitempty"`   // over the stalled rounds
 	StalledDuplicate int       `json:"stalled_duplicate,omitempty"` // over the stalled rounds
+
+	Storm *stormResult `json:"storm,omitempty"`
 }
 
 func (r *result) add(rep *report) {
@@ -105,6 +107,7 @@ func (r *result) print(w io.Writer) {
 	if r.Scenario == "stall" {
 		r.printStall(w)
 	}
+	r.printStorm(w)
 	if r.Streams > 0 && r.Scenario != "idle" {
 		fmt.Fprintf(w, "  missing %d  duplicate %d  unexpected %d  closed by server %d\n", r.Missing, r.Duplicate, r.Unexpected, r.Closed)
 	}

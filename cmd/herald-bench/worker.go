@@ -62,11 +62,12 @@ type resumed struct {
 
 // workerMsg is a worker's line to the coordinator.
 type workerMsg struct {
-	Progress *progress `json:"progress,omitempty"`
-	Opened   *opened   `json:"opened,omitempty"`
-	Report   *report   `json:"report,omitempty"`
-	Stalled  *int      `json:"stalled,omitempty"`
-	Resumed  *resumed  `json:"resumed,omitempty"`
+	Progress *progress    `json:"progress,omitempty"`
+	Opened   *opened      `json:"opened,omitempty"`
+	Report   *report      `json:"report,omitempty"`
+	Stalled  *int         `json:"stalled,omitempty"`
+	Resumed  *resumed     `json:"resumed,omitempty"`
+	Storm    *stormReport `json:"storm,omitempty"`
 }
 
 type progress struct {
@@ -162,6 +163,7 @@ func runWorker() error {
 			Report *reportCmd `json:"report"`
 			Stall  bool       `json:"stall"`
 			Resume *resumeCmd `json:"resume"`
+			Storm  *stormCmd  `json:"storm"`
 		}
 		if err := dec.Decode(&cmd); err != nil {
 			w.closeAll()
@@ -180,6 +182,8 @@ func runWorker() error {
 			w.send(workerMsg{Stalled: &n})
 		case cmd.Resume != nil:
 			w.send(workerMsg{Resumed: w.resume(*cmd.Resume)})
+		case cmd.Storm != nil:
+			w.send(workerMsg{Storm: w.storm(*cmd.Storm)})
 		}
 	}
 }
