@@ -70,7 +70,7 @@ func TestScenarios(t *testing.T) {
 				t.Errorf("delivered %d to the steady streams, want %d", r.Delivered, want)
 			}
 		}},
-		{"storm", func(o *options) { o.storm.handshakes, o.storm.wait = 8, 30 * time.Second }, func(t *testing.T, r *result) {
+		{"storm", func(o *options) { o.storm.handshakes, o.storm.wait = 8, 30*time.Second }, func(t *testing.T, r *result) {
 			st := r.Storm
 			if st == nil || st.AwayEvents != 4 || r.Delivered != 60*4 {
 				t.Fatalf("storm result %+v, delivered %d; want 4 events caught up by each of 60 streams", st, r.Delivered)
