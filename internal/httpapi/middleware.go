@@ -16,7 +16,8 @@ import (
 // matched (filled in by the innermost handler, read by the outermost).
 type requestInfo struct {
 	id    string
-	log   *slog.Logger
+	base  *slog.Logger
+	log   *slog.Logger // base with the request id, made on first use (logger)
 	route string
 	start time.Time
 	// parked is set when the stream handler hands its connection to the parker, which logs and
@@ -25,6 +26,15 @@ type requestInfo struct {
 }
 
 type infoKey struct{}
+
+// logger returns the request's logger. It is made on first use: a logger With an attribute
+// formats it at once, and most requests (every stream of a reconnect storm) log nothing.
+func (ri *requestInfo) logger() *slog.Logger {
+	if ri.log == nil {
+		ri.log = ri.base.With("request_id", ri.id)
+	}
+	return ri.log
+}
 
 func info(r *http.Request) *requestInfo {
 	if ri, ok := r.Context().Value(infoKey{}).(*requestInfo); ok {
@@ -36,7 +46,7 @@ func info(r *http.Request) *requestInfo {
 // logFor returns the logger of r: the API's, with the request id.
 func (a *API) logFor(r *http.Request) *slog.Logger {
 	if ri := info(r); ri != nil {
-		return ri.log
+		return ri.logger()
 	}
 	return a.log
 }
@@ -99,7 +109,7 @@ func (a *API) observe(next http.Handler) http.Handler {
 		if !requestIDPattern.MatchString(id) {
 			id = a.ids.next()
 		}
-		ri := &requestInfo{id: id, log: a.log.With("request_id", id), route: "other", start: start}
+		ri := &requestInfo{id: id, base: a.log, route: "other", start: start}
 		w.Header().Set("X-Request-ID", id)
 		rec := &recorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), infoKey{}, ri)))
@@ -121,7 +131,10 @@ func (a *API) observe(next http.Handler) http.Handler {
 			level = slog.LevelDebug
 		}
 		// The path, never the query string: it may hold a token (?access_token=).
-		ri.log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path, "route", ri.route,
+		if !a.log.Enabled(r.Context(), level) {
+			return
+		}
+		ri.logger().Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path, "route", ri.route,
 			"status", status, "bytes", rec.bytes, "duration", elapsed.Round(time.Microsecond), "remote", r.RemoteAddr)
 	})
 }
