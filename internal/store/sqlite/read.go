@@ -76,7 +76,9 @@ const (
 )
 
 type readerStmts struct {
-	streamAfter, heads *sql.Stmt
+	streamAfter, heads, feed *sql.Stmt
+	// broadcasts are recent broadcasts as read, for resumes (feed.go).
+	broadcasts broadcastCache
 }
 
 func (r *readerStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -88,10 +90,17 @@ func (r *readerStmts) prepare(ctx context.Context, db *sql.DB) error {
 		r.streamAfter.Close()
 		return fmt.Errorf("sqlite: prepare: %w", err)
 	}
+	if r.feed, err = db.PrepareContext(ctx, feedQuery); err != nil {
+		r.streamAfter.Close()
+		r.heads.Close()
+		return fmt.Errorf("sqlite: prepare: %w", err)
+	}
 	return nil
 }
 
-func (r *readerStmts) close() error { return errors.Join(r.streamAfter.Close(), r.heads.Close()) }
+func (r *readerStmts) close() error {
+	return errors.Join(r.streamAfter.Close(), r.heads.Close(), r.feed.Close())
+}
 
 func streamAfter(ctx context.Context, stmt *sql.Stmt, stream string, after uint64, limit int) ([]herald.Notification, error) {
 	rows, err := stmt.QueryContext(ctx, stream, after, limit)
@@ -175,9 +184,10 @@ func (s *Store) Heads(ctx context.Context, user string) (herald.Cursor, error) {
 	return heads(ctx, s.read.heads, user)
 }
 
-// Feed reads both of user's streams after the cursor in one snapshot, so Heads agrees with what
-// was returned.
-func (s *Store) Feed(ctx context.Context, user string, after herald.Cursor, limit int) (herald.FeedPage, error) {
+// feedTx reads both of user's streams after the cursor in one transaction, so Heads agrees with
+// what was returned: Feed's way when the broadcasts it needs are not all in its cache and could
+// not be read beside its statement (feed.go).
+func (s *Store) feedTx(ctx context.Context, user string, after herald.Cursor, limit int) (herald.FeedPage, error) {
 	var page herald.FeedPage
 	tx, err := s.reader.BeginTx(ctx, nil)
 	if err != nil {
