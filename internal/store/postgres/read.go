@@ -142,23 +142,60 @@ func (s *Store) Feed(ctx context.Context, user string, after herald.Cursor, limi
 	if err := s.check(); err != nil {
 		return page, err
 	}
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		var err error
-		if page.User, err = streamAfter(ctx, tx, user, after.User, limit); err != nil {
-			return err
-		}
-		if page.Broadcast, err = streamAfter(ctx, tx, herald.BroadcastStream, after.Broadcast, limit); err != nil {
-			return err
-		}
-		h, err := headsOf(ctx, tx, []string{user, herald.BroadcastStream})
-		page.Heads = cursorOf(h, user)
-		return err
-	})
-	if err != nil && herald.ErrorCode(err) != herald.EUNAVAILABLE {
-		err = unavailable(err)
+	// One statement, one snapshot (a statement sees the database as of its start), one round
+	// trip: a resume was a repeatable-read transaction of five (BEGIN, three queries, COMMIT),
+	// and a reconnect storm is thousands of resumes at once.
+	rows, err := s.pool.Query(ctx, feedQuery, user, int64(after.User), int64(after.Broadcast), limit)
+	if err != nil {
+		return page, unavailable(err)
 	}
-	return page, err
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			part    int
+			n       herald.Notification
+			seq     int64
+			data    []byte
+			created *time.Time
+			content []byte
+			topic   *string
+		)
+		if err := rows.Scan(&part, &n.ID, &n.User, &seq, &n.Type, &data, &created, &content, &topic); err != nil {
+			return page, unavailable(err)
+		}
+		if part == 2 {
+			page.Heads = page.Heads.With(n.User, uint64(seq))
+			continue
+		}
+		n.Seq, n.Data, n.CreatedAt = uint64(seq), data, *created
+		if topic != nil {
+			n.Topic = *topic
+		}
+		if n.Content, err = store.ReadContent(content); err != nil {
+			return page, unavailable(err)
+		}
+		if part == 0 {
+			page.User = append(page.User, n)
+		} else {
+			page.Broadcast = append(page.Broadcast, n)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return page, unavailable(err)
+	}
+	return page, nil
 }
+
+// feedQuery is Feed's statement. $1 is the user, $2 and $3 the cursor in the user's stream and
+// the broadcast stream, $4 the limit of each. Its rows: part 0, the user's notifications; part
+// 1, the broadcasts; part 2, the heads; each in sequence order.
+const feedQuery = `(SELECT 0 AS part, ` + notificationCols + ` FROM herald_notifications
+		WHERE stream = $1 AND seq > $2 ORDER BY seq LIMIT $4)
+	UNION ALL (SELECT 1, ` + notificationCols + ` FROM herald_notifications
+		WHERE stream = '' AND seq > $3 ORDER BY seq LIMIT $4)
+	UNION ALL (SELECT 2, 0, stream, seq, '', NULL, NULL, NULL, NULL FROM herald_streams
+		WHERE stream IN ($1, ''))
+	ORDER BY part, seq`
 
 // Inbox returns a page of user's notifications and broadcasts, newest first, with user's state
 // of each. Within a stream ids grow with sequence numbers, so each stream is walked back through
