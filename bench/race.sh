@@ -5,6 +5,10 @@
 #
 #   bench/race.sh [streams] [out-dir]      (default 18000 streams; results in out-dir/*.json)
 #
+# Reconnect storms (every stream resuming with Last-Event-ID at once) are in bench/storm.sh, against
+# a baseline Herald: neither the naive server nor the floor keeps history or gives a stream a
+# position to resume from, so neither can express a catch-up.
+#
 # Needs Linux (the generator reads /proc for the servers' memory and CPU), and an open-file limit
 # above the stream count in each process (the generator spreads streams over worker processes).
 set -euo pipefail

@@ -7,13 +7,36 @@
 # and one notification per user, and has every stream resume at once (-handshakes in flight).
 #
 #   bench/storm.sh [streams...]        (default: 5000 18000; results and logs in $OUT)
-#       RUNS=3  BASE=main  OUT=$(mktemp -d)  ROUNDS=5  HANDSHAKES=200  RESTARTS="no yes"
+#       RUNS=3  BASE=main  OUT=$(mktemp -d)  ROUNDS=5  HANDSHAKES=200  MODES="no yes"
+#       MODES: no (no restart), yes (SIGKILL restart while away), quiet (nothing published while
+#       away, no restart: the time to reconnect only, the reference the goal is set against)
 #       BENCH_ARGS adds herald-bench flags; PROFILE=1 writes a CPU profile of each server
+#   TABLE=dir bench/storm.sh           prints the table of the runs in dir again
 #
 # Needs Linux, jq, and an open-file limit above the stream count in the server (the generator
 # spreads its streams over worker processes of at most 15,000 each).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# table prints every run of $out/runs.tsv, then the median of each configuration.
+table() {
+  echo
+  echo "| binary | streams | restart | reconnect-all s | all caught up s | ratio | caught-up p50 ms | p99 ms | server CPU s | missing/dup/failed |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+  sed 's/\t/ | /g; s/^/| /; s/$/ |/' "$out/runs.tsv"
+  echo
+  echo "Medians:"
+  echo "| binary | streams | restart | runs | reconnect-all s | all caught up s | ratio | caught-up p50 ms | server CPU s |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  sort -t$'\t' -k2,2n -k3,3 -k1,1 "$out/runs.tsv" | awk -F'\t' '
+    function med(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }; return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+    function flush() { if (k) printf "| %s | %s | %s | %d | %.2f | %.2f | %.2f | %.0f | %.2f |\n", key1, key2, key3, k, med(r, k), med(c, k), med(q, k), med(p, k), med(u, k); k = 0 }
+    { key = $1 FS $2 FS $3; if (key != last) { flush(); last = key; key1 = $1; key2 = $2; key3 = $3 }
+      k++; r[k] = $4; c[k] = $5; q[k] = $6; p[k] = $7; u[k] = $9 }
+    END { flush() }'
+}
+
+if [ -n "${TABLE:-}" ]; then out=$TABLE; table; exit 0; fi
+
 counts=("$@")
 [ ${#counts[@]} -gt 0 ] || counts=(5000 18000)
 runs=${RUNS:-3}
@@ -34,8 +57,8 @@ echo "baseline: $base ($(git rev-parse --short "$base")); new: $(git rev-parse -
 
 port=18480
 for n in "${counts[@]}"; do
-  for restart in ${RESTARTS:-no yes}; do
-    flag=""; [ "$restart" = yes ] && flag="-restart"
+  for restart in ${MODES:-no yes}; do
+    flag=""; [ "$restart" = yes ] && flag="-restart"; [ "$restart" = quiet ] && flag="-quiet"
     for run in $(seq "$runs"); do
       for which in base new; do
         name="$which-$n-restart_$restart-$run"
@@ -51,7 +74,7 @@ for n in "${counts[@]}"; do
           -serve-log "$out/$name.log" "${prof[@]}" -json "$out/$name.json" $flag ${BENCH_ARGS:-} storm \
           >"$out/$name.txt" 2>"$out/$name.err" || echo "run $name failed: see $out/$name.err"
         rm -f "$db" "$db-wal" "$db-shm"
-        jq -r '"\(.name)\t\(.streams)\t\(if .storm.restarted then "restart" else "-" end)\t\(.storm.reconnect_all_seconds*100|round/100)\t\(.storm.caught_up_all_seconds*100|round/100)\t\(.storm.caught_up_over_reconnect*100|round/100)\t\(.storm.caught_up.p50_ms|round)\t\(.storm.caught_up.p99_ms|round)\t\(.storm.server_cpu_seconds)\t\(.missing)/\(.duplicate)/\(.storm.resume_failed)"' \
+        jq -r '"\(.name)\t\(.streams)\t\(if .storm.restarted then "restart" elif .storm.away_events == 0 then "quiet" else "-" end)\t\(.storm.reconnect_all_seconds*100|round/100)\t\(.storm.caught_up_all_seconds*100|round/100)\t\(.storm.caught_up_over_reconnect*100|round/100)\t\(.storm.caught_up.p50_ms|round)\t\(.storm.caught_up.p99_ms|round)\t\(.storm.server_cpu_seconds)\t\(.missing)/\(.duplicate)/\(.storm.resume_failed)"' \
           "$out/$name.json" 2>/dev/null >>"$out/runs.tsv" || true
         tail -1 "$out/runs.tsv"
       done
@@ -59,20 +82,6 @@ for n in "${counts[@]}"; do
   done
 done
 
-# The table: every run, then the median of each configuration.
-echo
-echo "| binary | streams | restart | reconnect-all s | all caught up s | ratio | caught-up p50 ms | p99 ms | server CPU s | missing/dup/failed |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
-sed 's/\t/ | /g; s/^/| /; s/$/ |/' "$out/runs.tsv"
-echo
-echo "Medians:"
-echo "| binary | streams | restart | runs | reconnect-all s | all caught up s | ratio | caught-up p50 ms | server CPU s |"
-echo "|---|---|---|---|---|---|---|---|---|"
-sort -t$'\t' -k2,2n -k3,3 -k1,1 "$out/runs.tsv" | awk -F'\t' '
-  function med(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }; return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
-  function flush() { if (k) printf "| %s | %s | %s | %d | %.2f | %.2f | %.2f | %.0f | %.2f |\n", key1, key2, key3, k, med(r, k), med(c, k), med(q, k), med(p, k), med(u, k); k = 0 }
-  { key = $1 FS $2 FS $3; if (key != last) { flush(); last = key; key1 = $1; key2 = $2; key3 = $3 }
-    k++; r[k] = $4; c[k] = $5; q[k] = $6; p[k] = $7; u[k] = $9 }
-  END { flush() }'
+table
 echo
 echo "results in $out"

@@ -33,6 +33,7 @@ import (
 type stormOptions struct {
 	handshakes int
 	restart    bool
+	quiet      bool
 	serve      string
 	serveLog   string
 	pprof      string
@@ -43,6 +44,7 @@ type stormOptions struct {
 func (s *stormOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.handshakes, "handshakes", 200, "storm: connection attempts in flight at once, over all workers")
 	fs.BoolVar(&s.restart, "restart", false, "storm: SIGKILL the server while the streams are away and start it again (needs -serve)")
+	fs.BoolVar(&s.quiet, "quiet", false, "storm: publish nothing while the streams are away: the time to reconnect only, for reference")
 	fs.StringVar(&s.serve, "serve", "", "storm: shell command starting the server; the generator starts it, uses its pid for CPU, and kills it at the end")
 	fs.StringVar(&s.serveLog, "serve-log", "", "storm: file the -serve server's output is appended to (default: discarded)")
 	fs.StringVar(&s.pprof, "pprof", "", "storm: the server's pprof base URL (its --pprof-addr), for -profile")
@@ -206,14 +208,16 @@ func runStorm(ctx context.Context, o options, res *result) error {
 	if _, err := f.storm(stormCmd{Away: true}); err != nil {
 		return err
 	}
-	pub := newPublisher(o)
-	want, err := publishAway(ctx, o, pub)
-	if err != nil {
-		return err
+	want := 0
+	if !so.quiet {
+		var err error
+		if want, err = publishAway(ctx, o, newPublisher(o)); err != nil {
+			return err
+		}
+		res.Published = o.rounds + o.users
 	}
 	st := &stormResult{AwayEvents: want}
 	res.Storm = st
-	res.Published = o.rounds + o.users
 	if so.restart {
 		srv.kill()
 		if err := srv.start(ctx); err != nil {
@@ -258,6 +262,9 @@ func runStorm(ctx context.Context, o options, res *result) error {
 	}
 	res.Missing, res.Duplicate, st.Reordered = rep.Missing, rep.Duplicate, rep.Reordered
 	res.Delivered = len(rep.Caught) * want
+	if want == 0 {
+		rep.Caught = rs.Connected // nothing to catch up: a stream is caught up once connected
+	}
 	st.NotCaughtUp = rs.Resumed - len(rep.Caught)
 	st.Connected, st.CaughtUp = distOf(rs.Connected), distOf(rep.Caught)
 	if d := st.Connected; d != nil {
