@@ -42,7 +42,10 @@ const feedQuery = `SELECT 0, id, seq, type, data, created_at, content, topic FRO
 // Feed reads both of user's streams after the cursor in one snapshot, so Heads agrees with what
 // was returned.
 func (s *Store) Feed(ctx context.Context, user string, after herald.Cursor, limit int) (herald.FeedPage, error) {
-	var page herald.FeedPage
+	page, ok := s.read.window.feed(user, after, limit)
+	if ok {
+		return page, nil
+	}
 	rows, err := s.read.feed.QueryContext(ctx, user, after.User, after.Broadcast, limit)
 	if err != nil {
 		return page, unavailable(err)
@@ -83,7 +86,6 @@ func (s *Store) Feed(ctx context.Context, user string, after herald.Cursor, limi
 	if len(ids) == 0 {
 		return page, nil
 	}
-	var ok bool
 	if page.Broadcast, ok = s.read.broadcasts.get(ids); ok {
 		return page, nil
 	}

@@ -9,7 +9,10 @@ import (
 
 // BenchmarkFeedResume is one stream's resume in a reconnect storm: users away while 5 broadcasts
 // and one notification each were published, each reading its feed after the cursor it had.
-func BenchmarkFeedResume(b *testing.B) {
+func BenchmarkFeedResume(b *testing.B) { benchmarkFeedResume(b, nil) }
+
+// benchmarkFeedResume runs the resumes after prepare(s), when given.
+func benchmarkFeedResume(b *testing.B, prepare func(*Store)) {
 	s := benchStore(b, SyncNormal)
 	ctx := context.Background()
 	users := benchUsers(2000)
@@ -33,6 +36,9 @@ func BenchmarkFeedResume(b *testing.B) {
 	}
 	if _, err := s.Append(ctx, "bench", drafts); err != nil {
 		b.Fatal(err)
+	}
+	if prepare != nil {
+		prepare(s)
 	}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {

@@ -171,8 +171,12 @@ func appendN(t *testing.T, s *Store, d herald.Draft, n int) {
 	}
 }
 
+// exec runs q on the writer as Prune would: notifications are only ever removed by Prune,
+// which stops and drops the recent windows (window.go) around its deletes.
 func exec(t *testing.T, s *Store, q string) {
 	t.Helper()
+	s.read.window.beginPrune()
+	defer s.read.window.endPrune(true)
 	if _, err := s.writer.ExecContext(context.Background(), q); err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}

@@ -52,6 +52,7 @@ func (s *Store) NewEpoch(ctx context.Context) (herald.Identity, error) {
 		return id, err
 	}
 	s.identity = id
+	s.read.window.clear() // positions of the old history need not be served from memory
 	return id, nil
 }
 

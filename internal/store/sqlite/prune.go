@@ -15,8 +15,10 @@ const pruneChunk = 1000
 // stream, and the read, archive and seen marks and idempotency keys that no longer matter, in
 // short transactions. What to delete is found on the read pool; the writer only runs small
 // indexed deletes.
-func (s *Store) Prune(ctx context.Context, r herald.Retention) (int64, error) {
-	var total int64
+func (s *Store) Prune(ctx context.Context, r herald.Retention) (total int64, err error) {
+	// No resume is answered from memory while notifications may be going (window.go).
+	s.read.window.beginPrune()
+	defer func() { s.read.window.endPrune(total > 0 || err != nil) }()
 	if r.MaxAge > 0 {
 		n, err := s.pruneAge(ctx, micros(time.Now().Add(-r.MaxAge)))
 		total += n

@@ -79,6 +79,8 @@ type readerStmts struct {
 	streamAfter, heads, feed *sql.Stmt
 	// broadcasts are recent broadcasts as read, for resumes (feed.go).
 	broadcasts broadcastCache
+	// window is the newest notifications of each stream as committed, for resumes (window.go).
+	window recentWindow
 }
 
 func (r *readerStmts) prepare(ctx context.Context, db *sql.DB) error {

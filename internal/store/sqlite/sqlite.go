@@ -194,7 +194,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		writer.Close()
 		return nil, err
 	}
-	s.group = store.NewGroupCommit(opts.MaxGroup, s.commitGroup, opts.OnCommit)
+	s.group = store.NewGroupCommit(opts.MaxGroup, s.commitGroup, s.read.window.wrap(opts.OnCommit)) // window.go
 	return s, nil
 }
 
