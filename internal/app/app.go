@@ -285,7 +285,10 @@ func openStore(ctx context.Context, cfg config.Config, onCommit herald.CommitFun
 		return s, nil
 	default:
 		path, _ := cfg.SQLitePath()
-		s, err := sqlite.Open(ctx, path, sqlite.Options{Sync: sqlite.Sync(cfg.SQLiteSync), OnCommit: onCommit})
+		// Without a bus no other node can share the file (docs/operations.md), so this process
+		// sees every commit and may answer resumes from memory.
+		s, err := sqlite.Open(ctx, path, sqlite.Options{Sync: sqlite.Sync(cfg.SQLiteSync), OnCommit: onCommit,
+			SoleWriter: cfg.BusKind() == "memory"})
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 
 	"github.com/heraldhq/herald"
@@ -13,7 +14,7 @@ func BenchmarkFeedResume(b *testing.B) { benchmarkFeedResume(b, nil) }
 
 // benchmarkFeedResume runs the resumes after prepare(s), when given.
 func benchmarkFeedResume(b *testing.B, prepare func(*Store)) {
-	s := benchStore(b, SyncNormal)
+	s := openAt(b, filepath.Join(b.TempDir(), "bench.db"), Options{Sync: SyncNormal, SoleWriter: true})
 	ctx := context.Background()
 	users := benchUsers(2000)
 	var drafts []herald.Draft

@@ -82,7 +82,7 @@ func TestFeedCacheNeverHidesAHole(t *testing.T) {
 // with the transactional read.
 func TestFeedCacheRandom(t *testing.T) {
 	ctx := context.Background()
-	s := openAt(t, filepath.Join(t.TempDir(), "feed.db"), Options{})
+	s := openAt(t, filepath.Join(t.TempDir(), "feed.db"), Options{SoleWriter: true}) // the window too
 	r := rand.New(rand.NewPCG(1, 2))
 	users := []string{"alice", "bob"}
 	for i := range 400 {

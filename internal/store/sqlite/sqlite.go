@@ -100,6 +100,10 @@ type Options struct {
 	// OnCommit, when set, is called by the writer loop after each durable commit with the new
 	// notifications in commit (= id) order. It runs before the commit's publishers are answered.
 	OnCommit herald.CommitFunc
+	// SoleWriter says this process is the only one writing the file (no other Herald node
+	// shares it): every commit then passes through this store, and resumes may be answered
+	// from the recent window of each stream (window.go). Off, every resume reads the file.
+	SoleWriter bool
 }
 
 // Store is a herald.Store on a SQLite file.
@@ -194,7 +198,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		writer.Close()
 		return nil, err
 	}
-	s.group = store.NewGroupCommit(opts.MaxGroup, s.commitGroup, s.read.window.wrap(opts.OnCommit)) // window.go
+	onCommit := opts.OnCommit
+	if opts.SoleWriter {
+		onCommit = s.read.window.wrap(onCommit) // window.go
+	} else {
+		s.read.window.off = true
+	}
+	s.group = store.NewGroupCommit(opts.MaxGroup, s.commitGroup, onCommit)
 	return s, nil
 }
 

@@ -9,7 +9,8 @@ import (
 // The recent window: the newest notifications of each stream, as this store committed them, so
 // that most resumes of a reconnect storm read no SQL at all.
 //
-// A SQLite store has one writer, this process's, so every notification reaches the window from
+// A SQLite store written by this process alone (Options.SoleWriter: the app says so when there
+// is no bus, the only way several processes share a file) sees every commit: each reaches the window from
 // the commit loop, stream by stream in sequence order, before the hub has it (wrap): a stream
 // subscribed after the hub had a notification finds it in the window. A stream's window holds
 // only contiguous sequence numbers ending at the stream's head, so it answers "everything after
@@ -39,7 +40,8 @@ type recentWindow struct {
 	order   []string                         // the streams held, oldest first, for eviction
 	entries int
 	bytes   int
-	pruning int // Prunes running: nothing is served
+	pruning int  // Prunes running: nothing is served
+	off     bool // another process may write the file (Options.SoleWriter): nothing is served
 }
 
 // wrap returns a commit function that keeps each commit in the window, then calls next.
@@ -103,7 +105,7 @@ func (w *recentWindow) feed(user string, after herald.Cursor, limit int) (herald
 	var page herald.FeedPage
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.pruning > 0 {
+	if w.pruning > 0 || w.off {
 		return herald.FeedPage{}, false
 	}
 	var ok bool

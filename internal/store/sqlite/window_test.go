@@ -70,7 +70,7 @@ func TestRecentWindowNeverServesAGap(t *testing.T) {
 		}, herald.Cursor{User: 1, Broadcast: 2}, false, 3, 6},
 		{"a restart", func(t *testing.T, s *Store, path string) *Store {
 			s.Close()
-			return openAt(t, path, Options{})
+			return openAt(t, path, Options{SoleWriter: true})
 		}, herald.Cursor{User: 1, Broadcast: 2}, false, 3, 6},
 		{"a new epoch", func(t *testing.T, s *Store, _ string) *Store {
 			if _, err := s.NewEpoch(ctx); err != nil {
@@ -86,7 +86,7 @@ func TestRecentWindowNeverServesAGap(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "window.db")
-			s := openAt(t, path, Options{})
+			s := openAt(t, path, Options{SoleWriter: true})
 			appendN(t, s, bcast, 6)
 			appendN(t, s, alice, 3)
 			if tt.setup != nil {
@@ -106,6 +106,18 @@ func TestRecentWindowNeverServesAGap(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A file other processes may write (a bus links them) is always read: their commits never
+// reach this window.
+func TestRecentWindowOffWithoutSoleWriter(t *testing.T) {
+	s := openAt(t, filepath.Join(t.TempDir(), "shared.db"), Options{})
+	appendN(t, s, herald.Draft{Broadcast: true, Type: "b", Data: json.RawMessage(`{}`)}, 3)
+	appendN(t, s, herald.Draft{To: []string{"alice"}, Type: "u", Data: json.RawMessage(`{}`)}, 3)
+	if _, ok := s.read.window.feed("alice", herald.Cursor{User: 1, Broadcast: 1}, 100); ok {
+		t.Error("answered from memory for a store that is not its file's only writer")
+	}
+	feedBoth(t, s, "alice", herald.Cursor{User: 1, Broadcast: 1}, 100)
 }
 
 func TestRecentWindowBounded(t *testing.T) {
