@@ -181,6 +181,7 @@ func runStorm(ctx context.Context, o options, res *result) error {
 		defer func() { srv.stop() }()
 		o.pids = []int{srv.pid()}
 	}
+	rssBefore, rssErr := o.rss()
 	f, err := startFleet(ctx, o)
 	if err != nil {
 		return err
@@ -198,10 +199,9 @@ func runStorm(ctx context.Context, o options, res *result) error {
 	if err := sleep(ctx, o.settle); err != nil {
 		return err
 	}
-	if len(o.pids) > 0 {
-		if kb, err := o.rss(); err == nil {
-			res.RSSAfterMB = float64(kb) / 1024
-		}
+	if kb, err := o.rss(); err == nil && rssErr == nil {
+		res.RSSBeforeMB, res.RSSAfterMB = float64(rssBefore)/1024, float64(kb)/1024
+		res.KBPerStream = float64(kb-rssBefore) / float64(res.Open)
 	}
 
 	// 1. Away: every stream closes, and the events it will have to catch up are published.
