@@ -157,9 +157,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.Metrics.GaugeFunc("herald_publish_inflight_notifications",
 		"Notifications that publish requests being committed hold now, against --max-publish-inflight.",
 		func() float64 { return float64(inflight.Held()) })
+	var apiStore herald.Store = a.Store
+	if cl != nil {
+		apiStore = announcer{Store: a.Store, commit: cl.committed} // retries announce again (announce.go)
+	}
 	a.API = httpapi.New(httpapi.Options{
 		OnState:        onState,
-		Store:          a.Store,
+		Store:          apiStore,
 		Hub:            h,
 		Auth:           authn,
 		Logger:         log,
