@@ -138,7 +138,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		if cfg.ReadyzBus {
 			a.readyBus = b
 		}
-		cl = newCluster(b, store.Identity(), h, log, a.Metrics, cfg.ResyncInterval)
+		cl = newCluster(b, store.Identity(), h, log, a.Metrics, cfg.ResyncInterval, cfg.BusSettle)
 		a.cluster = cl
 		a.stop = append(a.stop, cl.stop) // also closes the bus
 	}

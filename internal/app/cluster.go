@@ -32,7 +32,15 @@ type cluster struct {
 	resync  chan struct{} // has a value when a resync is wanted now
 	busDown atomic.Bool   // the last ping or publish failed
 
-	// settleUntil (unix ns) delays the resync after a bus resubscription (see busSettle).
+	// settle is how long a node holds after it subscribes again before it resyncs
+	// (--bus-settle): the nodes of a cluster come back on the bus one after another (each
+	// client retries on its own schedule), and a node still off it commits what only the store
+	// has; a node back earlier must not deliver what the others publish before it has read
+	// those commits, which may precede them (publish order across a user's two streams,
+	// docs/design.md). A node back later than this after another may still let the other
+	// nodes' notifications overtake its own commits of that time.
+	settle time.Duration
+	// settleUntil (unix ns) delays the resync after a bus resubscription (see settle).
 	settleUntil atomic.Int64
 	subscribed  atomic.Bool // the bus subscribed once: later subscriptions follow a loss
 
@@ -57,15 +65,6 @@ type cluster struct {
 // error for the publisher (its notification is committed): the nodes get it by resync.
 const publishTimeout = 250 * time.Millisecond
 
-// busSettle is how long a node holds what the bus brings after it subscribes again (after an
-// outage, or a loss) before its resync reads the store. The nodes of a cluster come back on
-// the bus one after another (each client retries on its own schedule), and a node still off
-// it commits what only the store has; a node back earlier must not deliver what the others
-// publish before it has read those commits, which may precede them (publish order across a
-// user's two streams, docs/design.md). A node back later than this after another may still let
-// the other nodes' notifications overtake its own commits of that time.
-const busSettle = time.Second
-
 // maxUnannounced and maxUnannouncedBytes (of data) bound the commits a node keeps while its
 // bus is down to publish them when it is back. Beyond, they are dropped: the other nodes read
 // them by resync (and may then deliver them after what this node publishes next).
@@ -74,8 +73,8 @@ const (
 	maxUnannouncedBytes = 4 << 20
 )
 
-func newCluster(bus herald.Bus, origin herald.Identity, h *hub.Hub, log *slog.Logger, m *metrics.Metrics, interval time.Duration) *cluster {
-	return &cluster{bus: bus, origin: origin.Origin(), hub: h, log: log, m: m, interval: interval, resync: make(chan struct{}, 1)}
+func newCluster(bus herald.Bus, origin herald.Identity, h *hub.Hub, log *slog.Logger, m *metrics.Metrics, interval, settle time.Duration) *cluster {
+	return &cluster{bus: bus, origin: origin.Origin(), hub: h, log: log, m: m, interval: interval, settle: settle, resync: make(chan struct{}, 1)}
 }
 
 // warnEvery is the least time between two warnings of one kind about what arrives on the bus.
@@ -229,10 +228,10 @@ func (c *cluster) start() {
 		c.bus.Listen(ctx, c.received, func() {
 			// What the bus lost is only in the store: hold what it brings from now on until
 			// the resync has read what was missed, so both are delivered in publish order.
-			// After a loss, the resync waits for the other nodes to be back too (busSettle).
+			// After a loss, the resync waits for the other nodes to be back too (settle).
 			c.hub.Hold()
-			if c.subscribed.Swap(true) {
-				c.settleUntil.Store(time.Now().Add(busSettle).UnixNano())
+			if c.subscribed.Swap(true) && c.settle > 0 {
+				c.settleUntil.Store(time.Now().Add(c.settle).UnixNano())
 			}
 			// Subscribed, so the bus answers: commits go on it again from now, not from the
 			// next ping. Until then they would reach the other nodes only by their resyncs,
