@@ -98,6 +98,10 @@ type Receipt struct {
 	// this (its Notifications are nil): a topic's result can be 100,000 ids, too many to keep
 	// with its key.
 	Recipients int
+	// FirstID and LastID bound the ids of a replayed topic draft's notifications (zero when it
+	// reached no one, or when its key was stored by a version before them), so that a retry
+	// can re-announce them (Store.TopicNotifications). Only a replayed topic draft sets them.
+	FirstID, LastID int64
 }
 
 // FeedPage is a consistent read of a user's feed after a cursor.
@@ -292,6 +296,17 @@ type Store interface {
 	// DeleteTopic removes every subscription to topic and returns how many there were. The
 	// notifications a topic publish created stay: they are their users'.
 	DeleteTopic(ctx context.Context, topic string) (int64, error)
+
+	// Re-announcing retried publishes (issue 19): a publish answered from its idempotency key
+	// re-reads what its first attempt committed, to put it on the bus again before answering,
+	// in case the node of that attempt died before it could.
+
+	// Notifications returns the notifications with the given ids, in id order, as Stream reads
+	// them; ids that name none (never committed, or pruned) are left out.
+	Notifications(ctx context.Context, ids []int64) ([]Notification, error)
+	// TopicNotifications returns at most limit notifications published to topic with ids
+	// greater than after and at most upTo, in id order.
+	TopicNotifications(ctx context.Context, topic string, after, upTo int64, limit int) ([]Notification, error)
 }
 
 // Identity is which store a cursor, a page position or a bus message belongs to.

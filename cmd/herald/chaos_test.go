@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"slices"
@@ -141,6 +143,10 @@ func (l *liveNodes) set(i int, url string) {
 	}
 }
 
+// eventKey names a user's event by its publisher and that publisher's publish: a topic
+// publish's 201 has no ids, and no publish reaches a user twice.
+func eventKey(p, i int) string { return fmt.Sprintf("%d.%d", p, i) }
+
 type chaosEvent struct {
 	id, cursor, typ string
 	env             struct {
@@ -152,13 +158,16 @@ type chaosEvent struct {
 	}
 }
 
+func (ev *chaosEvent) key() string { return eventKey(ev.env.Data.P, ev.env.Data.I) }
+
 // TestClusterChaos, once per bus: three nodes as processes sharing PostgreSQL and the bus.
-// Publishers on every node (unicast, multicast, broadcast); logical clients per user that
-// reconnect at random moments to a random node with Last-Event-ID. Meanwhile one node is
+// Publishers on every node (unicast, multicast, broadcast, topic); logical clients per user
+// that reconnect at random moments to a random node with Last-Event-ID. Meanwhile one node is
 // SIGKILLed and restarted, the bus goes down (Redis and NATS: the test's own server is killed
 // and started again; RabbitMQ: the nodes' connections are cut), and another node is killed. At
-// the end every client's concatenated stream is exactly its user's feed, in order, and every
-// acknowledged publish is in PostgreSQL.
+// the end every client's concatenated stream is exactly its user's feed, each publisher's
+// notifications in the order it published them across the user's two streams, and every
+// acknowledged publish with ids is in PostgreSQL.
 func TestClusterChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a cluster for half a minute per bus")
@@ -191,18 +200,39 @@ func runChaos(t *testing.T, busKind string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
+	// Topics, subscribed before anything is published and never changed: a topic publish's 201
+	// has no ids, only a count, so its recipients are known from here.
+	topics := map[string][]string{"chaos:t0": {"u0", "u1", "u2"}, "chaos/t1": {"u1", "u3"}}
+	topicNames := slices.Sorted(maps.Keys(topics))
+	for _, topic := range topicNames {
+		for _, u := range topics[topic] {
+			req, _ := http.NewRequestWithContext(ctx, "PUT", procs[0].url+"/v1/topics/"+url.PathEscape(topic)+"/subscribers/"+u, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode/100 != 2 {
+				t.Fatalf("subscribe %s to %s: status %d", u, topic, resp.StatusCode)
+			}
+		}
+	}
+
 	// Publishers: each publish carries an idempotency key, so a retry after a node died
 	// mid-request (committed or not) creates it once.
 	type ack struct {
-		id, user string // user "" for a broadcast
+		id, user string // user "" for a broadcast; id "" for a topic's (its 201 has none)
 		p, i     int
+		at       time.Duration // when it was acknowledged, since publishing began
+		node     string        // by which node
 	}
 	var (
 		acksMu sync.Mutex
 		acks   []ack
 		pubs   sync.WaitGroup
 	)
-	stopPublishing := time.Now().Add(publishFor)
+	start := time.Now()
+	stopPublishing := start.Add(publishFor)
 	client := &http.Client{Timeout: 5 * time.Second}
 	for p := 0; p < publishers; p++ {
 		pubs.Add(1)
@@ -211,11 +241,19 @@ func runChaos(t *testing.T, busKind string) {
 			rng := rand.New(rand.NewPCG(uint64(p), 7))
 			for i := 0; time.Now().Before(stopPublishing); i++ {
 				var body string
-				switch r := rng.IntN(5); {
+				var reached []string // a topic publish's recipients
+				switch r := rng.IntN(6); {
 				case r == 0:
 					body = fmt.Sprintf(`{"broadcast":true,"type":"b","data":{"p":%d,"i":%d}}`, p, i)
 				case r == 1:
-					body = fmt.Sprintf(`{"to":[%q,%q],"type":"m","data":{"p":%d,"i":%d}}`, userName(rng.IntN(users)), userName(rng.IntN(users)), p, i)
+					// Two users, never the same twice: a user's events are told apart by (p, i).
+					a := rng.IntN(users)
+					body = fmt.Sprintf(`{"to":[%q,%q],"type":"m","data":{"p":%d,"i":%d}}`, userName(a), userName((a+1+rng.IntN(users-1))%users), p, i)
+				case r == 2:
+					topic := topicNames[rng.IntN(len(topicNames))]
+					exclude := userName(rng.IntN(users)) // the actor; often not a subscriber
+					reached = slices.DeleteFunc(slices.Clone(topics[topic]), func(u string) bool { return u == exclude })
+					body = fmt.Sprintf(`{"topic":%q,"exclude":[%q],"type":"t","data":{"p":%d,"i":%d}}`, topic, exclude, p, i)
 				default:
 					body = fmt.Sprintf(`{"to":[%q],"type":"u","data":{"p":%d,"i":%d}}`, userName(rng.IntN(users)), p, i)
 				}
@@ -233,7 +271,10 @@ func runChaos(t *testing.T, busKind string) {
 						time.Sleep(20 * time.Millisecond)
 						continue // the node died: retry elsewhere with the same key
 					}
-					var out struct{ Notifications []struct{ ID, User string } }
+					var out struct {
+						Notifications []struct{ ID, User string }
+						Recipients    *int
+					}
 					err = json.NewDecoder(resp.Body).Decode(&out)
 					resp.Body.Close()
 					if resp.StatusCode != http.StatusCreated || err != nil {
@@ -244,9 +285,15 @@ func runChaos(t *testing.T, busKind string) {
 						t.Errorf("publish %s: status %d", key, resp.StatusCode)
 						return
 					}
+					if reached != nil && (out.Recipients == nil || *out.Recipients != len(reached)) {
+						t.Errorf("topic publish %s: recipients %v, want %d", key, out.Recipients, len(reached))
+					}
 					acksMu.Lock()
 					for _, n := range out.Notifications {
-						acks = append(acks, ack{id: n.ID, user: n.User, p: p, i: i})
+						acks = append(acks, ack{id: n.ID, user: n.User, p: p, i: i, at: time.Since(start), node: url})
+					}
+					for _, u := range reached {
+						acks = append(acks, ack{user: u, p: p, i: i, at: time.Since(start), node: url})
 					}
 					acksMu.Unlock()
 					break
@@ -265,7 +312,9 @@ func runChaos(t *testing.T, busKind string) {
 	var clients []*clientLog
 	var clientsDone sync.WaitGroup
 	published := make(chan struct{})
-	expect := map[string]map[string]bool{} // user → ids
+	// user → the user's events, each named by its publisher and publish (see chaosEvent.key) →
+	// its acknowledged id ("" for a topic's).
+	expect := map[string]map[string]string{}
 	var expectMu sync.Mutex
 	complete := func(c *clientLog) bool {
 		select {
@@ -277,7 +326,7 @@ func runChaos(t *testing.T, busKind string) {
 		defer expectMu.Unlock()
 		n := 0
 		for _, ev := range c.events {
-			if expect[c.user][ev.env.ID] {
+			if _, ok := expect[c.user][ev.key()]; ok {
 				n++
 			}
 		}
@@ -366,28 +415,32 @@ func runChaos(t *testing.T, busKind string) {
 	// The expected feed of each user.
 	acksMu.Lock()
 	expectMu.Lock()
-	// user → publisher and stream → ids in ack order. Order is checked within each stream: across
-	// a user's two streams a bus outage may let a broadcast overtake a unicast published just
-	// before it (see docs/design.md).
-	type origin struct {
-		p         int
-		broadcast bool
-	}
-	order := map[string]map[origin][]string{}
+	// user → publisher → ids in ack order, across the user's two streams: a publisher's
+	// notification is delivered before the next one it published, whichever streams they are
+	// in, through node kills and the bus outage (see docs/design.md, "Order between a user's
+	// two streams").
+	order := map[string]map[int][]string{}
+	acked := map[string]string{} // publish (chaosEvent.key) → when and by which node it was acknowledged
 	for u := 0; u < users; u++ {
-		expect[userName(u)] = map[string]bool{}
-		order[userName(u)] = map[origin][]string{}
+		expect[userName(u)] = map[string]string{}
+		order[userName(u)] = map[int][]string{}
 	}
 	var allIDs []int64
+	topicAcks := 0
 	for _, a := range acks {
-		id, _ := strconv.ParseInt(a.id, 10, 64)
-		allIDs = append(allIDs, id)
+		if a.id == "" {
+			topicAcks++
+		} else {
+			id, _ := strconv.ParseInt(a.id, 10, 64)
+			allIDs = append(allIDs, id)
+		}
 		for u := 0; u < users; u++ {
 			name := userName(u)
 			if a.user == "" || a.user == name {
-				expect[name][a.id] = true
-				o := origin{a.p, a.user == ""}
-				order[name][o] = append(order[name][o], a.id)
+				k := eventKey(a.p, a.i)
+				acked[k] = fmt.Sprintf("acked %.2fs by %s", a.at.Seconds(), a.node[strings.LastIndexByte(a.node, ':')+1:])
+				expect[name][k] = a.id
+				order[name][a.p] = append(order[name][a.p], k)
 			}
 		}
 	}
@@ -414,12 +467,16 @@ func runChaos(t *testing.T, busKind string) {
 		seen := map[string]bool{}
 		prev, firstEpoch := herald.Cursor{}, ""
 		for _, ev := range c.events {
-			if seen[ev.env.ID] {
-				t.Errorf("%s: notification %s twice", name, ev.env.ID)
+			k := ev.key()
+			if seen[k] {
+				t.Errorf("%s: publish %s (notification %s) twice", name, k, ev.env.ID)
 			}
-			seen[ev.env.ID] = true
-			if !expect[c.user][ev.env.ID] {
-				t.Errorf("%s: notification %s is not in the feed (an unacknowledged publish?)", name, ev.env.ID)
+			seen[k] = true
+			switch id, ok := expect[c.user][k]; {
+			case !ok:
+				t.Errorf("%s: publish %s (notification %s) is not in the feed (an unacknowledged publish?)", name, k, ev.env.ID)
+			case id != "" && id != ev.env.ID:
+				t.Errorf("%s: publish %s arrived as notification %s, acknowledged as %s", name, k, ev.env.ID, id)
 			}
 			cur, epoch, err := herald.ParsePosition(ev.cursor)
 			if firstEpoch == "" {
@@ -443,19 +500,21 @@ func runChaos(t *testing.T, busKind string) {
 			prev = cur
 		}
 		missing := 0
-		for id := range expect[c.user] {
-			if !seen[id] {
+		for k := range expect[c.user] {
+			if !seen[k] {
 				missing++
 			}
 		}
 		if missing > 0 {
 			t.Errorf("%s: %d of %d notifications never received", name, missing, len(expect[c.user]))
 		}
-		for o, ids := range order[c.user] {
+		for p, ids := range order[c.user] {
 			var got []string
+			var gotEvents []chaosEvent
 			for _, ev := range c.events {
-				if ev.env.Data.P == o.p && ev.env.Broadcast == o.broadcast && expect[c.user][ev.env.ID] {
-					got = append(got, ev.env.ID)
+				if _, ok := expect[c.user][ev.key()]; ok && ev.env.Data.P == p {
+					got = append(got, ev.key())
+					gotEvents = append(gotEvents, ev)
 				}
 			}
 			if !slices.Equal(got, ids) {
@@ -463,8 +522,16 @@ func runChaos(t *testing.T, busKind string) {
 				for at < min(len(got), len(ids)) && got[at] == ids[at] {
 					at++
 				}
-				t.Errorf("%s: publisher %d's order (broadcasts %v) differs at %d of %d: got %v, want %v", name, o.p, o.broadcast, at, len(ids),
-					got[at:min(len(got), at+4)], ids[at:min(len(ids), at+4)])
+				var shown []string // publish key, type, id, cursor, and when it was acknowledged
+				for _, ev := range gotEvents[at:min(len(got), at+4)] {
+					shown = append(shown, fmt.Sprintf("%s(%s #%s at %s, %s)", ev.key(), ev.typ, ev.env.ID, ev.cursor, acked[ev.key()]))
+				}
+				var wanted []string
+				for _, k := range ids[at:min(len(ids), at+4)] {
+					wanted = append(wanted, k+"("+acked[k]+")")
+				}
+				t.Errorf("%s: publisher %d's order differs at %d of %d: got %v, want %v", name, p, at, len(ids),
+					shown, wanted)
 			}
 		}
 	}
@@ -486,5 +553,5 @@ func runChaos(t *testing.T, busKind string) {
 	for _, c := range clients {
 		total += len(c.events)
 	}
-	t.Logf("%d notifications acknowledged, %d received by %d clients across the chaos", len(acks), total, len(clients))
+	t.Logf("%d notifications acknowledged (%d of them by topic publishes), %d received by %d clients across the chaos", len(acks), topicAcks, total, len(clients))
 }

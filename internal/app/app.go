@@ -138,7 +138,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		if cfg.ReadyzBus {
 			a.readyBus = b
 		}
-		cl = newCluster(b, store.Identity(), h, log, a.Metrics, cfg.ResyncInterval)
+		cl = newCluster(b, store.Identity(), h, log, a.Metrics, cfg.ResyncInterval, cfg.BusSettle)
 		a.cluster = cl
 		a.stop = append(a.stop, cl.stop) // also closes the bus
 	}
@@ -157,9 +157,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.Metrics.GaugeFunc("herald_publish_inflight_notifications",
 		"Notifications that publish requests being committed hold now, against --max-publish-inflight.",
 		func() float64 { return float64(inflight.Held()) })
+	var apiStore herald.Store = a.Store
+	if cl != nil {
+		apiStore = announcer{Store: a.Store, commit: cl.committed} // retries announce again (announce.go)
+	}
 	a.API = httpapi.New(httpapi.Options{
 		OnState:        onState,
-		Store:          a.Store,
+		Store:          apiStore,
 		Hub:            h,
 		Auth:           authn,
 		Logger:         log,

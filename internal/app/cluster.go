@@ -32,6 +32,26 @@ type cluster struct {
 	resync  chan struct{} // has a value when a resync is wanted now
 	busDown atomic.Bool   // the last ping or publish failed
 
+	// settle is how long a node holds after it subscribes again before it resyncs
+	// (--bus-settle): the nodes of a cluster come back on the bus one after another (each
+	// client retries on its own schedule), and a node still off it commits what only the store
+	// has; a node back earlier must not deliver what the others publish before it has read
+	// those commits, which may precede them (publish order across a user's two streams,
+	// docs/design.md). A node back later than this after another may still let the other
+	// nodes' notifications overtake its own commits of that time.
+	settle time.Duration
+	// settleUntil (unix ns) delays the resync after a bus resubscription (see settle).
+	settleUntil atomic.Int64
+	subscribed  atomic.Bool // the bus subscribed once: later subscriptions follow a loss
+
+	// unannounced are this node's commits that did not go on the bus (it was down), kept to
+	// go on it, in commit order, before the node's next commit does (see committed). pubMu
+	// orders the node's bus publishes: the store's commit loop and retried publishes
+	// (announce.go) both publish.
+	pubMu            sync.Mutex
+	unannounced      []herald.Notification
+	unannouncedBytes int // of their data
+
 	// When a warning about foreign or undecodable messages was last logged (unix ns): a
 	// neighbour on the channel must not flood the log.
 	foreignWarned, decodeWarned atomic.Int64
@@ -45,8 +65,16 @@ type cluster struct {
 // error for the publisher (its notification is committed): the nodes get it by resync.
 const publishTimeout = 250 * time.Millisecond
 
-func newCluster(bus herald.Bus, origin herald.Identity, h *hub.Hub, log *slog.Logger, m *metrics.Metrics, interval time.Duration) *cluster {
-	return &cluster{bus: bus, origin: origin.Origin(), hub: h, log: log, m: m, interval: interval, resync: make(chan struct{}, 1)}
+// maxUnannounced and maxUnannouncedBytes (of data) bound the commits a node keeps while its
+// bus is down to publish them when it is back. Beyond, they are dropped: the other nodes read
+// them by resync (and may then deliver them after what this node publishes next).
+const (
+	maxUnannounced      = 4096
+	maxUnannouncedBytes = 4 << 20
+)
+
+func newCluster(bus herald.Bus, origin herald.Identity, h *hub.Hub, log *slog.Logger, m *metrics.Metrics, interval, settle time.Duration) *cluster {
+	return &cluster{bus: bus, origin: origin.Origin(), hub: h, log: log, m: m, interval: interval, settle: settle, resync: make(chan struct{}, 1)}
 }
 
 // warnEvery is the least time between two warnings of one kind about what arrives on the bus.
@@ -72,6 +100,8 @@ func (c *cluster) committed(ns []herald.Notification) {
 		c.hub.Publish(ns)
 		return
 	}
+	c.pubMu.Lock()
+	defer c.pubMu.Unlock()
 	if c.busDown.Load() {
 		c.m.BusPublishErrors.Inc()
 		c.deliverDown(ns)
@@ -79,28 +109,52 @@ func (c *cluster) committed(ns []herald.Notification) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer cancel()
-	msgs := bus.EncodeNotifications(c.origin, ns)
-	for _, msg := range msgs {
+	// What this node committed while its bus was down goes first: the other nodes may have
+	// read it by resync already, or not yet, and what this node commits now must not reach
+	// them before it.
+	if len(c.unannounced) > 0 {
+		if !c.publish(ctx, c.unannounced) {
+			c.deliverDown(ns)
+			return
+		}
+		c.unannounced, c.unannouncedBytes = nil, 0
+	}
+	if !c.publish(ctx, ns) {
+		c.deliverDown(ns)
+	}
+}
+
+// publish puts ns on the bus, and reports whether the bus took all of it. c.pubMu is held.
+func (c *cluster) publish(ctx context.Context, ns []herald.Notification) bool {
+	for _, msg := range bus.EncodeNotifications(c.origin, ns) {
 		if err := c.bus.Publish(ctx, msg); err != nil {
 			c.busDown.Store(true)
 			c.m.BusPublishErrors.Inc()
 			c.log.Warn("bus: publish failed; delivering by resync until the bus answers", "notifications", len(ns), "err", err)
 			// Messages already published come back through the bus too; the hub drops what
 			// it already has.
-			c.deliverDown(ns)
 			c.want()
-			return
+			return false
 		}
 	}
 	c.m.BusPublished.Add(float64(len(ns)))
+	return true
 }
 
 // deliverDown hands a commit made while the bus is down to this node's hub, behind the
 // barrier: it is delivered with the next resync, merged in id order with what that resync finds
-// of the other nodes' commits, one of which its publisher may have sent before it.
+// of the other nodes' commits, one of which its publisher may have sent before it. It is kept
+// to go on the bus before this node's next commit that does. c.pubMu is held.
 func (c *cluster) deliverDown(ns []herald.Notification) {
 	c.hub.Hold()
 	c.hub.Publish(ns)
+	for i := range ns {
+		c.unannouncedBytes += len(ns[i].Data)
+	}
+	c.unannounced = append(c.unannounced, ns...)
+	if len(c.unannounced) > maxUnannounced || c.unannouncedBytes > maxUnannouncedBytes {
+		c.unannounced, c.unannouncedBytes = nil, 0 // the other nodes read them by resync
+	}
 }
 
 // stateChanged tells every node's streams of user about a change of its state of
@@ -174,7 +228,15 @@ func (c *cluster) start() {
 		c.bus.Listen(ctx, c.received, func() {
 			// What the bus lost is only in the store: hold what it brings from now on until
 			// the resync has read what was missed, so both are delivered in publish order.
+			// After a loss, the resync waits for the other nodes to be back too (settle).
 			c.hub.Hold()
+			if c.subscribed.Swap(true) && c.settle > 0 {
+				c.settleUntil.Store(time.Now().Add(c.settle).UnixNano())
+			}
+			// Subscribed, so the bus answers: commits go on it again from now, not from the
+			// next ping. Until then they would reach the other nodes only by their resyncs,
+			// while those nodes, back on the bus, let what other nodes publish overtake them.
+			c.busDown.Store(false)
 			c.m.BusReconnects.Inc()
 			c.want()
 		})
@@ -232,6 +294,15 @@ func (c *cluster) resyncLoop(ctx context.Context) {
 		case <-t.C:
 		case <-c.resync:
 			lost = true // the bus lost messages, or is down: repair up to the store's heads
+		}
+		if wait := time.Until(time.Unix(0, c.settleUntil.Load())); wait > 0 {
+			// Back on the bus a moment ago: let the nodes still off it come back, then read.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			lost = true
 		}
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := c.hub.Resync(rctx, lost)

@@ -33,7 +33,10 @@ type Config struct {
 	Bus            string // memory | redis://… | nats://… | amqp://…
 	BusChannel     string // the channel (subject, exchange) the nodes of one cluster share
 	ResyncInterval time.Duration
-	ReadyzBus      bool // /readyz fails while the bus is unreachable
+	// BusSettle is how long a node holds live delivery after it subscribes to the bus again,
+	// before its resync, so that nodes back a little later are read in publish order.
+	BusSettle time.Duration
+	ReadyzBus bool // /readyz fails while the bus is unreachable
 
 	Heartbeat       time.Duration
 	WriteTimeout    time.Duration
@@ -125,6 +128,7 @@ func Default() Config {
 		Bus:                   "memory",
 		BusChannel:            "herald",
 		ResyncInterval:        10 * time.Second,
+		BusSettle:             time.Second,
 		ReadyzBus:             true,
 		Web:                   true,
 		Heartbeat:             15 * time.Second,
@@ -222,6 +226,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.Bus, "bus", c.Bus, "bus between nodes: memory (a single node), redis://…, nats://… or amqp://…")
 	fs.StringVar(&c.BusChannel, "bus-channel", c.BusChannel, "bus channel the nodes of one cluster share (clusters sharing a broker need different ones)")
 	fs.DurationVar(&c.ResyncInterval, "resync-interval", c.ResyncInterval, "in a cluster, how often each node compares its open streams with the store, to deliver what the bus lost")
+	fs.DurationVar(&c.BusSettle, "bus-settle", c.BusSettle, "in a cluster, how long a node holds live delivery after the bus comes back before it reads what was missed, so that the commits of nodes back later are delivered in publish order (0: no wait)")
 	fs.BoolVar(&c.ReadyzBus, "readyz-bus", c.ReadyzBus, "in a cluster, /readyz answers 503 while the bus is unreachable (false: nodes stay ready, delivering between nodes from the store every second)")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, "interval of heartbeat comments on idle streams")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "deadline of each write to a stream; a client slower than this is dropped")
@@ -380,6 +385,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ResyncInterval <= 0 {
 		bad("resync-interval must be positive, not %s", c.ResyncInterval)
+	}
+	if c.BusSettle < 0 || c.BusSettle > time.Minute {
+		bad("bus-settle must be from 0 to 1m, not %s", c.BusSettle)
 	}
 	positive := map[string]time.Duration{
 		"heartbeat": c.Heartbeat, "write-timeout": c.WriteTimeout, "shutdown-timeout": c.ShutdownTimeout,

@@ -95,7 +95,19 @@ func (p *Plan) Dup(i int) {
 	p.Receipts[i] = herald.Receipt{Notifications: ns, Replayed: true, Recipients: p.Receipts[p.DupOf[i]].Recipients}
 	if p.Drafts[i].Topic != "" {
 		p.Receipts[i].Notifications = nil // as a replay from the store says it
+		p.Receipts[i].FirstID, p.Receipts[i].LastID = idSpan(src)
 	}
+}
+
+// idSpan returns the least and greatest ids of ns, zeros when it is empty.
+func idSpan(ns []herald.Notification) (first, last int64) {
+	for i := range ns {
+		if first == 0 || ns[i].ID < first {
+			first = ns[i].ID
+		}
+		last = max(last, ns[i].ID)
+	}
+	return first, last
 }
 
 // MaxTopicRecipients bounds the subscribers one topic publish reaches. Its expansion is held in
@@ -138,10 +150,16 @@ func (p *Plan) Expand(subscribers func(topic string) ([]string, error)) error {
 }
 
 // Result is what a store keeps as a keyed draft's result: the ids and recipients of its
-// notifications, or for a topic draft only how many recipients it reached.
+// notifications, or for a topic draft how many recipients it reached and the span of their
+// ids (a retry re-announces the notifications in it; see herald.Receipt.FirstID). A version
+// before the span reads the count and ignores the rest.
 func Result(d *herald.Draft, ns []herald.Notification) string {
 	if d.Topic != "" {
-		return fmt.Sprintf(`{"recipients":%d}`, len(ns))
+		if len(ns) == 0 {
+			return `{"recipients":0}`
+		}
+		first, last := idSpan(ns)
+		return fmt.Sprintf(`{"recipients":%d,"first":%d,"last":%d}`, len(ns), first, last)
 	}
 	return EncodeResult(ns)
 }
@@ -150,12 +168,17 @@ func Result(d *herald.Draft, ns []herald.Notification) string {
 func decodeReceipt(s string) (herald.Receipt, error) {
 	if strings.HasPrefix(s, "{") {
 		var t struct {
-			Recipients int `json:"recipients"`
+			Recipients int   `json:"recipients"`
+			First      int64 `json:"first"`
+			Last       int64 `json:"last"`
 		}
 		if err := json.Unmarshal([]byte(s), &t); err != nil {
 			return herald.Receipt{}, err
 		}
-		return herald.Receipt{Replayed: true, Recipients: t.Recipients}, nil
+		if t.First <= 0 || t.Last < t.First {
+			t.First, t.Last = 0, 0 // stored by a version before the span: nothing to re-announce
+		}
+		return herald.Receipt{Replayed: true, Recipients: t.Recipients, FirstID: t.First, LastID: t.Last}, nil
 	}
 	ns, err := DecodeResult(s)
 	if err != nil {

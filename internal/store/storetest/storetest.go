@@ -79,6 +79,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"TopicPublish", testTopicPublish},
 		{"TopicIdempotency", testTopicIdempotency},
 		{"TopicConcurrentSubscribe", testTopicConcurrentSubscribe},
+		{"Announce", testAnnounce},
 		{"Close", testClose},
 	}
 	t.Run("Identity", func(t *testing.T) { testIdentity(t, open) })
