@@ -62,6 +62,8 @@ type Notification struct {
 	ArchivedAt time.Time
 	// Topic is the topic it was published to; empty when it was addressed by name or broadcast.
 	Topic string
+	// Critical: the publisher marked it critical, so no mute holds it back (see Preferences).
+	Critical bool
 }
 
 // Broadcast reports whether n was sent to everyone.
@@ -85,6 +87,10 @@ type Draft struct {
 	// Key is the idempotency key: a retried draft with the same key (within the same scope)
 	// returns the first result and stores nothing.
 	Key string
+	// Critical drafts reach every recipient whatever they muted (security alerts, legal
+	// notices). Other drafts are not written for a recipient who muted them in ChannelInApp:
+	// the store reads the recipients' mutes in the append's transaction.
+	Critical bool
 }
 
 // Receipt is the result of appending one Draft.
@@ -98,6 +104,9 @@ type Receipt struct {
 	// this (its Notifications are nil): a topic's result can be 100,000 ids, too many to keep
 	// with its key.
 	Recipients int
+	// Muted is how many recipients the draft did not reach because they muted it (in
+	// ChannelInApp): no notification was created for them. A replay tells it too.
+	Muted int
 }
 
 // FeedPage is a consistent read of a user's feed after a cursor.
@@ -292,6 +301,16 @@ type Store interface {
 	// DeleteTopic removes every subscription to topic and returns how many there were. The
 	// notifications a topic publish created stay: they are their users'.
 	DeleteTopic(ctx context.Context, topic string) (int64, error)
+
+	// Preferences: what each user muted (see Preferences). Append reads the mutes of a draft's
+	// recipients in its own transaction; Inbox and Counts leave out the broadcasts a user muted.
+
+	// Preferences returns user's preferences; a user who never set any has none (no error).
+	Preferences(ctx context.Context, user string) (Preferences, error)
+	// SetPreferences replaces all of user's preferences with p (normalized, see
+	// Preferences.Normalize) in one transaction: a concurrent Append sees the old set or the new
+	// one, never a mix.
+	SetPreferences(ctx context.Context, user string, p Preferences) error
 }
 
 // Identity is which store a cursor, a page position or a bus message belongs to.
@@ -448,6 +467,10 @@ func (d *Draft) Fingerprint() []byte {
 	}
 	if d.Topic != "" {
 		flag |= 4
+	}
+	if d.Critical {
+		// A flag only: a draft that is not critical fingerprints as before the flag existed.
+		flag |= 8
 	}
 	field([]byte{flag})
 	if d.Topic != "" {

@@ -28,6 +28,7 @@ type Plan struct {
 	FPs      [][]byte         // fingerprint of each keyed draft
 	Replayed []bool           // the key was stored before: Receipts holds the stored result
 	DupOf    []int            // ≥ 0: the key is that of an earlier draft of the same request
+	Muted    []int            // recipients each draft does not reach for their mutes (prefs.go)
 }
 
 // Fresh reports whether draft i is to be written.
@@ -44,6 +45,7 @@ func Resolve(scope string, drafts []herald.Draft, lookup func(key string) (s Sto
 		FPs:      make([][]byte, len(drafts)),
 		Replayed: make([]bool, len(drafts)),
 		DupOf:    make([]int, len(drafts)),
+		Muted:    make([]int, len(drafts)),
 	}
 	var first map[string]int // key → first draft using it
 	for i := range drafts {
@@ -92,7 +94,7 @@ func (p *Plan) Dup(i int) {
 	for k := range src {
 		ns[k] = herald.Notification{ID: src[k].ID, User: src[k].User}
 	}
-	p.Receipts[i] = herald.Receipt{Notifications: ns, Replayed: true, Recipients: p.Receipts[p.DupOf[i]].Recipients}
+	p.Receipts[i] = herald.Receipt{Notifications: ns, Replayed: true, Recipients: p.Receipts[p.DupOf[i]].Recipients, Muted: p.Receipts[p.DupOf[i]].Muted}
 	if p.Drafts[i].Topic != "" {
 		p.Receipts[i].Notifications = nil // as a replay from the store says it
 	}
@@ -107,28 +109,30 @@ const MaxTopicRecipients = 100_000
 // Fresh drafts of a topic: Expand replaces the plan's drafts by a copy (the caller's are
 // untouched, so a retried transaction expands again) in which each fresh topic draft is
 // addressed To its subscribers, read by subscribers in the store's transaction, minus its
-// Exclude list.
-func (p *Plan) Expand(subscribers func(topic string) ([]string, error)) error {
+// Exclude list and minus those who muted it: subscribers returns, beside each subscriber,
+// whether they muted the draft (muted may be nil: none did), and Muted counts them.
+func (p *Plan) Expand(subscribers func(d *herald.Draft) (users []string, muted []bool, err error)) error {
 	copied := false
 	for i := range p.Drafts {
 		d := &p.Drafts[i]
 		if d.Topic == "" || !p.Fresh(i) {
 			continue
 		}
-		us, err := subscribers(d.Topic)
+		us, muted, err := subscribers(d)
 		if err != nil {
 			return err
 		}
 		if len(us) > MaxTopicRecipients {
 			return herald.Errorf(herald.ETOOLARGE, "topic %q has more than %d subscribers, the most one publish reaches; split it into smaller topics", d.Topic, MaxTopicRecipients)
 		}
+		var ex map[string]bool
 		if len(d.Exclude) > 0 {
-			ex := make(map[string]bool, len(d.Exclude))
+			ex = make(map[string]bool, len(d.Exclude))
 			for _, u := range d.Exclude {
 				ex[u] = true
 			}
-			us = slices.DeleteFunc(us, func(u string) bool { return ex[u] })
 		}
+		us, p.Muted[i] = dropMuted(us, muted, ex)
 		if !copied {
 			p.Drafts, copied = slices.Clone(p.Drafts), true
 		}
@@ -138,10 +142,17 @@ func (p *Plan) Expand(subscribers func(topic string) ([]string, error)) error {
 }
 
 // Result is what a store keeps as a keyed draft's result: the ids and recipients of its
-// notifications, or for a topic draft only how many recipients it reached.
-func Result(d *herald.Draft, ns []herald.Notification) string {
-	if d.Topic != "" {
+// notifications, or for a topic draft only how many recipients it reached; and how many it did
+// not reach for their mutes, when some. A draft that muted nobody keeps the form it had before
+// mutes existed (a list, or {"recipients":n}), which older versions read.
+func Result(d *herald.Draft, ns []herald.Notification, muted int) string {
+	switch {
+	case d.Topic != "" && muted > 0:
+		return fmt.Sprintf(`{"recipients":%d,"muted":%d}`, len(ns), muted)
+	case d.Topic != "":
 		return fmt.Sprintf(`{"recipients":%d}`, len(ns))
+	case muted > 0:
+		return fmt.Sprintf(`{"notifications":%s,"muted":%d}`, EncodeResult(ns), muted)
 	}
 	return EncodeResult(ns)
 }
@@ -150,12 +161,22 @@ func Result(d *herald.Draft, ns []herald.Notification) string {
 func decodeReceipt(s string) (herald.Receipt, error) {
 	if strings.HasPrefix(s, "{") {
 		var t struct {
-			Recipients int `json:"recipients"`
+			Recipients    int             `json:"recipients"`
+			Muted         int             `json:"muted"`
+			Notifications json.RawMessage `json:"notifications"`
 		}
 		if err := json.Unmarshal([]byte(s), &t); err != nil {
 			return herald.Receipt{}, err
 		}
-		return herald.Receipt{Replayed: true, Recipients: t.Recipients}, nil
+		r := herald.Receipt{Replayed: true, Recipients: t.Recipients, Muted: t.Muted}
+		if t.Notifications != nil { // a draft addressed by name, some of whose recipients muted it
+			ns, err := DecodeResult(string(t.Notifications))
+			if err != nil {
+				return herald.Receipt{}, err
+			}
+			r.Notifications = ns
+		}
+		return r, nil
 	}
 	ns, err := DecodeResult(s)
 	if err != nil {
