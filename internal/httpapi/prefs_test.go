@@ -251,3 +251,53 @@ func TestPreferencesFrame(t *testing.T) {
 		t.Fatalf("frame %q, want %q", got, want)
 	}
 }
+
+// FuzzPreferencesBody: whatever a PUT of preferences carries, parsing never panics, and what it
+// accepts is within the limit, every rule valid, sorted and without repeats.
+func FuzzPreferencesBody(f *testing.F) {
+	for _, s := range []string{
+		`{"mutes":{}}`,
+		`{"mutes":{"in_app":{"types":["a","b"],"prefixes":["marketing."],"topics":["issue:42"]},"push":{"types":["digest"]}}}`,
+		`{"mutes":{"email":{"types":["a"]}}}`,
+		`{"mutes":{"in_app":{"prefixes":["herald."]}}}`,
+		`{"mutes":{"in_app":{"types":["a","a","a"]}}}`,
+		`{"mutes":null}`,
+	} {
+		f.Add([]byte(s))
+	}
+	a := New(Options{MaxPreferenceRules: 5, NoPark: true})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var b prefsBody
+		if err := json.Unmarshal(body, &b); err != nil {
+			return
+		}
+		p, err := a.parsePrefs(b)
+		if err != nil {
+			if c := herald.ErrorCode(err); c != herald.EINVALID && c != herald.ETOOLARGE {
+				t.Fatalf("error code %q: %v", c, err)
+			}
+			return
+		}
+		if len(p.Mutes) > 5 {
+			t.Fatalf("%d rules accepted, limit 5", len(p.Mutes))
+		}
+		for i, m := range p.Mutes {
+			if err := m.Validate(); err != nil {
+				t.Fatalf("accepted an invalid rule %+v: %v", m, err)
+			}
+			if i > 0 && !mutesLess(p.Mutes[i-1], m) {
+				t.Fatalf("rules not sorted and unique: %+v", p.Mutes)
+			}
+		}
+	})
+}
+
+func mutesLess(a, b herald.Mute) bool {
+	if a.Channel != b.Channel {
+		return a.Channel < b.Channel
+	}
+	if a.Kind != b.Kind {
+		return a.Kind < b.Kind
+	}
+	return a.Value < b.Value
+}

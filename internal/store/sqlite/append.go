@@ -88,6 +88,7 @@ const smallGroup = 8
 // writerStmts are prepared once on the writer connection and reused by every group.
 type writerStmts struct {
 	insert, getKey, key, getSeq, putSeq *sql.Stmt
+	mutes                               *sql.Stmt // prefs.go
 }
 
 func (ws *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -100,6 +101,7 @@ func (ws *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&ws.key, `INSERT INTO idempotency (scope, key, hash, result, created_at) VALUES (?, ?, ?, ?, ?)`},
 		{&ws.getSeq, `SELECT seq FROM streams WHERE stream = ?`},
 		{&ws.putSeq, `INSERT INTO streams (stream, seq) VALUES (?, ?) ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq`},
+		{&ws.mutes, mutesQuery},
 	} {
 		st, err := db.PrepareContext(ctx, p.q)
 		if err != nil {
@@ -112,7 +114,7 @@ func (ws *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (ws *writerStmts) close() {
-	for _, st := range []*sql.Stmt{ws.insert, ws.getKey, ws.key, ws.getSeq, ws.putSeq} {
+	for _, st := range []*sql.Stmt{ws.insert, ws.getKey, ws.key, ws.getSeq, ws.putSeq, ws.mutes} {
 		if st != nil {
 			st.Close()
 		}
@@ -128,6 +130,7 @@ type txWriter struct {
 	now                 time.Time
 	insert, getKey, key *sql.Stmt
 	getSeq, putSeq      *sql.Stmt
+	mutes               *sql.Stmt
 	seqs                map[string]uint64   // stream → last seq, as of this transaction
 	dirty               map[string]struct{} // streams whose seq this transaction advanced
 }
@@ -150,6 +153,7 @@ func newTxWriter(ctx context.Context, tx *sql.Tx, stmts *writerStmts, now time.T
 	w.key = tx.StmtContext(ctx, stmts.key)
 	w.getSeq = tx.StmtContext(ctx, stmts.getSeq)
 	w.putSeq = tx.StmtContext(ctx, stmts.putSeq)
+	w.mutes = tx.StmtContext(ctx, stmts.mutes)
 	var streams []string
 	seen := make(map[string]bool)
 	for _, req := range group {
@@ -175,7 +179,7 @@ func newTxWriter(ctx context.Context, tx *sql.Tx, stmts *writerStmts, now time.T
 }
 
 func (w *txWriter) close() {
-	for _, st := range []*sql.Stmt{w.insert, w.getKey, w.key, w.getSeq, w.putSeq} {
+	for _, st := range []*sql.Stmt{w.insert, w.getKey, w.key, w.getSeq, w.putSeq, w.mutes} {
 		if st != nil {
 			st.Close()
 		}

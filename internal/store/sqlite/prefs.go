@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"strconv"
 	"strings"
 
@@ -61,31 +62,30 @@ func (s *Store) SetPreferences(ctx context.Context, user string, p herald.Prefer
 	return nil
 }
 
+// mutesQuery reads the in-app rules of the users in a JSON array, in one statement prepared once
+// on the writer connection (however many users: json_each, rather than an IN list per size).
+// For a recipient without rules it finds nothing in the primary key.
+const mutesQuery = `SELECT user_id, kind, value FROM mutes
+	WHERE user_id IN (SELECT value FROM json_each(?1)) AND channel = '` + herald.ChannelInApp + `'`
+
 // applyMutes drops from the plan's drafts addressed by name the recipients who muted them, with
-// their in-app rules read in the group's transaction: one statement per seqChunk recipients,
-// which for a recipient without rules finds nothing in the primary key.
+// their in-app rules read in the group's transaction.
 func (w *txWriter) applyMutes(p *store.Plan) error {
 	users := p.MuteCandidates()
-	var rules map[string]*herald.Preferences
-	for len(users) > 0 {
-		n := min(len(users), seqChunk)
-		args := make([]any, 0, n+1)
-		args = append(args, herald.ChannelInApp)
-		for _, u := range users[:n] {
-			args = append(args, u)
-		}
-		q := `SELECT user_id, kind, value FROM mutes WHERE channel = ? AND user_id IN (` + store.Placeholders(n) + `)`
-		if n == 1 {
-			q = `SELECT user_id, kind, value FROM mutes WHERE channel = ? AND user_id = ?`
-		}
-		rows, err := w.tx.QueryContext(w.ctx, q, args...)
-		if err != nil {
-			return unavailable(err)
-		}
-		if rules, err = scanRules(rows, rules); err != nil {
-			return err
-		}
-		users = users[n:]
+	if len(users) == 0 {
+		return nil
+	}
+	list, err := json.Marshal(users)
+	if err != nil {
+		return herald.Internal(err, "encode recipients")
+	}
+	rows, err := w.mutes.QueryContext(w.ctx, string(list))
+	if err != nil {
+		return unavailable(err)
+	}
+	rules, err := scanRules(rows, nil)
+	if err != nil {
+		return err
 	}
 	p.ApplyMutes(rules)
 	return nil
