@@ -126,15 +126,8 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	// The user's preferences: broadcasts they muted are left out (conn.muted).
-	prefs, err := a.prefs.acquire(r.Context(), user)
-	if err != nil {
-		a.refuseStream(w, r, err)
-		return
-	}
 	sub, err := a.opts.Hub.Subscribe(user)
 	if err != nil {
-		a.prefs.release(prefs)
 		a.refuseStream(w, r, err)
 		return
 	}
@@ -142,6 +135,18 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		if !parked {
 			sub.Close()
+		}
+	}()
+	// The user's preferences: broadcasts they muted are left out (conn.muted). Read once the
+	// stream is admitted, so that a refused one costs no read; what arrives meanwhile waits in
+	// the subscription.
+	prefs, err := a.prefs.acquire(r.Context(), user)
+	if err != nil {
+		a.refuseStream(w, r, err)
+		return
+	}
+	defer func() {
+		if !parked {
 			a.prefs.release(prefs)
 		}
 	}()
@@ -644,8 +649,8 @@ func encodeNotification(n *herald.Notification, named bool) []byte {
 
 // appendEnvelope appends {"id","type","title","body","url","icon","avatar","actions","group",
 // "data","created_at","broadcast","topic","critical"}, the content fields, topic and critical
-// only when present: a notification
-// without content has the envelope it had before content existed, byte for byte. Types are
+// only when present: a notification without content has the envelope it had before content
+// existed, byte for byte. Types are
 // validated to a JSON-safe alphabet and data is compact JSON, so only content needs escaping.
 func appendEnvelope(b []byte, n *herald.Notification) []byte {
 	b = append(b, `{"id":"`...)

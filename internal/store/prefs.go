@@ -12,8 +12,9 @@ import (
 // unless it is critical. Both stores read the mutes in the transaction of the append, so a
 // concurrent change of preferences is wholly before or wholly after it:
 //
-//   - for drafts addressed by name, the rules of all their recipients, in one statement per
-//     group (MuteCandidates, then ApplyMutes, judged by herald.Preferences.Muted);
+//   - for drafts addressed by name, the rules of all their recipients that can mute one of them,
+//     in one statement per group (MuteCandidates and MuteValues, then ApplyMutes, judged by
+//     herald.Preferences.Muted);
 //   - for topic drafts, in the statement that reads the subscribers (Expand), with the SQL of
 //     each store (MutedSQL's rule, the same as Muted's).
 //
@@ -42,6 +43,28 @@ func (p *Plan) MuteCandidates() []string {
 			if !seen[u] {
 				seen[u] = true
 				out = append(out, u)
+			}
+		}
+	}
+	return out
+}
+
+// MuteValues returns what a rule must be to mute one of the drafts MuteCandidates covers: each
+// draft's type and every prefix of it, each once. A rule of another value mutes none of them,
+// so a store reads only the recipients' rules of these values (for a recipient who muted none
+// of the drafts, nothing), and ApplyMutes judges the same with them as with all the rules.
+func (p *Plan) MuteValues() []string {
+	var out []string
+	seen := map[string]bool{}
+	for i := range p.Drafts {
+		d := &p.Drafts[i]
+		if !p.Fresh(i) || d.Critical || d.Broadcast || d.Topic != "" {
+			continue
+		}
+		for n := len(d.Type); n > 0; n-- {
+			if v := d.Type[:n]; !seen[v] {
+				seen[v] = true
+				out = append(out, v)
 			}
 		}
 	}

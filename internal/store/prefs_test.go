@@ -66,6 +66,10 @@ func TestApplyMutes(t *testing.T) {
 	if got := p.MuteCandidates(); !slices.Equal(got, []string{"alice", "bob", "carol"}) {
 		t.Fatalf("MuteCandidates = %q", got)
 	}
+	if got := p.MuteValues(); !slices.Equal(got, []string{"marketing.weekly", "marketing.weekl", "marketing.week", "marketing.wee", "marketing.we", "marketing.w",
+		"marketing.", "marketing", "marketin", "marketi", "market", "marke", "mark", "mar", "ma", "m", "security", "securit", "securi", "secur", "secu", "sec", "se", "s"}) {
+		t.Fatalf("MuteValues = %q", got)
+	}
 	p.ApplyMutes(map[string]*herald.Preferences{
 		"alice": {Mutes: []herald.Mute{{Channel: herald.ChannelInApp, Kind: herald.MutePrefix, Value: "marketing."}}},
 		"carol": {Mutes: []herald.Mute{{Channel: herald.ChannelInApp, Kind: herald.MuteType, Value: "marketing.weekly"}}},

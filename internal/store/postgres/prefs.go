@@ -58,11 +58,11 @@ func (s *Store) SetPreferences(ctx context.Context, user string, p herald.Prefer
 }
 
 // applyMutes drops from the plans' drafts addressed by name the recipients who muted them,
-// with the in-app rules of all their recipients read in one statement of the group's
-// transaction.
+// with the in-app rules of all their recipients that can mute one of them read in one
+// statement of the group's transaction.
 func applyMutes(ctx context.Context, tx pgx.Tx, plans []*store.Plan) error {
-	var users []string
-	seen := map[string]bool{}
+	var users, values []string
+	seen, seenValue := map[string]bool{}, map[string]bool{}
 	for _, p := range plans {
 		for _, u := range p.MuteCandidates() {
 			if !seen[u] {
@@ -70,11 +70,20 @@ func applyMutes(ctx context.Context, tx pgx.Tx, plans []*store.Plan) error {
 				users = append(users, u)
 			}
 		}
+		for _, v := range p.MuteValues() {
+			if !seenValue[v] {
+				seenValue[v] = true
+				values = append(values, v)
+			}
+		}
 	}
 	if len(users) == 0 {
 		return nil
 	}
-	rows, err := tx.Query(ctx, `SELECT user_id, kind, value FROM herald_mutes WHERE channel = $1 AND user_id = ANY($2::text[])`, herald.ChannelInApp, users)
+	// Only the rules that can mute one of the drafts: their types, and every prefix of them.
+	rows, err := tx.Query(ctx, `SELECT user_id, kind, value FROM herald_mutes
+		WHERE user_id = ANY($2::text[]) AND channel = $1 AND kind = ANY($3::text[]) AND value = ANY($4::text[])`,
+		herald.ChannelInApp, users, []string{herald.MuteType, herald.MutePrefix}, values)
 	if err != nil {
 		return err
 	}

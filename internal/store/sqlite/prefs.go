@@ -62,11 +62,16 @@ func (s *Store) SetPreferences(ctx context.Context, user string, p herald.Prefer
 	return nil
 }
 
-// mutesQuery reads the in-app rules of the users in a JSON array, in one statement prepared once
-// on the writer connection (however many users: json_each, rather than an IN list per size).
-// For a recipient without rules it finds nothing in the primary key.
+// mutesQuery reads the in-app type and prefix rules of the users in the JSON array ?1 whose
+// values are in the JSON array ?2 (store.Plan.MuteValues: those that can mute one of the
+// drafts), in one statement prepared once on the writer connection (however many users:
+// json_each, rather than an IN list per size). It searches the primary key by user and channel
+// and filters that user's rules (at most --max-preference-rules): the unary + keeps SQLite from
+// probing the key for every user, kind and value instead, which is up to 128 probes a user.
+// For a recipient who muted none of the drafts it returns nothing.
 const mutesQuery = `SELECT user_id, kind, value FROM mutes
-	WHERE user_id IN (SELECT value FROM json_each(?1)) AND channel = '` + herald.ChannelInApp + `'`
+	WHERE user_id IN (SELECT value FROM json_each(?1)) AND channel = '` + herald.ChannelInApp + `'
+	AND +kind IN ('` + herald.MuteType + `', '` + herald.MutePrefix + `') AND +value IN (SELECT value FROM json_each(?2))`
 
 // applyMutes drops from the plan's drafts addressed by name the recipients who muted them, with
 // their in-app rules read in the group's transaction.
@@ -79,7 +84,11 @@ func (w *txWriter) applyMutes(p *store.Plan) error {
 	if err != nil {
 		return herald.Internal(err, "encode recipients")
 	}
-	rows, err := w.mutes.QueryContext(w.ctx, string(list))
+	values, err := json.Marshal(p.MuteValues())
+	if err != nil {
+		return herald.Internal(err, "encode types")
+	}
+	rows, err := w.mutes.QueryContext(w.ctx, string(list), string(values))
 	if err != nil {
 		return unavailable(err)
 	}
