@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -300,4 +301,69 @@ func mutesLess(a, b herald.Mute) bool {
 		return a.Kind < b.Kind
 	}
 	return a.Value < b.Value
+}
+
+// TestPrefsCache: a node holds a user's rules once, while a stream of theirs is open; a change
+// reloads them from the store and tells onReload; the reloader stops with stop, and a change of a
+// user without streams here starts nothing.
+func TestPrefsCache(t *testing.T) {
+	s := newPrefsServer(t)
+	c := newPrefsCache(s.store, slog.New(slog.DiscardHandler))
+	reloaded := make(chan string, 4)
+	c.onReload = func(user string) { reloaded <- user }
+	ctx := t.Context()
+
+	c.changed("alice", false) // nobody here: no reloader
+	c.mu.Lock()
+	started := len(c.dirty) > 0
+	c.mu.Unlock()
+	if started {
+		t.Fatal("a change of a user without streams was queued")
+	}
+
+	a1, err := c.acquire(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, err := c.acquire(ctx, "alice")
+	if err != nil || a1 != a2 || a1.get() == nil || len(a1.get().Mutes) != 0 {
+		t.Fatalf("second acquire: %p %p %v", a1, a2, err)
+	}
+	if err := s.store.SetPreferences(ctx, "alice", herald.Preferences{Mutes: []herald.Mute{{Channel: herald.ChannelInApp, Kind: herald.MuteType, Value: "promo"}}}); err != nil {
+		t.Fatal(err)
+	}
+	c.changed("alice", false)
+	select {
+	case u := <-reloaded:
+		if u != "alice" || !a1.get().Muted(herald.ChannelInApp, "promo", "") {
+			t.Fatalf("reloaded %q, rules %+v", u, a1.get())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reload within 10s")
+	}
+	c.changed("", true) // after a bus loss: every user held
+	select {
+	case u := <-reloaded:
+		if u != "alice" {
+			t.Fatalf("reloaded %q", u)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reload of all within 10s")
+	}
+	c.release(a1)
+	c.release(a2)
+	c.mu.Lock()
+	left := len(c.users)
+	c.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d users held after their streams ended", left)
+	}
+	c.stop()
+	select {
+	case <-c.stopped:
+	default:
+		t.Fatal("stop returned before the reloader ended")
+	}
+	c.stop() // twice is harmless
+	c.changed("alice", true)
 }
