@@ -62,6 +62,8 @@ type Notification struct {
 	ArchivedAt time.Time
 	// Topic is the topic it was published to; empty when it was addressed by name or broadcast.
 	Topic string
+	// Critical: the publisher marked it critical, so no mute holds it back (see Preferences).
+	Critical bool
 }
 
 // Broadcast reports whether n was sent to everyone.
@@ -85,6 +87,10 @@ type Draft struct {
 	// Key is the idempotency key: a retried draft with the same key (within the same scope)
 	// returns the first result and stores nothing.
 	Key string
+	// Critical drafts reach every recipient whatever they muted (security alerts, legal
+	// notices). Other drafts are not written for a recipient who muted them in ChannelInApp:
+	// the store reads the recipients' mutes in the append's transaction.
+	Critical bool
 }
 
 // Receipt is the result of appending one Draft.
@@ -102,6 +108,9 @@ type Receipt struct {
 	// reached no one, or when its key was stored by a version before them), so that a retry
 	// can re-announce them (Store.TopicNotifications). Only a replayed topic draft sets them.
 	FirstID, LastID int64
+	// Muted is how many recipients the draft did not reach because they muted it (in
+	// ChannelInApp): no notification was created for them. A replay tells it too.
+	Muted int
 }
 
 // FeedPage is a consistent read of a user's feed after a cursor.
@@ -307,6 +316,16 @@ type Store interface {
 	// TopicNotifications returns at most limit notifications published to topic with ids
 	// greater than after and at most upTo, in id order.
 	TopicNotifications(ctx context.Context, topic string, after, upTo int64, limit int) ([]Notification, error)
+
+	// Preferences: what each user muted (see Preferences). Append reads the mutes of a draft's
+	// recipients in its own transaction; Inbox and Counts leave out the broadcasts a user muted.
+
+	// Preferences returns user's preferences; a user who never set any has none (no error).
+	Preferences(ctx context.Context, user string) (Preferences, error)
+	// SetPreferences replaces all of user's preferences with p (normalized, see
+	// Preferences.Normalize) in one transaction: a concurrent Append sees the old set or the new
+	// one, never a mix.
+	SetPreferences(ctx context.Context, user string, p Preferences) error
 }
 
 // Identity is which store a cursor, a page position or a bus message belongs to.
@@ -463,6 +482,10 @@ func (d *Draft) Fingerprint() []byte {
 	}
 	if d.Topic != "" {
 		flag |= 4
+	}
+	if d.Critical {
+		// A flag only: a draft that is not critical fingerprints as before the flag existed.
+		flag |= 8
 	}
 	field([]byte{flag})
 	if d.Topic != "" {

@@ -187,7 +187,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		MaxBatch:       cfg.MaxBatch,
 
 		MaxRequestRecipients: cfg.MaxRequestRecipients,
+		MaxPreferenceRules:   cfg.MaxPreferenceRules,
+		// Every node's streams of the user reload the user's rules: through the bus in a
+		// cluster, which calls PreferencesChanged on each node.
+		OnPreferences: func(user string) {
+			if cl != nil {
+				cl.preferencesChanged(user)
+				return
+			}
+			a.API.PreferencesChanged(user)
+		},
 	})
+	if cl != nil {
+		cl.prefs = a.API
+	}
 	handler, err := a.API.Handler()
 	if err != nil {
 		return nil, err

@@ -29,6 +29,13 @@ type cluster struct {
 	m        *metrics.Metrics
 	interval time.Duration
 
+	// prefs are told of changes of users' preferences, from any node; set once the API exists,
+	// before the cluster starts.
+	prefs interface {
+		PreferencesChanged(user string)
+		ReloadPreferences()
+	}
+
 	resync  chan struct{} // has a value when a resync is wanted now
 	busDown atomic.Bool   // the last ping or publish failed
 
@@ -180,6 +187,26 @@ func (c *cluster) notifyState(sc herald.StateChange) {
 	c.hub.Notify(sc.User, hub.NewControl(httpapi.StateFrame(sc)))
 }
 
+// preferencesChanged tells every node's streams of user that the user's preferences changed in
+// the store, so that they reload them. Like a state change, when the bus is down only this
+// node's streams hear of it; the others reload every user's rules when their bus comes back
+// (ReloadPreferences), and any stream does at its next open.
+func (c *cluster) preferencesChanged(user string) {
+	if c.bus == nil || c.busDown.Load() {
+		c.prefs.PreferencesChanged(user)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	err := c.bus.Publish(ctx, bus.EncodePreferences(c.origin, user))
+	cancel()
+	if err != nil {
+		c.busDown.Store(true)
+		c.m.BusPublishErrors.Inc()
+		c.prefs.PreferencesChanged(user)
+		c.want()
+	}
+}
+
 // received handles a message from the bus.
 func (c *cluster) received(msg []byte) {
 	m, err := bus.Decode(msg)
@@ -207,6 +234,11 @@ func (c *cluster) received(msg []byte) {
 	}
 	for _, sc := range m.States {
 		c.notifyState(sc)
+	}
+	if c.prefs != nil {
+		for _, u := range m.Preferences {
+			c.prefs.PreferencesChanged(u)
+		}
 	}
 }
 
@@ -239,6 +271,9 @@ func (c *cluster) start() {
 			c.busDown.Store(false)
 			c.m.BusReconnects.Inc()
 			c.want()
+			if c.prefs != nil {
+				c.prefs.ReloadPreferences() // changes of preferences may be among the lost
+			}
 		})
 	}()
 	go func() {

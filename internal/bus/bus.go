@@ -9,6 +9,7 @@
 //	{"v":2,"o":"9f0c…e1.5a3c01d2","r":[{"u":"alice","i":[42,43],"read":true,"c":5,"cs":1}]}
 //	{"v":2,"o":"9f0c…e1.5a3c01d2","s":[{"u":"alice","k":"seen","up":43,"c":5,"cs":0}]}
 //	{"v":2,"o":"9f0c…e1.5a3c01d2","s":[{"u":"alice","k":"archived","i":[42],"on":true,"c":4,"cs":0}]}
+//	{"v":2,"o":"9f0c…e1.5a3c01d2","p":["alice"]}
 //
 // o is the origin: the identity and epoch of the store the message's commits belong to
 // (herald.Identity.Origin). Sequence numbers only mean something in their store's history, so a
@@ -20,13 +21,18 @@
 //
 // n are notifications: i the id, u the stream (the user, "" for a broadcast), s the sequence
 // number, t the type, ct the content (herald.Content.AppendJSON; absent when it has none), d
-// the data exactly as stored, c the commit time in unix microseconds. Content came without a
+// the data exactly as stored, c the commit time in unix microseconds, cr true when it is critical
+// (absent otherwise: a node from before it takes a critical broadcast for an ordinary one, which
+// a user's mutes may leave out of that node's streams until it is upgraded). Content came without a
 // new version: a node from before it ignores ct and shows the notification without its
 // content until it is upgraded, which is what a rolling upgrade costs.
 // r are read-state changes: u the user, i the ids (absent with "all":true), read, and the user's
 // counts after the change: c unread, cs unseen. s are the other changes of a user's state: k the
 // kind, "seen" (up: the user's seen mark after it) or "archived" (i the ids, or "all":true for
 // every read one; on: archived, or back in the inbox), and c and cs as in r.
+//
+// p are users whose preferences changed in the store: their streams reload them. A node from
+// before preferences ignores the key.
 //
 // Read changes keep their own key, and the others have a new one, so that nodes of the same
 // version from before seen and archived state (which read r, and ignore keys they do not know)
@@ -63,6 +69,8 @@ type Message struct {
 	Notifications []herald.Notification
 	// States are the changes of users' state of notifications, read changes first.
 	States []herald.StateChange
+	// Preferences are the users whose preferences changed.
+	Preferences []string
 }
 
 // EncodeNotifications turns notifications committed in the store of origin into messages of at
@@ -114,6 +122,9 @@ func appendItem(b []byte, n *herald.Notification) []byte {
 	b = append(b, n.Data...)
 	b = append(b, `,"c":`...)
 	b = strconv.AppendInt(b, n.CreatedAt.UnixMicro(), 10)
+	if n.Critical {
+		b = append(b, `,"cr":true`...)
+	}
 	return append(b, '}')
 }
 
@@ -166,11 +177,22 @@ func EncodeState(origin string, sc herald.StateChange) []byte {
 	return b
 }
 
+// EncodePreferences makes the message that user's preferences changed in the store of origin.
+func EncodePreferences(origin, user string) []byte {
+	b, _ := json.Marshal(struct {
+		V int      `json:"v"`
+		O string   `json:"o"`
+		P []string `json:"p"`
+	}{Version, origin, []string{user}})
+	return b
+}
+
 type message struct {
 	V int         `json:"v"`
 	O string      `json:"o"`
 	R []readJSON  `json:"r"`
 	S []stateJSON `json:"s"`
+	P []string    `json:"p"`
 	N []struct {
 		I  int64           `json:"i"`
 		U  *string         `json:"u"`
@@ -179,6 +201,7 @@ type message struct {
 		CT *herald.Content `json:"ct"`
 		D  json.RawMessage `json:"d"`
 		C  int64           `json:"c"`
+		CR bool            `json:"cr"`
 	} `json:"n"`
 }
 
@@ -217,7 +240,7 @@ func Decode(b []byte) (Message, error) {
 		if err := herald.ValidateType(x.T); err != nil {
 			return Message{}, fmt.Errorf("bus: malformed message: %w", err)
 		}
-		n := herald.Notification{ID: x.I, User: *x.U, Seq: x.S, Type: x.T, Data: x.D, CreatedAt: time.UnixMicro(x.C).UTC()}
+		n := herald.Notification{ID: x.I, User: *x.U, Seq: x.S, Type: x.T, Data: x.D, CreatedAt: time.UnixMicro(x.C).UTC(), Critical: x.CR}
 		// What clients put in links and show as text: checked as a publish's content is.
 		if err := x.CT.Validate(); err != nil {
 			return Message{}, fmt.Errorf("bus: malformed message: content: %w", err)
@@ -266,6 +289,12 @@ func Decode(b []byte) (Message, error) {
 			return Message{}, err
 		}
 		out.States = append(out.States, sc)
+	}
+	for _, u := range m.P {
+		if err := herald.ValidateUser(u); err != nil {
+			return Message{}, fmt.Errorf("bus: malformed message: preferences: %w", err)
+		}
+		out.Preferences = append(out.Preferences, u)
 	}
 	return out, nil
 }

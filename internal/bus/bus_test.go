@@ -131,6 +131,25 @@ func TestStateForOlderNodes(t *testing.T) {
 // testOrigin is a store's origin as herald.Identity.Origin writes it.
 const testOrigin = "0123456789abcdef0123456789abcdef.5a3c01d2"
 
+// TestPreferencesAndCritical: a change of preferences names its user, and a critical
+// notification says so; one that is not critical is encoded as before the flag existed.
+func TestPreferencesAndCritical(t *testing.T) {
+	m, err := Decode(EncodePreferences(testOrigin, "alice"))
+	if err != nil || m.Origin != testOrigin || len(m.Preferences) != 1 || m.Preferences[0] != "alice" || len(m.Notifications) != 0 || len(m.States) != 0 {
+		t.Fatalf("Decode(EncodePreferences) = %+v, %v", m, err)
+	}
+	ns := sample(2, 10)
+	ns[0].Critical = true
+	msgs := EncodeNotifications(testOrigin, ns)
+	if strings.Count(string(msgs[0]), `"cr"`) != 1 {
+		t.Fatalf("message %s: want one critical flag", msgs[0])
+	}
+	m, err = Decode(msgs[0])
+	if err != nil || !m.Notifications[0].Critical || m.Notifications[1].Critical {
+		t.Fatalf("Decode = %+v, %v", m.Notifications, err)
+	}
+}
+
 func TestDecodeRefuses(t *testing.T) {
 	const o = `"o":"` + testOrigin + `"`
 	tests := []struct{ name, msg string }{
@@ -158,6 +177,8 @@ func TestDecodeRefuses(t *testing.T) {
 		{"read without ids", `{"v":2,` + o + `,"r":[{"u":"a","read":true,"c":0}]}`},
 		{"read of id 0", `{"v":2,` + o + `,"r":[{"u":"a","read":true,"c":0,"i":[0]}]}`},
 		{"read of a bad user", `{"v":2,` + o + `,"r":[{"u":"a\nb","read":true,"c":0,"i":[1]}]}`},
+		{"preferences of an empty user", `{"v":2,` + o + `,"p":[""]}`},
+		{"preferences of a bad user", `{"v":2,` + o + `,"p":["a\u202eb"]}`},
 		{"read with a negative count", `{"v":2,` + o + `,"r":[{"u":"a","read":true,"c":-1,"i":[1]}]}`},
 		{"read with more unseen than unread", `{"v":2,` + o + `,"r":[{"u":"a","read":true,"c":1,"cs":2,"i":[1]}]}`},
 		{"state of an unknown kind", `{"v":2,` + o + `,"s":[{"u":"a","k":"snoozed","i":[1],"on":true,"c":0,"cs":0}]}`},
@@ -222,6 +243,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"v":2,"o":"` + testOrigin + `","n":[{"i":1,"u":"a","s":1,"t":"x","ct":{"title":"t","url":"//evil","actions":[{"label":"l","url":"/"}]},"d":1,"c":0}]}`))
 	f.Add([]byte(`{"v":2,"o":"` + testOrigin + `","n":[{"i":1,"u":"a","s":1,"t":"x","ct":{"body":"a\nb","icon":"http://localhost/i","group":"g/1"},"d":1,"c":0}]}`))
 	f.Add(EncodeState(testOrigin, herald.StateChange{User: "alice", Kind: herald.StateRead, IDs: []int64{1}, On: true, Counts: herald.Counts{Unread: 2, Unseen: 1}}))
+	f.Add(EncodePreferences(testOrigin, "alice"))
 	f.Add(EncodeState(testOrigin, herald.StateChange{User: "alice", Kind: herald.StateSeen, On: true, SeenUpTo: 9, Counts: herald.Counts{Unread: 2}}))
 	f.Add(EncodeState(testOrigin, herald.StateChange{User: "alice", Kind: herald.StateArchived, All: true, On: true, Counts: herald.Counts{Unread: 2}}))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -71,6 +71,8 @@ type Config struct {
 	// publishes being committed hold at once (0: no limit).
 	MaxRequestRecipients int
 	MaxPublishInflight   int
+	// MaxPreferenceRules bounds the mute rules of one user (issue 17 §3).
+	MaxPreferenceRules int
 
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -151,6 +153,7 @@ func Default() Config {
 		MaxBatch:              1000,
 		MaxRequestRecipients:  50_000,
 		MaxPublishInflight:    200_000,
+		MaxPreferenceRules:    100,
 		ReadHeaderTimeout:     10 * time.Second,
 		ReadTimeout:           30 * time.Second,
 		IdleTimeout:           120 * time.Second,
@@ -247,6 +250,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.IntVar(&c.MaxRecipients, "max-recipients", c.MaxRecipients, "users in one notification's \"to\"")
 	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "notifications in one batch")
 	fs.IntVar(&c.MaxRequestRecipients, "max-request-recipients", c.MaxRequestRecipients, "users one publish or batch request names, all its notifications together (a broadcast counts one); a larger request gets 413")
+	fs.IntVar(&c.MaxPreferenceRules, "max-preference-rules", c.MaxPreferenceRules, "mute rules of one user, all channels together; a larger PUT of preferences gets 413")
 	fs.IntVar(&c.MaxPublishInflight, "max-publish-inflight", c.MaxPublishInflight, "notifications all publish requests being committed may hold at once; beyond it a request waits a second, then gets 503 (0: no limit)")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time to read request headers")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "time to read a whole request (streams are exempt once open)")
@@ -420,6 +424,7 @@ func (c *Config) Validate() error {
 	atLeast("max-payload", c.MaxPayload, 4)
 	atLeast("max-recipients", int64(c.MaxRecipients), 1)
 	atLeast("max-batch", int64(c.MaxBatch), 1)
+	atLeast("max-preference-rules", int64(c.MaxPreferenceRules), 1)
 	if c.MaxRequestRecipients < c.MaxRecipients {
 		bad("max-request-recipients (%d) must be at least max-recipients (%d): a notification to that many users could never be sent", c.MaxRequestRecipients, c.MaxRecipients)
 	}

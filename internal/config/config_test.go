@@ -351,6 +351,7 @@ func TestParseInvalid(t *testing.T) {
 		{name: "zero max-recipients", args: []string{"-max-recipients", "0"}, want: []string{"max-recipients"}},
 		{name: "zero max-batch", args: []string{"-max-batch", "0"}, want: []string{"max-batch"}},
 		{name: "max-request-recipients below max-recipients", args: []string{"-max-request-recipients", "999"}, want: []string{"max-request-recipients", "max-recipients"}},
+		{name: "zero max-preference-rules", args: []string{"-max-preference-rules", "0"}, want: []string{"max-preference-rules"}},
 		{name: "max-publish-inflight below the largest request", args: []string{"-max-publish-inflight", "49999"}, want: []string{"max-publish-inflight", "max-request-recipients"}},
 		{name: "max-publish-inflight below a raised request limit", args: []string{"-max-request-recipients", "300000"}, want: []string{"max-publish-inflight"}},
 		{name: "small max-header-bytes", args: []string{"-max-header-bytes", "100"}, want: []string{"max-header-bytes"}},

@@ -63,6 +63,9 @@ type Options struct {
 	// OnState, when set, is told of every change of a user's state of notifications (read,
 	// seen, archived), so that the user's open streams (on every node) can be told too.
 	OnState func(herald.StateChange)
+	// OnPreferences, when set, is told of every change of a user's preferences, so that the
+	// user's open streams (on every node: API.PreferencesChanged) apply the new rules.
+	OnPreferences func(user string)
 	// MaxHeaderBytes bounds a request's headers; larger ones get a JSON 431. The server's own
 	// limit must be above it (App sets twice), or Go answers first in plain text.
 	MaxHeaderBytes int
@@ -91,6 +94,8 @@ type Options struct {
 	// MaxRequestRecipients bounds the users one request names, all its notifications together
 	// (a broadcast counts one): what a request costs grows with it, not with the notifications.
 	MaxRequestRecipients int
+	// MaxPreferenceRules bounds the mute rules of one user, all channels together.
+	MaxPreferenceRules int
 }
 
 // Defaults are the limits used where Options leave zero.
@@ -107,6 +112,7 @@ var Defaults = Options{
 	MaxTypes:      32,
 
 	MaxRequestRecipients: 50_000,
+	MaxPreferenceRules:   100,
 }
 
 // API holds the handlers' dependencies.
@@ -135,6 +141,8 @@ type API struct {
 	// afterPark, when set (by tests), runs on a stream's handler after the stream is parked and
 	// before the handler returns.
 	afterPark func(*conn)
+	// prefs are the preferences of the users with streams open here (prefs.go).
+	prefs *prefsCache
 }
 
 // New returns the API. Store and Hub are required.
@@ -151,6 +159,7 @@ func New(opts Options) *API {
 	setDefault(&opts.MaxBatch, d.MaxBatch)
 	setDefault(&opts.MaxTypes, d.MaxTypes)
 	setDefault(&opts.MaxRequestRecipients, d.MaxRequestRecipients)
+	setDefault(&opts.MaxPreferenceRules, d.MaxPreferenceRules)
 	if opts.Auth == nil {
 		opts.Auth = denyAll{} // fail closed
 	}
@@ -164,6 +173,8 @@ func New(opts Options) *API {
 	if opts.Store != nil { // nil only in tests of routing
 		a.epoch = opts.Store.Identity().Epoch
 	}
+	a.prefs = newPrefsCache(opts.Store, opts.Logger)
+	a.prefs.onReload = a.preferencesReloaded
 	if parkSupported && !opts.NoPark {
 		a.startParker() // now, so that its goroutines are there from the start; Close stops them
 	}
@@ -233,6 +244,10 @@ func (a *API) routes() []route {
 		{"POST /v1/topics/{topic}/subscribers", a.subscribeMany},
 		{"PUT /v1/topics/{topic}/subscribers/{user}", a.subscribe},
 		{"DELETE /v1/topics/{topic}/subscribers/{user}", a.unsubscribe},
+		{"GET /v1/preferences", a.myPreferences},
+		{"PUT /v1/preferences", a.setMyPreferences},
+		{"GET /v1/users/{user}/preferences", a.userPreferences},
+		{"PUT /v1/users/{user}/preferences", a.setUserPreferences},
 		{"GET /healthz", a.healthz},
 		{"GET /readyz", a.readyz},
 		{"GET /metrics", a.apiMetrics()},

@@ -25,6 +25,7 @@ type inboxItem struct {
 	CreatedAt  time.Time       `json:"created_at"`
 	Broadcast  bool            `json:"broadcast"`
 	Topic      string          `json:"topic,omitempty"`
+	Critical   bool            `json:"critical,omitempty"`
 	Read       bool            `json:"read"`
 	ReadAt     *time.Time      `json:"read_at"`
 	Seen       bool            `json:"seen"`
@@ -45,6 +46,7 @@ func toItem(n *herald.Notification) inboxItem {
 		CreatedAt: n.CreatedAt,
 		Broadcast: n.Broadcast(),
 		Topic:     n.Topic,
+		Critical:  n.Critical,
 		Seen:      n.Seen,
 	}
 	if c := n.Content; c != nil {

@@ -311,7 +311,7 @@ func TestOpenAPIContent(t *testing.T) {
 		t.Errorf("PublishRequest documents %q; the server decodes %q", properties("PublishRequest"), fields)
 	}
 	n := herald.Notification{ID: 1, Type: "t", Data: []byte("1"), Content: &herald.Content{Title: "t", Body: "b", URL: "/u", Icon: "/i",
-		Avatar: "/a", Actions: []herald.Action{{Label: "l", URL: "/"}}, Group: "g"}, Topic: "issue:42"}
+		Avatar: "/a", Actions: []herald.Action{{Label: "l", URL: "/"}}, Group: "g"}, Topic: "issue:42", Critical: true}
 	var env map[string]json.RawMessage
 	if err := json.Unmarshal(appendEnvelope(nil, &n), &env); err != nil {
 		t.Fatal(err)

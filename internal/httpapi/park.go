@@ -167,11 +167,13 @@ func (a *API) park(c *conn) bool {
 	return true
 }
 
-// Close stops the parker: parked streams are closed, and its goroutines end.
+// Close stops the parker: parked streams are closed, and its goroutines end; and the reloader
+// of preferences (prefs.go).
 func (a *API) Close() {
 	if p := a.parker.Load(); p != nil {
 		p.stop()
 	}
+	a.prefs.stop()
 }
 
 // sweepEvery is how often the writers sweep: twice per heartbeat, at most once a second.
@@ -578,6 +580,7 @@ func (s *shard) close(c *conn, why hub.Disconnect, err error) {
 	c.nc.Close()
 	c.sub.Close()
 	a := s.p.api
+	a.prefs.release(c.prefs)
 	a.metrics.StreamsOpen.Dec()
 	a.metrics.Requests.WithLabelValues(streamRoute, "200").Inc()
 	log := a.log.With("request_id", st.reqID)

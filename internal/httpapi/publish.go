@@ -31,6 +31,8 @@ type publishRequest struct {
 	Group     string          `json:"group"`
 	Data      jsontext.Value  `json:"data"`
 	Key       *string         `json:"key"`
+	// Critical goes through every recipient's mutes (security alerts, legal notices).
+	Critical bool `json:"critical"`
 }
 
 type batchRequest struct {
@@ -45,9 +47,14 @@ type publishedItem struct {
 // publishResponse is the 201 of a publish. A topic's notifications are not listed, only counted
 // in Recipients (present only when the request has a topic): they can be 100,000, and a replay
 // knows only their count, so the first answer and its replays say the same.
+//
+// Muted counts the recipients who muted a notification, for whom it was not created (they are
+// not in Notifications, nor counted in Recipients); absent when none did. A replay says the
+// same as the first answer.
 type publishResponse struct {
 	Notifications []publishedItem `json:"notifications"`
 	Recipients    *int            `json:"recipients,omitempty"`
+	Muted         int             `json:"muted,omitempty"`
 }
 
 func (a *API) publish(w http.ResponseWriter, r *http.Request) {
@@ -190,9 +197,12 @@ func (a *API) commit(w http.ResponseWriter, r *http.Request, scope string, draft
 	}
 	resp := publishResponse{Notifications: make([]publishedItem, 0, n)}
 	replayed := true
+	muted := 0 // newly, for the metric
 	for i, rc := range receipts {
+		resp.Muted += rc.Muted
 		if !rc.Replayed {
 			replayed = false
+			muted += rc.Muted
 		}
 		if drafts[i].Topic != "" {
 			if resp.Recipients == nil {
@@ -207,6 +217,9 @@ func (a *API) commit(w http.ResponseWriter, r *http.Request, scope string, draft
 	}
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	if muted > 0 {
+		a.metrics.Muted.WithLabelValues(herald.ChannelInApp).Add(float64(muted))
 	}
 	for i := range drafts {
 		if receipts[i].Replayed {
@@ -335,6 +348,7 @@ func (a *API) draft(req *publishRequest, prefix string) (herald.Draft, error) {
 		}
 		d.Key = *req.Key
 	}
+	d.Critical = req.Critical
 	return d, nil
 }
 

@@ -137,11 +137,25 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 			sub.Close()
 		}
 	}()
+	// The user's preferences: broadcasts they muted are left out (conn.muted). Read once the
+	// stream is admitted, so that a refused one costs no read; what arrives meanwhile waits in
+	// the subscription.
+	prefs, err := a.prefs.acquire(r.Context(), user)
+	if err != nil {
+		a.refuseStream(w, r, err)
+		return
+	}
+	defer func() {
+		if !parked {
+			a.prefs.release(prefs)
+		}
+	}()
 
 	c := &conn{
 		api:    a,
 		user:   user,
 		filter: filter,
+		prefs:  prefs,
 		named:  named,
 		sub:    sub,
 		w:      w,
@@ -261,6 +275,7 @@ type conn struct {
 	api    *API
 	user   string
 	filter map[string]bool // nil: every type
+	prefs  *userPrefs      // what the user muted (prefs.go)
 	named  bool            // notifications carry their type as the SSE event field
 	sub    *hub.Subscription
 	// The stream is written through net/http (w, rc), or, once hijacked, to nc.
@@ -362,7 +377,7 @@ func (c *conn) deliver(events []*hub.Event) (gap bool, err error) {
 			return true, nil
 		}
 		c.pos = c.pos.With(ev.User, ev.Seq)
-		if c.wanted(ev.Type) {
+		if c.wanted(ev.Type) && !c.muted(&ev.Notification) {
 			c.buf = c.appendEvent(c.buf, ev.Frame(c.named, encodeNotification))
 			c.live = append(c.live, ev.CreatedAt)
 			if c.park.shard != nil {
@@ -444,7 +459,7 @@ func (c *conn) catchUp(ctx context.Context) error {
 				c.appendMissed(reasonRetention)
 			}
 			c.pos = c.pos.With(n.User, n.Seq)
-			if c.wanted(n.Type) {
+			if c.wanted(n.Type) && !c.muted(n) {
 				c.buf = c.appendEvent(c.buf, encodeNotification(n, c.named))
 				c.replayed++
 			}
@@ -633,8 +648,9 @@ func encodeNotification(n *herald.Notification, named bool) []byte {
 }
 
 // appendEnvelope appends {"id","type","title","body","url","icon","avatar","actions","group",
-// "data","created_at","broadcast","topic"}, the content fields and topic only when present: a notification
-// without content has the envelope it had before content existed, byte for byte. Types are
+// "data","created_at","broadcast","topic","critical"}, the content fields, topic and critical
+// only when present: a notification without content has the envelope it had before content
+// existed, byte for byte. Types are
 // validated to a JSON-safe alphabet and data is compact JSON, so only content needs escaping.
 func appendEnvelope(b []byte, n *herald.Notification) []byte {
 	b = append(b, `{"id":"`...)
@@ -654,6 +670,9 @@ func appendEnvelope(b []byte, n *herald.Notification) []byte {
 		b = append(b, `,"topic":"`...)
 		b = append(b, n.Topic...)
 		b = append(b, '"')
+	}
+	if n.Critical {
+		b = append(b, `,"critical":true`...) // absent when false: envelopes stay as they were
 	}
 	return append(b, '}')
 }

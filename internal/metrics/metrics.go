@@ -32,6 +32,8 @@ type Metrics struct {
 	Published       *prometheus.CounterVec // kind: unicast, multicast, broadcast
 	PublishDuration prometheus.Histogram
 	PublishRefused  *prometheus.CounterVec // reason: Refused*
+	// Muted counts what preferences held back, by channel (issue 17 §2).
+	Muted *prometheus.CounterVec // channel: in_app, push
 
 	StoreDuration *prometheus.HistogramVec // op
 	StoreErrors   *prometheus.CounterVec   // op
@@ -164,6 +166,11 @@ func New() *Metrics {
 	for _, k := range []string{KindUnicast, KindMulticast, KindBroadcast} {
 		m.Published.WithLabelValues(k) // present at 0, so rate() sees the first publish
 	}
+	m.Muted = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_notifications_muted_total",
+		Help: "Notifications not created for a recipient because the recipient muted them (channel in_app; idempotent replays excluded), or not sent on another channel, by channel. Broadcasts are not counted: they are left out of muting users' streams and inboxes when read."},
+		[]string{"channel"})
+	m.Muted.WithLabelValues("in_app")
 	return m
 }
 

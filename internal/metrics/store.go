@@ -20,7 +20,7 @@ type Store struct {
 var _ herald.Store = (*Store)(nil)
 
 // storeOps are the operations, as label values.
-var storeOps = []string{"append", "feed", "stream", "heads", "stream_heads", "inbox", "get", "set_read", "read_all", "mark_seen", "set_archived", "archive_read", "counts", "prune", "ping"}
+var storeOps = []string{"append", "feed", "stream", "heads", "stream_heads", "inbox", "get", "set_read", "read_all", "mark_seen", "set_archived", "archive_read", "counts", "prune", "ping", "preferences", "set_preferences"}
 
 // InstrumentStore returns s with its operations measured by m.
 func (m *Metrics) InstrumentStore(s herald.Store) *Store {
@@ -157,5 +157,21 @@ func (s *Store) Ping(ctx context.Context) error {
 	start := time.Now()
 	err := s.Store.Ping(ctx)
 	s.observe("ping", start, err)
+	return err
+}
+
+// Preferences implements herald.Store: every stream reads its user's at its start.
+func (s *Store) Preferences(ctx context.Context, user string) (p herald.Preferences, err error) {
+	start := time.Now()
+	p, err = s.Store.Preferences(ctx, user)
+	s.observe("preferences", start, err)
+	return p, err
+}
+
+// SetPreferences implements herald.Store.
+func (s *Store) SetPreferences(ctx context.Context, user string, p herald.Preferences) (err error) {
+	start := time.Now()
+	err = s.Store.SetPreferences(ctx, user, p)
+	s.observe("set_preferences", start, err)
 	return err
 }

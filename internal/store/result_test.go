@@ -17,8 +17,8 @@ func TestTopicResultSpan(t *testing.T) {
 		recipients      int
 		firstID, lastID int64
 	}{
-		{"written now", Result(d, []herald.Notification{{ID: 12}, {ID: 10}, {ID: 11}}), 3, 10, 12},
-		{"no one reached", Result(d, nil), 0, 0, 0},
+		{"written now", Result(d, []herald.Notification{{ID: 12}, {ID: 10}, {ID: 11}}, 0), 3, 10, 12},
+		{"no one reached", Result(d, nil, 0), 0, 0, 0},
 		{"before spans", `{"recipients":2}`, 2, 0, 0},
 		{"span backwards", `{"recipients":2,"first":9,"last":3}`, 2, 0, 0},
 		{"span negative", `{"recipients":2,"first":-1,"last":3}`, 2, 0, 0},

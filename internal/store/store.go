@@ -28,6 +28,7 @@ type Plan struct {
 	FPs      [][]byte         // fingerprint of each keyed draft
 	Replayed []bool           // the key was stored before: Receipts holds the stored result
 	DupOf    []int            // ≥ 0: the key is that of an earlier draft of the same request
+	Muted    []int            // recipients each draft does not reach for their mutes (prefs.go)
 }
 
 // Fresh reports whether draft i is to be written.
@@ -44,6 +45,7 @@ func Resolve(scope string, drafts []herald.Draft, lookup func(key string) (s Sto
 		FPs:      make([][]byte, len(drafts)),
 		Replayed: make([]bool, len(drafts)),
 		DupOf:    make([]int, len(drafts)),
+		Muted:    make([]int, len(drafts)),
 	}
 	var first map[string]int // key → first draft using it
 	for i := range drafts {
@@ -92,7 +94,7 @@ func (p *Plan) Dup(i int) {
 	for k := range src {
 		ns[k] = herald.Notification{ID: src[k].ID, User: src[k].User}
 	}
-	p.Receipts[i] = herald.Receipt{Notifications: ns, Replayed: true, Recipients: p.Receipts[p.DupOf[i]].Recipients}
+	p.Receipts[i] = herald.Receipt{Notifications: ns, Replayed: true, Recipients: p.Receipts[p.DupOf[i]].Recipients, Muted: p.Receipts[p.DupOf[i]].Muted}
 	if p.Drafts[i].Topic != "" {
 		p.Receipts[i].Notifications = nil // as a replay from the store says it
 		p.Receipts[i].FirstID, p.Receipts[i].LastID = idSpan(src)
@@ -119,28 +121,30 @@ const MaxTopicRecipients = 100_000
 // Fresh drafts of a topic: Expand replaces the plan's drafts by a copy (the caller's are
 // untouched, so a retried transaction expands again) in which each fresh topic draft is
 // addressed To its subscribers, read by subscribers in the store's transaction, minus its
-// Exclude list.
-func (p *Plan) Expand(subscribers func(topic string) ([]string, error)) error {
+// Exclude list and minus those who muted it: subscribers returns, beside each subscriber,
+// whether they muted the draft (muted may be nil: none did), and Muted counts them.
+func (p *Plan) Expand(subscribers func(d *herald.Draft) (users []string, muted []bool, err error)) error {
 	copied := false
 	for i := range p.Drafts {
 		d := &p.Drafts[i]
 		if d.Topic == "" || !p.Fresh(i) {
 			continue
 		}
-		us, err := subscribers(d.Topic)
+		us, muted, err := subscribers(d)
 		if err != nil {
 			return err
 		}
 		if len(us) > MaxTopicRecipients {
 			return herald.Errorf(herald.ETOOLARGE, "topic %q has more than %d subscribers, the most one publish reaches; split it into smaller topics", d.Topic, MaxTopicRecipients)
 		}
+		var ex map[string]bool
 		if len(d.Exclude) > 0 {
-			ex := make(map[string]bool, len(d.Exclude))
+			ex = make(map[string]bool, len(d.Exclude))
 			for _, u := range d.Exclude {
 				ex[u] = true
 			}
-			us = slices.DeleteFunc(us, func(u string) bool { return ex[u] })
 		}
+		us, p.Muted[i] = dropMuted(us, muted, ex)
 		if !copied {
 			p.Drafts, copied = slices.Clone(p.Drafts), true
 		}
@@ -151,15 +155,23 @@ func (p *Plan) Expand(subscribers func(topic string) ([]string, error)) error {
 
 // Result is what a store keeps as a keyed draft's result: the ids and recipients of its
 // notifications, or for a topic draft how many recipients it reached and the span of their
-// ids (a retry re-announces the notifications in it; see herald.Receipt.FirstID). A version
-// before the span reads the count and ignores the rest.
-func Result(d *herald.Draft, ns []herald.Notification) string {
-	if d.Topic != "" {
-		if len(ns) == 0 {
-			return `{"recipients":0}`
-		}
+// ids (a retry re-announces the notifications in it; see herald.Receipt.FirstID); and how many
+// it did not reach for their mutes, when some. A version before the span reads the count and
+// ignores the rest; a draft by name that muted nobody keeps the form it had before mutes (a
+// list), which older versions read.
+func Result(d *herald.Draft, ns []herald.Notification, muted int) string {
+	mutedPart := ""
+	if muted > 0 {
+		mutedPart = fmt.Sprintf(`,"muted":%d`, muted)
+	}
+	switch {
+	case d.Topic != "" && len(ns) == 0:
+		return fmt.Sprintf(`{"recipients":0%s}`, mutedPart)
+	case d.Topic != "":
 		first, last := idSpan(ns)
-		return fmt.Sprintf(`{"recipients":%d,"first":%d,"last":%d}`, len(ns), first, last)
+		return fmt.Sprintf(`{"recipients":%d,"first":%d,"last":%d%s}`, len(ns), first, last, mutedPart)
+	case muted > 0:
+		return fmt.Sprintf(`{"notifications":%s%s}`, EncodeResult(ns), mutedPart)
 	}
 	return EncodeResult(ns)
 }
@@ -168,9 +180,11 @@ func Result(d *herald.Draft, ns []herald.Notification) string {
 func decodeReceipt(s string) (herald.Receipt, error) {
 	if strings.HasPrefix(s, "{") {
 		var t struct {
-			Recipients int   `json:"recipients"`
-			First      int64 `json:"first"`
-			Last       int64 `json:"last"`
+			Recipients    int             `json:"recipients"`
+			First         int64           `json:"first"`
+			Last          int64           `json:"last"`
+			Muted         int             `json:"muted"`
+			Notifications json.RawMessage `json:"notifications"`
 		}
 		if err := json.Unmarshal([]byte(s), &t); err != nil {
 			return herald.Receipt{}, err
@@ -178,7 +192,17 @@ func decodeReceipt(s string) (herald.Receipt, error) {
 		if t.First <= 0 || t.Last < t.First {
 			t.First, t.Last = 0, 0 // stored by a version before the span: nothing to re-announce
 		}
-		return herald.Receipt{Replayed: true, Recipients: t.Recipients, FirstID: t.First, LastID: t.Last}, nil
+		r := herald.Receipt{Replayed: true, Recipients: t.Recipients, Muted: t.Muted}
+		if t.Notifications != nil { // a draft addressed by name, some of whose recipients muted it
+			ns, err := DecodeResult(string(t.Notifications))
+			if err != nil {
+				return herald.Receipt{}, err
+			}
+			r.Notifications = ns
+		} else {
+			r.FirstID, r.LastID = t.First, t.Last
+		}
+		return r, nil
 	}
 	ns, err := DecodeResult(s)
 	if err != nil {

@@ -29,12 +29,12 @@ func TestExpandBoundsATopic(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = p.Expand(func(string) ([]string, error) {
+			err = p.Expand(func(*herald.Draft) ([]string, []bool, error) {
 				us := make([]string, tt.subscribers)
 				for i := range us {
 					us[i] = fmt.Sprintf("u%d", i)
 				}
-				return us, nil
+				return us, nil, nil
 			})
 			if code := herald.ErrorCode(err); code != tt.wantCode {
 				t.Fatalf("Expand: %v (code %q), want code %q", err, code, tt.wantCode)

@@ -13,7 +13,8 @@
  * panel lines up with), page-size (default 20).
  * Properties: token, refresh (as in herald.js), strings (texts, merged with the defaults),
  * renderItem ((item) => Node), and read-only herald, unseen, unread, connection.
- * Methods: open(), close(), toggle(), reload().
+ * Methods: open(), close(), toggle(), reload(), settings() (opens the panel on the settings view:
+ * what the user muted, see "preferences" below).
  * Events (bubbling, composed): herald-notification {notification} (cancel: no toast),
  * herald-click {notification, action, url} (cancel: no navigation, the app routes),
  * herald-state {connection, unseen, unread, open, view, error}.
@@ -52,10 +53,31 @@ const DEFAULT_STRINGS = {
   moreNew: (n) => (n === 1 ? "1 more new notification" : `${n} more new notifications`),
   show: "Show",
   failed: "Could not update the notification.",
+  // The settings view (preferences).
+  settings: "Settings",
+  settingsHeading: "Notification settings",
+  settingsHint: "Muted notifications are not shown here. Critical ones always are.",
+  muteBy: "Mute",
+  muteType: "Type",
+  mutePrefix: "Types starting with",
+  muteTopic: "Topic",
+  muteValue: "Name",
+  muteAdd: "Mute",
+  mutedHeading: "Muted",
+  mutedNone: "Nothing muted.",
+  mutedRule: (kind, value) => `${kind}: ${value}`,
+  unmute: "Unmute",
+  unmuteLabel: (kind, value) => `Unmute ${kind.toLowerCase()} ${value}`,
+  backToList: "Back to notifications",
+  saved: "Saved.",
+  prefsFailed: "Could not save the settings.",
+  prefsLoadFailed: "Could not load the settings.",
 };
 
 // fmt renders a string that may be a function of n, or hold "{n}".
 const fmt = (s, n) => (typeof s === "function" ? s(n) : String(s).replace("{n}", n));
+// fmt2 renders a string that may be a function of a and b, or hold "{a}" and "{b}".
+const fmt2 = (s, a, b) => (typeof s === "function" ? s(a, b) : String(s).replace("{a}", a).replace("{b}", b));
 
 /**
  * safeUrl returns url resolved against the page if it may be followed or loaded: an http(s) URL
@@ -97,16 +119,18 @@ function h(tag, props = {}, ...children) {
 const ICON = (d) => `<svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true"><path fill="currentColor" d="${d}"/></svg>`;
 const BELL = "M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22zm7-6V11a7 7 0 0 0-5.5-6.84V3.5a1.5 1.5 0 0 0-3 0v.66A7 7 0 0 0 5 11v5l-2 2v1h18v-1l-2-2z";
 const CLOSE = "M6.4 5 5 6.4 10.6 12 5 17.6 6.4 19l5.6-5.6 5.6 5.6 1.4-1.4-5.6-5.6L19 6.4 17.6 5 12 10.6z";
+const GEAR = "M19.4 13a7.6 7.6 0 0 0 0-2l2.1-1.6-2-3.5-2.5 1a7.4 7.4 0 0 0-1.7-1L15 3.3h-4l-.4 2.6a7.4 7.4 0 0 0-1.7 1l-2.5-1-2 3.5L6.6 11a7.6 7.6 0 0 0 0 2l-2.1 1.6 2 3.5 2.5-1a7.4 7.4 0 0 0 1.7 1l.4 2.6h4l.4-2.6a7.4 7.4 0 0 0 1.7-1l2.5 1 2-3.5zM12 15.5a3.5 3.5 0 1 1 0-7 3.5 3.5 0 0 1 0 7z";
 const DOTS = "M12 8a2 2 0 1 0 0-4 2 2 0 0 0 0 4zm0 6a2 2 0 1 0 0-4 2 2 0 0 0 0 4zm0 6a2 2 0 1 0 0-4 2 2 0 0 0 0 4z";
 
 // The skeleton: static markup, no content. Texts are set with textContent afterwards.
 const TEMPLATE = `<button part="bell" class="bell" type="button" aria-haspopup="dialog" aria-expanded="false" aria-controls="panel">${ICON(BELL)}<span part="badge" class="badge" aria-hidden="true" hidden></span></button>
 <div part="panel" id="panel" class="panel" role="dialog" aria-labelledby="heading" tabindex="-1" hidden>
 <div part="header" class="head"><h2 part="heading" id="heading"></h2><span part="status" class="status" role="status"></span>
-<button part="mark-all-read" class="link mark-all" type="button"></button><button part="close" class="icon close" type="button">${ICON(CLOSE)}</button></div>
+<button part="mark-all-read" class="link mark-all" type="button"></button><button part="settings-button" class="icon settings-button" type="button" aria-expanded="false" aria-controls="settings">${ICON(GEAR)}</button><button part="close" class="icon close" type="button">${ICON(CLOSE)}</button></div>
 <div part="filters" class="filters" role="group"><button part="filter" type="button" data-view="all"></button><button part="filter" type="button" data-view="unread"></button><button part="filter" type="button" data-view="archived"></button></div>
 <div part="scroller" class="scroller"><ul part="list" class="list"></ul><p part="loading" class="note loading"></p><p part="empty" class="note empty" hidden></p>
-<p part="error" class="note error" role="alert" hidden><span></span> <button class="link retry" type="button"></button></p><div class="sentinel"></div></div></div>
+<p part="error" class="note error" role="alert" hidden><span></span> <button class="link retry" type="button"></button></p><div class="sentinel"></div></div>
+<section part="settings" id="settings" class="settings" aria-labelledby="settings-heading" hidden></section></div>
 <div part="toasts" class="toasts" aria-live="polite"></div>`;
 
 // Colours: --herald-* custom properties set by the page win; these are the defaults.
@@ -174,6 +198,19 @@ time{font-size:.85em;color:var(--_muted)}
 .toast .icon{width:28px;height:28px;color:inherit}.toast .icon:hover{background:rgba(128,128,128,.25)}
 .toast .avatar{width:32px;height:32px}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}
+.settings{flex:1;overflow:auto;padding:4px 14px 14px;border-top:1px solid var(--_border)}
+.settings h3{margin:8px 0 2px;font-size:1em}.settings h4{margin:14px 0 4px;font-size:.93em;color:var(--_muted)}
+.settings .hint{margin:0 0 10px;color:var(--_muted);font-size:.93em}
+.mute-form{display:flex;flex-wrap:wrap;gap:6px;align-items:end}
+.mute-form label{display:grid;gap:2px;font-size:.85em;color:var(--_muted)}
+.mute-form select,.mute-form input{font:inherit;color:var(--_fg);background:var(--_bg);border:1px solid var(--_border);border-radius:6px;padding:4px 6px}
+.mute-form .grow{flex:1 1 8em}.mute-form input{width:100%}
+.settings-button[aria-expanded=true]{background:var(--_hover);color:var(--_fg)}
+.mute-form button,.mutes button{padding:4px 10px;border:1px solid var(--_border);border-radius:6px;background:var(--_bg);color:var(--_accent)}
+.mutes{list-style:none;margin:0;padding:0}
+.mutes li{display:flex;gap:8px;align-items:center;justify-content:space-between;padding:6px 0;border-bottom:1px solid var(--_border);overflow-wrap:anywhere}
+.settings .note{padding:8px 0;text-align:start}
+.prefs-status{min-height:1.4em;margin:8px 0 0;font-size:.93em;color:var(--_muted)}.prefs-status.bad{color:var(--_error)}
 @media (max-width:480px){.panel{inset:0;width:auto;max-height:none;border:0;border-radius:0}.toasts{right:12px;left:12px;bottom:12px;width:auto}}
 @media (prefers-reduced-motion:no-preference){.toast{animation:in .18s ease-out}@keyframes in{from{transform:translateY(8px);opacity:0}}}`;
 
@@ -208,6 +245,7 @@ export class HeraldInbox extends HTMLElement {
       markAll: $(".mark-all"), close: $(".close"), filters: $(".filters"), scroller: $(".scroller"),
       list: $(".list"), loading: $(".loading"), empty: $(".empty"), error: $(".error"),
       retry: $(".retry"), sentinel: $(".sentinel"), toasts: $(".toasts"),
+      settingsButton: $(".settings-button"), settings: $(".settings"),
     };
     this._strings = { ...DEFAULT_STRINGS };
     this._renderItem = null;
@@ -301,6 +339,12 @@ export class HeraldInbox extends HTMLElement {
 
   /** reload replaces the list and the counts with the server's. */
   reload() { return this._reload(true); }
+
+  /** settings opens the panel on the settings view (what the user muted). */
+  settings() {
+    this.open();
+    this._prefsShow(true);
+  }
 
   // --- lifecycle ----------------------------------------------------------------------------
 
@@ -402,6 +446,7 @@ export class HeraldInbox extends HTMLElement {
       this._setCounts(c);
     });
     herald.onMissed(() => herald === this._herald && this._reload(true));
+    herald.onPreferences((c) => herald === this._herald && this._prefsChanged(c));
     herald.connect();
   }
 
@@ -423,6 +468,7 @@ export class HeraldInbox extends HTMLElement {
       if (e.key === "ArrowDown" && !this._open) { e.preventDefault(); this.open(); }
     });
     close.addEventListener("click", () => this.close());
+    this.$.settingsButton.addEventListener("click", () => this._prefsShow(!this._prefsShown));
     retry.addEventListener("click", () => this._reload(true));
     markAll.addEventListener("click", () => this._markAllRead());
     filters.addEventListener("click", (e) => {
@@ -439,6 +485,7 @@ export class HeraldInbox extends HTMLElement {
     this.shadowRoot.addEventListener("keydown", (e) => {
       if (e.key !== "Escape" || e.defaultPrevented) return;
       if (this._closeMenus(true)) return e.preventDefault();
+      if (this._prefsShown) { e.preventDefault(); return this._prefsShow(false); }
       if (this._open) { e.preventDefault(); this.close(); }
     });
     this.shadowRoot.addEventListener("pointerdown", (e) => {
@@ -456,13 +503,13 @@ export class HeraldInbox extends HTMLElement {
   }
 
   _panelKey(e) {
-    if (e.key === "ArrowDown" && !e.target.closest(".list") && this._items.size) {
+    if (e.key === "ArrowDown" && !e.target.closest(".list,.settings") && !this._prefsShown && this._items.size) {
       e.preventDefault();
       this._focusItem(this._current());
     }
     if (e.key !== "Tab" || !matchMedia(SHEET).matches) return;
     // The sheet is modal: Tab cycles inside it.
-    const all = [...this.$.panel.querySelectorAll("button,a[href],[tabindex='0']")].filter((el) => !el.disabled && el.tabIndex >= 0 && el.getClientRects().length);
+    const all = [...this.$.panel.querySelectorAll("button,a[href],input,select,[tabindex='0']")].filter((el) => !el.disabled && el.tabIndex >= 0 && el.getClientRects().length);
     if (!all.length) return;
     const at = this.shadowRoot.activeElement;
     if (e.shiftKey && (at === all[0] || at === this.$.panel)) { e.preventDefault(); all.at(-1).focus(); }
@@ -774,6 +821,8 @@ export class HeraldInbox extends HTMLElement {
     $.loading.textContent = S.loading;
     $.retry.textContent = S.retry;
     $.error.firstChild.textContent = S.error;
+    $.settingsButton.setAttribute("aria-label", S.settings);
+    if (this._prefsBuilt) this._prefsBuild();
     $.status.textContent = this._connection === "reconnecting" ? S.reconnecting : "";
     this._setCounts({});
     this._rebuild();
@@ -818,7 +867,7 @@ export class HeraldInbox extends HTMLElement {
     empty.hidden = !this._loaded || order.length > 0 || !!this._error;
     empty.textContent = this._strings[VIEWS[this.view]];
     error.hidden = !this._error;
-    markAll.hidden = this.view === "archived";
+    markAll.hidden = this.view === "archived" || !!this._prefsShown;
     for (const b of filters.children) b.setAttribute("aria-pressed", String(b.dataset.view === this.view));
   }
 
@@ -1051,6 +1100,154 @@ export class HeraldInbox extends HTMLElement {
     const ev = new CustomEvent(type, { detail, bubbles: true, composed: true, cancelable });
     this.dispatchEvent(ev);
     return ev;
+  }
+
+  // --- preferences (issue 17): the settings view ----------------------------------------------
+  //
+  // What the user muted in the app: types, type prefixes and topics. The view reads the rules
+  // with the user's credential (GET /v1/preferences) and writes them back whole (PUT), keeping
+  // the channels it does not show (push) as they were read. Everything here is in these
+  // functions; the Web Push toggle goes in the section's settings-extra part.
+
+  // _prefsShow shows the settings view in the panel instead of the list (or the list again).
+  _prefsShow(on) {
+    const { settings, settingsButton, filters, scroller, markAll } = this.$;
+    if (on && !this._open) this.open();
+    this._prefsShown = on;
+    if (on) this._prefsBuild();
+    settings.hidden = !on;
+    filters.hidden = on;
+    scroller.hidden = on;
+    markAll.hidden = on || this.view === "archived";
+    settingsButton.setAttribute("aria-expanded", String(on));
+    if (on) {
+      this._prefsLoad();
+      this._p.kind.focus({ preventScroll: true });
+    } else {
+      settingsButton.focus({ preventScroll: true });
+    }
+  }
+
+  // _prefsBuild makes the view's controls (again, with the current strings).
+  _prefsBuild() {
+    const S = this._strings;
+    const kind = h("select", { id: "mute-kind", name: "kind" },
+      h("option", { value: "types" }, S.muteType), h("option", { value: "prefixes" }, S.mutePrefix), h("option", { value: "topics" }, S.muteTopic));
+    const value = h("input", { id: "mute-value", name: "value", required: true, autocomplete: "off", maxLength: 255, spellcheck: false });
+    const form = h("form", { className: "mute-form", part: "mute-form" },
+      h("label", { htmlFor: "mute-kind" }, S.muteBy, kind), h("label", { htmlFor: "mute-value", className: "grow" }, S.muteValue, value),
+      h("button", { type: "submit" }, S.muteAdd));
+    form.addEventListener("submit", (e) => { e.preventDefault(); this._prefsAdd(); });
+    kind.addEventListener("change", () => this._prefsPattern());
+    const list = h("ul", { className: "mutes", part: "mutes", "aria-labelledby": "muted-heading" });
+    list.addEventListener("click", (e) => {
+      const b = e.target.closest("button[data-kind]");
+      if (b) this._prefsRemove(b.dataset.kind, b.dataset.value);
+    });
+    const none = h("p", { className: "note" }, S.mutedNone);
+    const status = h("p", { className: "prefs-status", role: "status" });
+    const back = h("button", { type: "button", className: "link" }, S.backToList);
+    back.addEventListener("click", () => this._prefsShow(false));
+    this.$.settings.replaceChildren(
+      h("h3", { id: "settings-heading" }, S.settingsHeading), h("p", { className: "hint" }, S.settingsHint), form,
+      h("h4", { id: "muted-heading" }, S.mutedHeading), list, none, status,
+      h("div", { className: "settings-extra", part: "settings-extra" }), back);
+    this._p = { kind, value, list, none, status };
+    this._prefsBuilt = true;
+    this._prefsPattern();
+    this._prefsRender();
+  }
+
+  // _prefsPattern lets the browser check the name as the server will: a type's alphabet, and
+  // "/" in topics.
+  _prefsPattern() {
+    const topic = this._p.kind.value === "topics";
+    this._p.value.pattern = topic ? "[A-Za-z0-9_.:\\/\\-]{1,255}" : "[A-Za-z0-9_.:\\-]{1,64}";
+  }
+
+  async _prefsLoad() {
+    const herald = this._herald;
+    if (!herald) return;
+    try {
+      const p = await herald.preferences();
+      if (herald !== this._herald) return;
+      this._prefs = p;
+      this._prefsRender();
+    } catch (err) {
+      this._prefsStatus(this._strings.prefsLoadFailed, true);
+      this._emitState(err);
+    }
+  }
+
+  // _prefsRender lists the in-app rules.
+  _prefsRender() {
+    if (!this._p) return;
+    const S = this._strings, { list, none } = this._p;
+    const mutes = this._prefs?.mutes?.in_app || {};
+    const names = { types: S.muteType, prefixes: S.mutePrefix, topics: S.muteTopic };
+    const rows = [];
+    for (const kind of ["types", "prefixes", "topics"]) {
+      for (const v of mutes[kind] || []) {
+        const b = h("button", { type: "button", "aria-label": fmt2(S.unmuteLabel, names[kind], v) }, S.unmute);
+        b.dataset.kind = kind;
+        b.dataset.value = v;
+        rows.push(h("li", {}, h("span", {}, fmt2(S.mutedRule, names[kind], v)), b));
+      }
+    }
+    list.replaceChildren(...rows);
+    list.hidden = !rows.length;
+    none.hidden = !!rows.length;
+  }
+
+  _prefsStatus(text, bad) {
+    const { status } = this._p;
+    status.textContent = text;
+    status.classList.toggle("bad", !!bad);
+  }
+
+  async _prefsAdd() {
+    const { kind, value } = this._p;
+    const v = value.value.trim();
+    if (!v) return;
+    const ok = await this._prefsSave((m) => { m[kind.value] = [...new Set([...(m[kind.value] || []), v])]; });
+    if (ok) value.value = "";
+  }
+
+  async _prefsRemove(kind, v) {
+    const ok = await this._prefsSave((m) => { m[kind] = (m[kind] || []).filter((x) => x !== v); });
+    if (ok) (this._p.list.querySelector("button") || this._p.value).focus({ preventScroll: true });
+  }
+
+  // _prefsSave applies change to a copy of the in-app rules and writes all the rules back; the
+  // other channels go back as they were read.
+  async _prefsSave(change) {
+    const herald = this._herald;
+    if (!herald) return false;
+    const mutes = structuredClone(this._prefs?.mutes || {});
+    mutes.in_app = { types: [], prefixes: [], topics: [], ...mutes.in_app };
+    change(mutes.in_app);
+    try {
+      const p = await herald.setPreferences({ mutes });
+      if (herald !== this._herald) return false;
+      this._prefs = p;
+      this._prefsRender();
+      this._prefsStatus(this._strings.saved);
+      return true;
+    } catch (err) {
+      // The server's message says what it refused (a name, the number of rules); it is text.
+      this._prefsStatus(`${this._strings.prefsFailed} ${err.message || ""}`.trim(), true);
+      this._emitState(err);
+      return false;
+    }
+  }
+
+  // _prefsChanged: the rules changed (here or anywhere). Broadcasts now muted, or no longer, leave
+  // or join the list and the counts: reload both, and the view if it is shown.
+  _prefsChanged(c) {
+    this._changes++;
+    this._setCounts(c);
+    this._reload(false);
+    if (this._prefsShown) this._prefsLoad();
   }
 
   _emitState(error = null) {

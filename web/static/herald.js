@@ -20,6 +20,9 @@
  *   await herald.markRead(id); await herald.markUnread(id); await herald.markAllRead();
  *   await herald.archive(id); await herald.unarchive(id); await herald.archiveRead();
  *   const { unread, unseen } = await herald.counts();          // archived ones count in neither
+ *   const prefs = await herald.preferences();                  // {mutes: {in_app: {types, prefixes, topics}, push}}
+ *   await herald.setPreferences({ mutes: { ...prefs.mutes, in_app: { prefixes: ["marketing."] } } });
+ *   herald.onPreferences(({ unread, unseen }) => reloadInbox()); // changed anywhere: muted broadcasts go
  *
  * Resuming is exact: every event id is a cursor. The browser's EventSource sends the last one
  * (Last-Event-ID) whenever it reconnects by itself; when herald.js has to open a new stream
@@ -65,6 +68,7 @@ export class Herald {
     this.seenHandlers = [];
     this.archivedHandlers = [];
     this.missedHandlers = [];
+    this.preferencesHandlers = [];
     this.state = "closed";
     this.source = null;
     this.retryTimer = null;
@@ -171,6 +175,7 @@ export class Herald {
     es.addEventListener("herald.read", (e) => this.emit(this.readHandlers, JSON.parse(e.data)));
     es.addEventListener("herald.seen", (e) => this.emit(this.seenHandlers, JSON.parse(e.data)));
     es.addEventListener("herald.archived", (e) => this.emit(this.archivedHandlers, JSON.parse(e.data)));
+    es.addEventListener("herald.preferences", (e) => this.emit(this.preferencesHandlers, JSON.parse(e.data)));
     es.addEventListener("herald.expired", () => {
       // The server ends the stream after this; renew before opening the next one.
       es.close();
@@ -276,4 +281,21 @@ export class Herald {
 
   /** publish sends a notification (dev mode, or a token with the publish scope). */
   publish(notification) { return this.request("POST", "/v1/notifications", undefined, notification); }
+
+  // --- preferences (issue 17) ---------------------------------------------------------------
+
+  /**
+   * preferences returns what the user muted, per channel:
+   * {mutes: {in_app: {types, prefixes, topics}, push: {types, prefixes, topics}}}.
+   */
+  preferences() { return this.request("GET", "/v1/preferences"); }
+
+  /**
+   * setPreferences replaces all the user's rules (a channel or list left out has none) and
+   * returns them as stored. Send back the channels you do not change too.
+   */
+  setPreferences(prefs) { return this.request("PUT", "/v1/preferences", undefined, prefs); }
+
+  /** onPreferences registers a handler of preference changes made anywhere: {unread, unseen}. */
+  onPreferences(fn) { this.preferencesHandlers.push(fn); return this; }
 }

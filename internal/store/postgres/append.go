@@ -144,17 +144,23 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 	// 1b. Topic drafts: their subscribers now, each topic in one statement, so a subscription
 	// committed concurrently is wholly in or wholly out. Read before any stream is locked: the
 	// streams are then locked in the one global order with the rest.
+	// With them, and in the same statement, whether each muted the draft (prefs.go).
 	for _, pl := range plans {
-		err := pl.p.Expand(func(topic string) ([]string, error) {
-			rows, err := tx.Query(ctx, `SELECT user_id FROM herald_topic_subscribers WHERE topic = $1 ORDER BY user_id LIMIT $2`, topic, store.MaxTopicRecipients+1)
-			if err != nil {
-				return nil, err
-			}
-			return pgx.CollectRows(rows, pgx.RowTo[string])
+		err := pl.p.Expand(func(d *herald.Draft) ([]string, []bool, error) {
+			return topicSubscribers(ctx, tx, d)
 		})
 		if err != nil {
 			return nil, err
 		}
+	}
+	// 1c. The in-app rules of the recipients of drafts addressed by name, all in one statement:
+	// a change of preferences committed concurrently is wholly in or wholly out.
+	ps := make([]*store.Plan, len(plans))
+	for i, pl := range plans {
+		ps[i] = pl.p
+	}
+	if err := applyMutes(ctx, tx, ps); err != nil {
+		return nil, err
 	}
 
 	// 2. The streams to write and how many each gets; lock and advance their heads.
@@ -221,6 +227,7 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 		cData          [][]byte
 		cContent       []*string
 		cTopic         []*string
+		cCritical      []bool
 		kScope, kKey   []string
 		kResult        []string
 		kHash          [][]byte
@@ -242,20 +249,20 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 			}
 			for j, st := range sts {
 				n := &out[j]
-				n.ID, n.User, n.Seq, n.Type, n.Content, n.Data, n.CreatedAt, n.Topic = idList[k], st, next[st], d.Type, content, d.Data, now, d.Topic
+				n.ID, n.User, n.Seq, n.Type, n.Content, n.Data, n.CreatedAt, n.Topic, n.Critical = idList[k], st, next[st], d.Type, content, d.Data, now, d.Topic, d.Critical
 				next[st]++
 				k++
 				cID, cStream, cSeq = append(cID, n.ID), append(cStream, st), append(cSeq, int64(n.Seq))
 				cType, cData, cContent = append(cType, d.Type), append(cData, []byte(d.Data)), append(cContent, column)
-				cTopic = append(cTopic, topic)
+				cTopic, cCritical = append(cTopic, topic), append(cCritical, d.Critical)
 			}
-			p.Receipts[i] = herald.Receipt{Notifications: out}
+			p.Receipts[i] = herald.Receipt{Notifications: out, Muted: p.Muted[i]}
 			if d.Topic != "" {
 				p.Receipts[i].Recipients = len(out)
 			}
 			if d.Key != "" {
 				kScope, kKey = append(kScope, p.Scope), append(kKey, d.Key)
-				kHash, kResult = append(kHash, p.FPs[i]), append(kResult, store.Result(d, out))
+				kHash, kResult = append(kHash, p.FPs[i]), append(kResult, store.Result(d, out, p.Muted[i]))
 			}
 		}
 		for i := range p.Drafts {
@@ -266,10 +273,10 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 		pl.req.Receipts = p.Receipts
 	}
 	if len(cID) > 0 {
-		if _, err := tx.Exec(ctx, `INSERT INTO herald_notifications (id, stream, seq, type, data, content, topic, created_at)
-			SELECT id, stream, seq, type, data, content, topic, $8
-			FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::text[], $7::text[]) AS t(id, stream, seq, type, data, content, topic)`,
-			cID, cStream, cSeq, cType, cData, cContent, cTopic, now); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO herald_notifications (id, stream, seq, type, data, content, topic, critical, created_at)
+			SELECT id, stream, seq, type, data, content, topic, critical, $9
+			FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::text[], $7::text[], $8::boolean[]) AS t(id, stream, seq, type, data, content, topic, critical)`,
+			cID, cStream, cSeq, cType, cData, cContent, cTopic, cCritical, now); err != nil {
 			return nil, err
 		}
 	}

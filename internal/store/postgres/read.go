@@ -11,7 +11,7 @@ import (
 	"github.com/heraldhq/herald/internal/store"
 )
 
-const notificationCols = `id, stream, seq, type, data, created_at, content, topic`
+const notificationCols = `id, stream, seq, type, data, created_at, content, topic, critical`
 
 func scanNotification(row pgx.Row, withState bool) (herald.Notification, error) {
 	var n herald.Notification
@@ -19,7 +19,7 @@ func scanNotification(row pgx.Row, withState bool) (herald.Notification, error) 
 	var data, content []byte
 	var readAt, archivedAt *time.Time
 	var topic *string
-	dest := []any{&n.ID, &n.User, &seq, &n.Type, &data, &n.CreatedAt, &content, &topic}
+	dest := []any{&n.ID, &n.User, &seq, &n.Type, &data, &n.CreatedAt, &content, &topic, &n.Critical}
 	if withState {
 		// stateCols: the reading user's read and archive times (from the notification's row for
 		// the user's own, from the per-user tables for a broadcast) and the user's seen mark.
@@ -217,16 +217,16 @@ func (s *Store) Inbox(ctx context.Context, user string, q herald.InboxQuery) (he
 		types = q.Types
 	}
 	rows, err := s.pool.Query(ctx, `SELECT u.*, `+markQuery+` FROM (
-		(SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.content, n.topic, n.read_at, n.archived_at FROM herald_notifications n
+		(SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.content, n.topic, n.critical, n.read_at, n.archived_at FROM herald_notifications n
 		 WHERE n.stream = $1 AND n.id < $2 AND (NOT $3 OR n.read_at IS NULL) AND ($4::text[] IS NULL OR n.type = ANY($4))
 		   AND (n.archived_at IS NOT NULL) = $6
 		 ORDER BY n.seq DESC LIMIT $5)
 		UNION ALL
-		(SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.content, n.topic, r.read_at, a.archived_at FROM herald_notifications n
+		(SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.content, n.topic, n.critical, r.read_at, a.archived_at FROM herald_notifications n
 		 LEFT JOIN herald_broadcast_reads r ON r.user_id = $1 AND r.notification_id = n.id
 		 LEFT JOIN herald_broadcast_archives a ON a.user_id = $1 AND a.notification_id = n.id
 		 WHERE n.stream = '' AND n.id < $2 AND (NOT $3 OR r.read_at IS NULL) AND ($4::text[] IS NULL OR n.type = ANY($4))
-		   AND (a.archived_at IS NOT NULL) = $6
+		   AND (a.archived_at IS NOT NULL) = $6 AND NOT `+broadcastMuted+`
 		 ORDER BY n.seq DESC LIMIT $5)
 		ORDER BY 1 DESC LIMIT $5) u
 		ORDER BY u.id DESC`, user, before, q.UnreadOnly, types, q.Limit+1, q.Archived)
@@ -247,7 +247,7 @@ func (s *Store) Get(ctx context.Context, user string, id int64) (herald.Notifica
 	if err := s.check(); err != nil {
 		return herald.Notification{}, err
 	}
-	row := s.pool.QueryRow(ctx, `SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.content, n.topic,
+	row := s.pool.QueryRow(ctx, `SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.content, n.topic, n.critical,
 		CASE WHEN n.stream = '' THEN r.read_at ELSE n.read_at END,
 		CASE WHEN n.stream = '' THEN a.archived_at ELSE n.archived_at END, `+markQuery+`
 		FROM herald_notifications n

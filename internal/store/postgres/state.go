@@ -91,7 +91,8 @@ func (s *Store) Counts(ctx context.Context, user string) (herald.Counts, error) 
 		UNION ALL
 		SELECT n.id FROM herald_notifications n WHERE n.stream = ''
 			AND NOT EXISTS (SELECT 1 FROM herald_broadcast_reads r WHERE r.user_id = $1 AND r.notification_id = n.id)
-			AND NOT EXISTS (SELECT 1 FROM herald_broadcast_archives a WHERE a.user_id = $1 AND a.notification_id = n.id)) u`,
+			AND NOT EXISTS (SELECT 1 FROM herald_broadcast_archives a WHERE a.user_id = $1 AND a.notification_id = n.id)
+			AND NOT `+broadcastMuted+`) u`,
 		user).Scan(&c.Unread, &c.Unseen)
 	if err != nil {
 		return c, unavailable(err)

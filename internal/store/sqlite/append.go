@@ -59,6 +59,10 @@ func (s *Store) commitGroup(group []*store.Request) (later []*store.Request) {
 			fail(err)
 			return nil
 		}
+		if err := w.applyMutes(p); err != nil {
+			fail(err)
+			return nil
+		}
 		if req.Receipts, err = w.write(p); err != nil {
 			fail(err)
 			return nil
@@ -84,6 +88,7 @@ const smallGroup = 8
 // writerStmts are prepared once on the writer connection and reused by every group.
 type writerStmts struct {
 	insert, getKey, key, getSeq, putSeq *sql.Stmt
+	mutes                               *sql.Stmt // prefs.go
 }
 
 func (ws *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -91,11 +96,12 @@ func (ws *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 		st **sql.Stmt
 		q  string
 	}{
-		{&ws.insert, `INSERT INTO notifications (stream, seq, type, data, created_at, content, topic) VALUES (?, ?, ?, ?, ?, ?, ?)`},
+		{&ws.insert, `INSERT INTO notifications (stream, seq, type, data, created_at, content, topic, critical) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&ws.getKey, `SELECT hash, result FROM idempotency WHERE scope = ? AND key = ?`},
 		{&ws.key, `INSERT INTO idempotency (scope, key, hash, result, created_at) VALUES (?, ?, ?, ?, ?)`},
 		{&ws.getSeq, `SELECT seq FROM streams WHERE stream = ?`},
 		{&ws.putSeq, `INSERT INTO streams (stream, seq) VALUES (?, ?) ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq`},
+		{&ws.mutes, mutesQuery},
 	} {
 		st, err := db.PrepareContext(ctx, p.q)
 		if err != nil {
@@ -108,7 +114,7 @@ func (ws *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (ws *writerStmts) close() {
-	for _, st := range []*sql.Stmt{ws.insert, ws.getKey, ws.key, ws.getSeq, ws.putSeq} {
+	for _, st := range []*sql.Stmt{ws.insert, ws.getKey, ws.key, ws.getSeq, ws.putSeq, ws.mutes} {
 		if st != nil {
 			st.Close()
 		}
@@ -124,6 +130,7 @@ type txWriter struct {
 	now                 time.Time
 	insert, getKey, key *sql.Stmt
 	getSeq, putSeq      *sql.Stmt
+	mutes               *sql.Stmt
 	seqs                map[string]uint64   // stream → last seq, as of this transaction
 	dirty               map[string]struct{} // streams whose seq this transaction advanced
 }
@@ -146,6 +153,7 @@ func newTxWriter(ctx context.Context, tx *sql.Tx, stmts *writerStmts, now time.T
 	w.key = tx.StmtContext(ctx, stmts.key)
 	w.getSeq = tx.StmtContext(ctx, stmts.getSeq)
 	w.putSeq = tx.StmtContext(ctx, stmts.putSeq)
+	w.mutes = tx.StmtContext(ctx, stmts.mutes)
 	var streams []string
 	seen := make(map[string]bool)
 	for _, req := range group {
@@ -171,7 +179,7 @@ func newTxWriter(ctx context.Context, tx *sql.Tx, stmts *writerStmts, now time.T
 }
 
 func (w *txWriter) close() {
-	for _, st := range []*sql.Stmt{w.insert, w.getKey, w.key, w.getSeq, w.putSeq} {
+	for _, st := range []*sql.Stmt{w.insert, w.getKey, w.key, w.getSeq, w.putSeq, w.mutes} {
 		if st != nil {
 			st.Close()
 		}
@@ -278,22 +286,19 @@ func (w *txWriter) check(scope string, drafts []herald.Draft) (*store.Plan, erro
 }
 
 // expand addresses the plan's fresh topic drafts to their subscribers, read in this
-// transaction on the writer connection (where subscriptions are written too, so a bulk
-// subscribe is wholly before or after), and loads the heads of the streams that adds.
+// transaction on the writer connection (where subscriptions and preferences are written too, so
+// a bulk subscribe or a change of preferences is wholly before or after), less those who muted
+// the draft, and loads the heads of the streams that adds.
 func (w *txWriter) expand(p *store.Plan) error {
 	var added []string
-	err := p.Expand(func(topic string) ([]string, error) {
-		rows, err := w.tx.QueryContext(w.ctx, `SELECT user_id FROM topic_subscribers WHERE topic = ? ORDER BY user_id LIMIT ?`, topic, store.MaxTopicRecipients+1)
-		if err != nil {
-			return nil, unavailable(err)
-		}
-		us, err := scanStrings(rows)
-		for _, u := range us {
-			if _, ok := w.seqs[u]; !ok {
+	err := p.Expand(func(d *herald.Draft) ([]string, []bool, error) {
+		us, muted, err := w.topicSubscribers(d)
+		for i, u := range us {
+			if _, ok := w.seqs[u]; !ok && (muted == nil || !muted[i]) {
 				added = append(added, u)
 			}
 		}
-		return us, err
+		return us, muted, err
 	})
 	if err != nil {
 		return err
@@ -327,8 +332,8 @@ func (w *txWriter) write(p *store.Plan) ([]herald.Receipt, error) {
 		}
 		for j, stream := range streams {
 			n := &ns[j]
-			n.User, n.Seq, n.Type, n.Content, n.Data, n.CreatedAt, n.Topic = stream, w.nextSeq(stream), d.Type, content, d.Data, w.now, d.Topic
-			res, err := w.insert.ExecContext(w.ctx, stream, n.Seq, n.Type, []byte(n.Data), micros(w.now), column, topic)
+			n.User, n.Seq, n.Type, n.Content, n.Data, n.CreatedAt, n.Topic, n.Critical = stream, w.nextSeq(stream), d.Type, content, d.Data, w.now, d.Topic, d.Critical
+			res, err := w.insert.ExecContext(w.ctx, stream, n.Seq, n.Type, []byte(n.Data), micros(w.now), column, topic, d.Critical)
 			if err != nil {
 				return nil, unavailable(err)
 			}
@@ -337,11 +342,11 @@ func (w *txWriter) write(p *store.Plan) ([]herald.Receipt, error) {
 			}
 		}
 		if d.Key != "" {
-			if _, err := w.key.ExecContext(w.ctx, p.Scope, d.Key, p.FPs[i], store.Result(d, ns), micros(w.now)); err != nil {
+			if _, err := w.key.ExecContext(w.ctx, p.Scope, d.Key, p.FPs[i], store.Result(d, ns, p.Muted[i]), micros(w.now)); err != nil {
 				return nil, unavailable(err)
 			}
 		}
-		p.Receipts[i] = herald.Receipt{Notifications: ns}
+		p.Receipts[i] = herald.Receipt{Notifications: ns, Muted: p.Muted[i]}
 		if d.Topic != "" {
 			p.Receipts[i].Recipients = len(ns)
 		}

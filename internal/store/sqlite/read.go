@@ -13,7 +13,7 @@ import (
 	"github.com/heraldhq/herald/internal/store"
 )
 
-const notificationCols = `id, stream, seq, type, data, created_at, content, topic`
+const notificationCols = `id, stream, seq, type, data, created_at, content, topic, critical`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -22,7 +22,7 @@ func scanNotification(row scanner) (herald.Notification, error) {
 	var created int64
 	var data, content []byte
 	var topic sql.NullString
-	if err := row.Scan(&n.ID, &n.User, &n.Seq, &n.Type, &data, &created, &content, &topic); err != nil {
+	if err := row.Scan(&n.ID, &n.User, &n.Seq, &n.Type, &data, &created, &content, &topic, &n.Critical); err != nil {
 		return n, err
 	}
 	n.Topic = topic.String
@@ -42,7 +42,7 @@ func scanWithState(row scanner) (herald.Notification, error) {
 	var data, content []byte
 	var readAt, archivedAt sql.NullInt64
 	var topic sql.NullString
-	if err := row.Scan(&n.ID, &n.User, &n.Seq, &n.Type, &data, &created, &content, &topic, &readAt, &archivedAt, &mark); err != nil {
+	if err := row.Scan(&n.ID, &n.User, &n.Seq, &n.Type, &data, &created, &content, &topic, &n.Critical, &readAt, &archivedAt, &mark); err != nil {
 		return n, err
 	}
 	n.Topic = topic.String
@@ -246,13 +246,16 @@ func (s *Store) Inbox(ctx context.Context, user string, q herald.InboxQuery) (he
 	// Within a stream ids grow with sequence numbers, so walking (stream, seq) backwards is newest
 	// first by id; "id < before" is checked on the index entry (it holds the rowid), so paging
 	// deeper skips index entries, not rows.
-	query := `SELECT id, stream, seq, type, data, created_at, content, topic, read_at, archived_at, ` + markQuery + ` FROM (
+	// A broadcast the user muted is left out (broadcastMuted), as the user's streams leave it
+	// out: it has one row for everyone, so it could not be left unwritten for the user alone.
+	broadcast += ` AND NOT ` + broadcastMuted
+	query := `SELECT id, stream, seq, type, data, created_at, content, topic, critical, read_at, archived_at, ` + markQuery + ` FROM (
 		SELECT * FROM (
-			SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.content, n.topic, n.read_at, n.archived_at
+			SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.content, n.topic, n.critical, n.read_at, n.archived_at
 			FROM notifications n INDEXED BY notifications_stream_seq
 			WHERE n.stream = ?1 AND n.id < ?2` + unicast + typeFilter + ` ORDER BY n.seq DESC LIMIT ?3)
 		UNION ALL SELECT * FROM (
-			SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.content, n.topic, r.read_at, a.archived_at
+			SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.content, n.topic, n.critical, r.read_at, a.archived_at
 			FROM notifications n INDEXED BY notifications_stream_seq
 			LEFT JOIN broadcast_reads r ON r.user_id = ?1 AND r.notification_id = n.id
 			LEFT JOIN broadcast_archives a ON a.user_id = ?1 AND a.notification_id = n.id
@@ -284,7 +287,7 @@ func (s *Store) Inbox(ctx context.Context, user string, q herald.InboxQuery) (he
 
 // Get returns one of user's notifications or broadcasts with user's state of it.
 func (s *Store) Get(ctx context.Context, user string, id int64) (herald.Notification, error) {
-	row := s.reader.QueryRowContext(ctx, `SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.content, n.topic,
+	row := s.reader.QueryRowContext(ctx, `SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.content, n.topic, n.critical,
 		CASE WHEN n.stream = '' THEN r.read_at ELSE n.read_at END,
 		CASE WHEN n.stream = '' THEN a.archived_at ELSE n.archived_at END, `+markQuery+`
 		FROM notifications n

@@ -82,7 +82,8 @@ func (s *Store) ArchiveRead(ctx context.Context, user string) (int64, error) {
 	return unicast + broadcast, nil
 }
 
-// Counts counts user's unread and unseen notifications and broadcasts, archived ones excluded.
+// Counts counts user's unread and unseen notifications and broadcasts, archived ones and
+// muted broadcasts excluded.
 func (s *Store) Counts(ctx context.Context, user string) (herald.Counts, error) {
 	var c herald.Counts
 	err := s.reader.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(u.id > `+markQuery+`), 0) FROM (
@@ -90,7 +91,8 @@ func (s *Store) Counts(ctx context.Context, user string) (herald.Counts, error) 
 		UNION ALL
 		SELECT n.id FROM notifications n WHERE n.stream = ''
 			AND NOT EXISTS (SELECT 1 FROM broadcast_reads r WHERE r.user_id = ?1 AND r.notification_id = n.id)
-			AND NOT EXISTS (SELECT 1 FROM broadcast_archives a WHERE a.user_id = ?1 AND a.notification_id = n.id)) u`,
+			AND NOT EXISTS (SELECT 1 FROM broadcast_archives a WHERE a.user_id = ?1 AND a.notification_id = n.id)
+			AND NOT `+broadcastMuted+`) u`,
 		user).Scan(&c.Unread, &c.Unseen)
 	if err != nil {
 		return c, unavailable(err)

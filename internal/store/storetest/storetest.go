@@ -82,6 +82,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"Announce", testAnnounce},
 		{"Close", testClose},
 	}
+	tests = append(tests, prefsTests...) // prefs.go
 	t.Run("Identity", func(t *testing.T) { testIdentity(t, open) })
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
