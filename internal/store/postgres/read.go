@@ -160,7 +160,7 @@ func (s *Store) Feed(ctx context.Context, user string, after herald.Cursor, limi
 			content []byte
 			topic   *string
 		)
-		if err := rows.Scan(&part, &n.ID, &n.User, &seq, &n.Type, &data, &created, &content, &topic); err != nil {
+		if err := rows.Scan(&part, &n.ID, &n.User, &seq, &n.Type, &data, &created, &content, &topic, &n.Critical); err != nil {
 			return page, unavailable(err)
 		}
 		if part == 2 {
@@ -193,7 +193,7 @@ const feedQuery = `(SELECT 0 AS part, ` + notificationCols + ` FROM herald_notif
 		WHERE stream = $1 AND seq > $2 ORDER BY seq LIMIT $4)
 	UNION ALL (SELECT 1, ` + notificationCols + ` FROM herald_notifications
 		WHERE stream = '' AND seq > $3 ORDER BY seq LIMIT $4)
-	UNION ALL (SELECT 2, 0, stream, seq, '', NULL, NULL, NULL, NULL FROM herald_streams
+	UNION ALL (SELECT 2, 0, stream, seq, '', NULL, NULL, NULL, NULL, false FROM herald_streams
 		WHERE stream IN ($1, ''))
 	ORDER BY part, seq`
 

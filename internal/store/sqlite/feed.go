@@ -33,11 +33,11 @@ import (
 // feedQuery is Feed's statement. ?1 is the user, ?2 and ?3 the cursor in the user's stream and
 // the broadcast stream, ?4 the limit of each. Its rows: part 0, the user's notifications; part
 // 1, the broadcasts' ids and sequence numbers; part 2, the heads (the stream in type).
-const feedQuery = `SELECT 0, id, seq, type, data, created_at, content, topic FROM (
+const feedQuery = `SELECT 0, id, seq, type, data, created_at, content, topic, critical FROM (
 		SELECT ` + notificationCols + ` FROM notifications WHERE stream = ?1 AND seq > ?2 ORDER BY seq LIMIT ?4)
-	UNION ALL SELECT 1, id, seq, NULL, NULL, NULL, NULL, NULL FROM (
+	UNION ALL SELECT 1, id, seq, NULL, NULL, NULL, NULL, NULL, 0 FROM (
 		SELECT id, seq FROM notifications WHERE stream = '' AND seq > ?3 ORDER BY seq LIMIT ?4)
-	UNION ALL SELECT 2, 0, seq, stream, NULL, NULL, NULL, NULL FROM streams WHERE stream IN (?1, '')`
+	UNION ALL SELECT 2, 0, seq, stream, NULL, NULL, NULL, NULL, 0 FROM streams WHERE stream IN (?1, '')`
 
 // Feed reads both of user's streams after the cursor in one snapshot, so Heads agrees with what
 // was returned.
@@ -62,7 +62,7 @@ func (s *Store) Feed(ctx context.Context, user string, after herald.Cursor, limi
 			content []byte
 			topic   sql.NullString
 		)
-		if err := rows.Scan(&part, &n.ID, &n.Seq, &typ, &data, &created, &content, &topic); err != nil {
+		if err := rows.Scan(&part, &n.ID, &n.Seq, &typ, &data, &created, &content, &topic, &n.Critical); err != nil {
 			return page, unavailable(err)
 		}
 		switch part {

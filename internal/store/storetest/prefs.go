@@ -209,6 +209,14 @@ func testMutedCritical(t *testing.T, s herald.Store) {
 	if b := streamAll(t, s, herald.BroadcastStream); len(b) != 1 || !b[0].Critical {
 		t.Fatalf("broadcast stream: %v", b)
 	}
+	// A resume reads it critical too (Feed is its own statement, and may answer from memory).
+	page, err := s.Feed(context.Background(), "alice", herald.Cursor{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.User) != 2 || !page.User[0].Critical || !page.User[1].Critical || len(page.Broadcast) != 1 || !page.Broadcast[0].Critical {
+		t.Fatalf("alice's feed: %v %v", page.User, page.Broadcast)
+	}
 	in := inboxAll(t, s, "alice", herald.InboxQuery{Limit: 10})
 	if len(in) != 3 || !in[0].Critical || in[0].User != herald.BroadcastStream {
 		t.Fatalf("alice's inbox: %v; want the critical broadcast first, then her two", in)
