@@ -2063,27 +2063,50 @@ func testPruneMaxAge(t *testing.T, s herald.Store) {
 }
 
 func testPruneIdempotencyTTL(t *testing.T, s herald.Store) {
-	const gap = 100 * time.Millisecond
-	oldDraft := keyed(uni("t", `{"v":1}`, "alice"), "old")
+	// The TTL puts the prune's cutoff half a gap before the young key was written, and half a
+	// gap after the old one: a pause of the machine between computing the TTL and the store
+	// reading its clock longer than that would move the cutoff past the young key. Such a run
+	// proves nothing, so it is tried again with a wider gap rather than failed.
+	for gap := 100 * time.Millisecond; ; gap *= 2 {
+		if pruneKeysOnce(t, s, gap) {
+			return
+		}
+		if gap > 5*time.Second {
+			t.Fatal("the machine paused longer than the gap in every attempt")
+		}
+		t.Logf("prune took over %v: trying again with a wider gap", gap/2)
+	}
+}
+
+// pruneKeysOnce is testPruneIdempotencyTTL with the given gap between the old key and the young
+// one, on keys and a user of its own; it returns false when the run was too slow to tell.
+func pruneKeysOnce(t *testing.T, s herald.Store, gap time.Duration) bool {
+	user, suffix := fmt.Sprintf("alice-%d", gap.Milliseconds()), fmt.Sprintf("-%d", gap.Milliseconds())
+	oldDraft := keyed(uni("t", `{"v":1}`, user), "old"+suffix)
 	old := appendOK(t, s, scope, oldDraft)[0]
 	time.Sleep(gap)
 	mark := time.Now()
-	youngDraft := keyed(uni("t", `{"v":2}`, "alice"), "young")
+	youngDraft := keyed(uni("t", `{"v":2}`, user), "young"+suffix)
 	young := appendOK(t, s, scope, youngDraft)[0]
 
 	// Pruning keys does not prune notifications.
-	if n := prune(t, s, herald.Retention{IdempotencyTTL: time.Since(mark) + gap/2}); n != 0 {
+	start := time.Now()
+	n := prune(t, s, herald.Retention{IdempotencyTTL: time.Since(mark) + gap/2})
+	if time.Since(start) >= gap/2 {
+		return false
+	}
+	if n != 0 {
 		t.Fatalf("Prune of keys reported %d notifications removed", n)
 	}
-	if got := len(streamAll(t, s, "alice")); got != 2 {
-		t.Fatalf("alice has %d notifications, want 2", got)
+	if got := len(streamAll(t, s, user)); got != 2 {
+		t.Fatalf("%s has %d notifications, want 2", user, got)
 	}
 	r := appendOK(t, s, scope, youngDraft)[0]
 	if !r.Replayed || !slices.Equal(ids(r.Notifications), ids(young.Notifications)) {
 		t.Fatalf("young key: %+v, want a replay of %v", r, ids(young.Notifications))
 	}
 	// The old key is forgotten: reusing it, even for a different draft, makes a new notification.
-	r = appendOK(t, s, scope, keyed(uni("t", `{"v":3}`, "alice"), "old"))[0]
+	r = appendOK(t, s, scope, keyed(uni("t", `{"v":3}`, user), "old"+suffix))[0]
 	if r.Replayed || r.Notifications[0].ID == old.Notifications[0].ID || r.Notifications[0].Seq != 3 {
 		t.Fatalf("forgotten key: %+v, want a fresh notification with seq 3", r)
 	}
@@ -2091,6 +2114,7 @@ func testPruneIdempotencyTTL(t *testing.T, s herald.Store) {
 	if _, err := s.Append(t.Context(), scope, []herald.Draft{oldDraft}); herald.ErrorCode(err) != herald.ECONFLICT {
 		t.Fatalf("reused key with the first draft: %v, want %s", err, herald.ECONFLICT)
 	}
+	return true
 }
 
 func testPruneReadMarks(t *testing.T, s herald.Store) {
