@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -452,12 +453,17 @@ func (d *Draft) Fingerprint() []byte {
 	field([]byte{flag})
 	if d.Topic != "" {
 		// The topic and who it excludes, not the subscribers it reached: a retry asks for
-		// the same thing however the subscribers changed since, and is replayed.
+		// the same thing however the subscribers changed since, and is replayed. Exclude is a
+		// set: its order and repeats change nothing a publish does, so a retry that lists the
+		// same users otherwise (a client building it from a map) is the same request.
 		field([]byte(d.Topic))
+		ex := slices.Clone(d.Exclude)
+		slices.Sort(ex)
+		ex = slices.Compact(ex)
 		var n [8]byte
-		binary.BigEndian.PutUint64(n[:], uint64(len(d.Exclude)))
+		binary.BigEndian.PutUint64(n[:], uint64(len(ex)))
 		field(n[:])
-		for _, u := range d.Exclude {
+		for _, u := range ex {
 			field([]byte(u))
 		}
 	} else {
