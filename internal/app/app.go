@@ -183,6 +183,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		MaxBatch:       cfg.MaxBatch,
 
 		MaxRequestRecipients: cfg.MaxRequestRecipients,
+		TopicLimits:          herald.TopicLimits{MaxSubscribers: cfg.MaxTopicSubscribers, MaxTopics: cfg.MaxUserTopics},
+		SelfSubscribe:        cfg.SelfSubscribePrefixes(),
 	})
 	handler, err := a.API.Handler()
 	if err != nil {

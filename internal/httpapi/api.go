@@ -90,7 +90,14 @@ type Options struct {
 
 	// MaxRequestRecipients bounds the users one request names, all its notifications together
 	// (a broadcast counts one): what a request costs grows with it, not with the notifications.
+	// A topic's subscribers count too, as the request is admitted.
 	MaxRequestRecipients int
+
+	// TopicLimits bound subscriptions (zero fields: no limit).
+	TopicLimits herald.TopicLimits
+	// SelfSubscribe are the topic prefixes a subscriber may subscribe itself to; none when
+	// empty. Leaving a topic is always allowed.
+	SelfSubscribe []string
 }
 
 // Defaults are the limits used where Options leave zero.
@@ -106,7 +113,7 @@ var Defaults = Options{
 	MaxBatch:      1000,
 	MaxTypes:      32,
 
-	MaxRequestRecipients: 50_000,
+	MaxRequestRecipients: 100_000,
 }
 
 // API holds the handlers' dependencies.
@@ -233,6 +240,8 @@ func (a *API) routes() []route {
 		{"POST /v1/topics/{topic}/subscribers", a.subscribeMany},
 		{"PUT /v1/topics/{topic}/subscribers/{user}", a.subscribe},
 		{"DELETE /v1/topics/{topic}/subscribers/{user}", a.unsubscribe},
+		{"PUT /v1/me/topics/{topic}", a.subscribeSelf},
+		{"DELETE /v1/me/topics/{topic}", a.unsubscribeSelf},
 		{"GET /healthz", a.healthz},
 		{"GET /readyz", a.readyz},
 		{"GET /metrics", a.apiMetrics()},

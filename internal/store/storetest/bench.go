@@ -25,7 +25,7 @@ func BenchPublishTopic(b *testing.B, open func(b *testing.B) herald.Store) {
 				users[i] = fmt.Sprintf("user-%06d", i)
 			}
 			for i := 0; i < size; i += 10_000 {
-				if _, err := s.Subscribe(ctx, "bench", users[i:min(i+10_000, size)]); err != nil {
+				if _, err := s.Subscribe(ctx, "bench", users[i:min(i+10_000, size)], herald.TopicLimits{}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -79,6 +79,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"TopicPublish", testTopicPublish},
 		{"TopicIdempotency", testTopicIdempotency},
 		{"TopicConcurrentSubscribe", testTopicConcurrentSubscribe},
+		{"TopicsMore", testTopicsMore},
 		{"Close", testClose},
 	}
 	t.Run("Identity", func(t *testing.T) { testIdentity(t, open) })
@@ -2373,7 +2374,7 @@ func testNewEpoch(t *testing.T, s herald.Store) {
 
 func subscribe(t *testing.T, s herald.Store, topic string, users ...string) int64 {
 	t.Helper()
-	n, err := s.Subscribe(context.Background(), topic, users)
+	n, err := s.Subscribe(context.Background(), topic, users, herald.TopicLimits{})
 	if err != nil {
 		t.Fatalf("Subscribe(%q, %q): %v", topic, users, err)
 	}
@@ -2594,7 +2595,7 @@ func testTopicConcurrentSubscribe(t *testing.T, s herald.Store) {
 			for i := range us {
 				us[i] = fmt.Sprintf("b%02d-u%02d", b, i)
 			}
-			if _, err := s.Subscribe(context.Background(), "hot", us); err != nil {
+			if _, err := s.Subscribe(context.Background(), "hot", us, herald.TopicLimits{}); err != nil {
 				done <- err
 				return
 			}
