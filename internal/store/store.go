@@ -104,6 +104,11 @@ func (p *Plan) Dup(i int) {
 // expansion at a time per node); stores read at most one more subscriber than this.
 const MaxTopicRecipients = 100_000
 
+// TooManyRecipients is the error of a publish to a topic of more than MaxTopicRecipients.
+func TooManyRecipients(topic string) error {
+	return herald.Errorf(herald.ETOOLARGE, "topic %q has more than %d subscribers, the most one publish reaches; split it into smaller topics", topic, MaxTopicRecipients)
+}
+
 // Fresh drafts of a topic: Expand replaces the plan's drafts by a copy (the caller's are
 // untouched, so a retried transaction expands again) in which each fresh topic draft is
 // addressed To its subscribers, read by subscribers in the store's transaction, minus its
@@ -120,7 +125,7 @@ func (p *Plan) Expand(subscribers func(topic string) ([]string, error)) error {
 			return err
 		}
 		if len(us) > MaxTopicRecipients {
-			return herald.Errorf(herald.ETOOLARGE, "topic %q has more than %d subscribers, the most one publish reaches; split it into smaller topics", d.Topic, MaxTopicRecipients)
+			return TooManyRecipients(d.Topic)
 		}
 		if len(d.Exclude) > 0 {
 			ex := make(map[string]bool, len(d.Exclude))

@@ -145,14 +145,7 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 	// committed concurrently is wholly in or wholly out. Read before any stream is locked: the
 	// streams are then locked in the one global order with the rest.
 	for _, pl := range plans {
-		err := pl.p.Expand(func(topic string) ([]string, error) {
-			rows, err := tx.Query(ctx, `SELECT user_id FROM herald_topic_subscribers WHERE topic = $1 ORDER BY user_id LIMIT $2`, topic, store.MaxTopicRecipients+1)
-			if err != nil {
-				return nil, err
-			}
-			return pgx.CollectRows(rows, pgx.RowTo[string])
-		})
-		if err != nil {
+		if err := pl.p.Expand(func(topic string) ([]string, error) { return topicRecipients(ctx, tx, topic) }); err != nil {
 			return nil, err
 		}
 	}
@@ -284,4 +277,18 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 		return nil, err
 	}
 	return later, nil
+}
+
+// topicRecipients is the one place that says whom a topic publish reaches: the topic's
+// subscribers as this transaction reads them, in one statement (so a bulk subscribe, one
+// statement too, is wholly in or out), in byte order, at most one more than
+// store.MaxTopicRecipients (Plan.Expand refuses that one and drops the draft's Exclude).
+func topicRecipients(ctx context.Context, tx pgx.Tx, topic string) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT s.user_id FROM herald_topic_subscribers s
+		WHERE s.topic = $1
+		ORDER BY s.user_id LIMIT $2`, topic, store.MaxTopicRecipients+1)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }

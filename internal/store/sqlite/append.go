@@ -1,10 +1,13 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -126,6 +129,8 @@ type txWriter struct {
 	getSeq, putSeq      *sql.Stmt
 	seqs                map[string]uint64   // stream → last seq, as of this transaction
 	dirty               map[string]struct{} // streams whose seq this transaction advanced
+	// topicSizes are the subscribers of the group's topics, as expand counted them.
+	topicSizes map[string]int
 }
 
 func newTxWriter(ctx context.Context, tx *sql.Tx, stmts *writerStmts, now time.Time, group []*store.Request) (*txWriter, error) {
@@ -277,30 +282,101 @@ func (w *txWriter) check(scope string, drafts []herald.Draft) (*store.Plan, erro
 	})
 }
 
-// expand addresses the plan's fresh topic drafts to their subscribers, read in this
-// transaction on the writer connection (where subscriptions are written too, so a bulk
-// subscribe is wholly before or after), and loads the heads of the streams that adds.
+// expand checks the size of the plan's fresh topic drafts. Their notifications are written by
+// writeTopic, in SQL, without reading the subscribers into the process first.
 func (w *txWriter) expand(p *store.Plan) error {
-	var added []string
-	err := p.Expand(func(topic string) ([]string, error) {
-		rows, err := w.tx.QueryContext(w.ctx, `SELECT user_id FROM topic_subscribers WHERE topic = ? ORDER BY user_id LIMIT ?`, topic, store.MaxTopicRecipients+1)
-		if err != nil {
+	for i := range p.Drafts {
+		d := &p.Drafts[i]
+		if d.Topic == "" || !p.Fresh(i) {
+			continue
+		}
+		var n int
+		if err := w.tx.QueryRowContext(w.ctx, `SELECT count(*) FROM (SELECT 1 FROM topic_subscribers WHERE topic = ? LIMIT ?)`,
+			d.Topic, store.MaxTopicRecipients+1).Scan(&n); err != nil {
+			return unavailable(err)
+		}
+		if n > store.MaxTopicRecipients {
+			return store.TooManyRecipients(d.Topic)
+		}
+		if w.topicSizes == nil {
+			w.topicSizes = make(map[string]int)
+		}
+		w.topicSizes[d.Topic] = n
+	}
+	return nil
+}
+
+// topicRecipients is the one place that says whom a topic draft reaches: its subscribers at
+// this point of the transaction (the writer connection, where subscriptions are written too,
+// so a bulk subscribe is wholly before or after), less those it excludes. It returns a
+// condition on topic_subscribers s, whose user_id is the recipient, and its arguments. Both
+// statements of writeTopic select through it, so they agree on the set.
+func topicRecipients(d *herald.Draft) (cond string, args []any) {
+	cond = `s.topic = ?`
+	args = []any{d.Topic}
+	if len(d.Exclude) > 0 {
+		ex, _ := json.Marshal(d.Exclude) // strings always marshal
+		cond += ` AND s.user_id NOT IN (SELECT value FROM json_each(?))`
+		args = append(args, string(ex))
+	}
+	return cond, args
+}
+
+// writeTopic writes a topic draft's notifications with two statements, whatever the number
+// of subscribers: one advances the heads of their streams, and one inserts a notification per
+// subscriber at its stream's new head, returning what the hub and the receipt need. A row per
+// subscriber through the driver (the store's way for "to") cost most of a large topic's time.
+//
+// The heads this transaction advanced in memory are written first, and those it holds are read
+// again after, so that the drafts around a topic draft in one group number their streams on.
+func (w *txWriter) writeTopic(d *herald.Draft, content *herald.Content, column any) ([]herald.Notification, error) {
+	if err := w.flushSeqs(); err != nil {
+		return nil, err
+	}
+	cond, args := topicRecipients(d)
+	// The upsert's SELECT has a WHERE, as SQLite requires to tell its ON CONFLICT from a join's.
+	if _, err := w.tx.ExecContext(w.ctx, `INSERT INTO streams (stream, seq) SELECT s.user_id, 1 FROM topic_subscribers s WHERE `+cond+`
+		ON CONFLICT (stream) DO UPDATE SET seq = seq + 1`, args...); err != nil {
+		return nil, unavailable(err)
+	}
+	// Rows are inserted in the SELECT's order, so ids grow with user ids, as the receipt lists
+	// them; RETURNING gives them in no particular order.
+	rows, err := w.tx.QueryContext(w.ctx, `INSERT INTO notifications (stream, seq, type, data, created_at, content, topic)
+		SELECT s.user_id, h.seq, ?, ?, ?, ?, ? FROM topic_subscribers s JOIN streams h ON h.stream = s.user_id
+		WHERE `+cond+` ORDER BY s.user_id
+		RETURNING id, stream, seq`,
+		append([]any{d.Type, []byte(d.Data), micros(w.now), column, d.Topic}, args...)...)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	// Sized once: appending to 100,000 would copy them about 17 times, and peak at twice.
+	ns := make([]herald.Notification, 0, w.topicSizes[d.Topic])
+	for rows.Next() {
+		n := herald.Notification{Type: d.Type, Content: content, Data: d.Data, CreatedAt: w.now, Topic: d.Topic}
+		if err := rows.Scan(&n.ID, &n.User, &n.Seq); err != nil {
+			rows.Close()
 			return nil, unavailable(err)
 		}
-		us, err := scanStrings(rows)
-		for _, u := range us {
-			if _, ok := w.seqs[u]; !ok {
-				added = append(added, u)
-			}
-		}
-		return us, err
-	})
-	if err != nil {
-		return err
+		ns = append(ns, n)
 	}
-	// A stream already in seqs has its head (maybe advanced by this group); one missing there
-	// was either not loaded or has no row, and loading it again reads the same nothing.
-	return w.loadSeqs(added)
+	if err := rows.Close(); err != nil {
+		return nil, unavailable(err)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable(err)
+	}
+	slices.SortFunc(ns, func(a, b herald.Notification) int { return cmp.Compare(a.ID, b.ID) })
+	// The heads held in memory may be of the topic's streams: read them again.
+	held := make([]string, 0, len(w.seqs))
+	for st := range w.seqs {
+		held = append(held, st)
+	}
+	clear(w.seqs)
+	clear(w.dirty)
+	if err := w.loadSeqs(held); err != nil {
+		return nil, err
+	}
+	return ns, nil
 }
 
 // write stores the plan's new notifications and keys and returns the request's receipts.
@@ -321,14 +397,16 @@ func (w *txWriter) write(p *store.Plan) ([]herald.Receipt, error) {
 		if c := store.ContentColumn(content); c != nil {
 			column = *c
 		}
-		var topic any // NULL unless the draft is a topic's
 		if d.Topic != "" {
-			topic = d.Topic
+			var err error
+			if ns, err = w.writeTopic(d, content, column); err != nil {
+				return nil, err
+			}
 		}
-		for j, stream := range streams {
+		for j, stream := range streams { // none for a topic draft: its To is empty
 			n := &ns[j]
-			n.User, n.Seq, n.Type, n.Content, n.Data, n.CreatedAt, n.Topic = stream, w.nextSeq(stream), d.Type, content, d.Data, w.now, d.Topic
-			res, err := w.insert.ExecContext(w.ctx, stream, n.Seq, n.Type, []byte(n.Data), micros(w.now), column, topic)
+			n.User, n.Seq, n.Type, n.Content, n.Data, n.CreatedAt = stream, w.nextSeq(stream), d.Type, content, d.Data, w.now
+			res, err := w.insert.ExecContext(w.ctx, stream, n.Seq, n.Type, []byte(n.Data), micros(w.now), column, nil)
 			if err != nil {
 				return nil, unavailable(err)
 			}

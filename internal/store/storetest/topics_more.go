@@ -18,6 +18,47 @@ func testTopicsMore(t *testing.T, s herald.Store) {
 	t.Run("CountSubscribers", func(t *testing.T) { testCountSubscribers(t, s) })
 	t.Run("TopicLimits", func(t *testing.T) { testTopicLimits(t, s) })
 	t.Run("TopicLimitsConcurrent", func(t *testing.T) { testTopicLimitsConcurrent(t, s) })
+	t.Run("TopicAmongDrafts", func(t *testing.T) { testTopicAmongDrafts(t, s) })
+}
+
+// testTopicAmongDrafts: a topic draft between drafts to the same users, in one request and in
+// concurrent ones, numbers each stream on without a gap or a repeat.
+func testTopicAmongDrafts(t *testing.T, s herald.Store) {
+	ctx := context.Background()
+	subscribe(t, s, "among", "am-a", "am-b", "am-c")
+	appendOK(t, s, scope, uni("t", `{"n":0}`, "am-a"))
+	rs := appendOK(t, s, scope, uni("t", `{"n":1}`, "am-a", "am-b"), topicDraft("among", `{"n":2}`, "am-c"), uni("t", `{"n":3}`, "am-b"),
+		topicDraft("among", `{"n":4}`), uni("t", `{"n":5}`, "am-a"))
+	if rs[1].Recipients != 2 || rs[3].Recipients != 3 {
+		t.Fatalf("recipients %d and %d, want 2 and 3", rs[1].Recipients, rs[3].Recipients)
+	}
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() {
+			d := uni("t", `{"c":1}`, "am-a", "am-c")
+			if i%2 == 0 {
+				d = topicDraft("among", `{"c":2}`)
+			}
+			if _, err := s.Append(ctx, scope, []herald.Draft{d}); err != nil {
+				t.Errorf("Append: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	for user, want := range map[string]int{"am-a": 5 + 6, "am-b": 4 + 3, "am-c": 1 + 6} {
+		ns, err := s.Stream(ctx, user, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ns) != want {
+			t.Fatalf("%s has %d notifications, want %d", user, len(ns), want)
+		}
+		for i, n := range ns {
+			if n.Seq != uint64(i+1) || (i > 0 && n.ID <= ns[i-1].ID) {
+				t.Fatalf("%s: notification %d has seq %d id %d after id %d; want seq %d, ids growing", user, i, n.Seq, n.ID, ns[max(i-1, 0)].ID, i+1)
+			}
+		}
+	}
 }
 
 // testInboxTopic: ?topic= selects the user's notifications of that topic, never a broadcast,
