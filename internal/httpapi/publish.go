@@ -149,23 +149,30 @@ func (a *API) refuse(w http.ResponseWriter, r *http.Request, err error) {
 // subscribes in between is not charged (--max-topic-subscribers bounds it).
 func (a *API) created(ctx context.Context, drafts []herald.Draft) (int, error) {
 	n := 0
-	counted := map[string]int{}
 	for _, d := range drafts {
 		if d.Topic == "" {
 			n += max(1, len(d.To))
+		}
+	}
+	counted := map[string]int{}
+	for _, d := range drafts {
+		if d.Topic == "" {
 			continue
 		}
 		c, ok := counted[d.Topic]
 		if !ok {
-			// Counted up to what the request may create: enough to refuse it.
-			k, err := a.opts.Store.CountSubscribers(ctx, d.Topic, a.opts.MaxRequestRecipients)
+			// Counted only up to what the request may still create, and no further once it is
+			// over: a batch of large topics costs one count past the limit, not one each.
+			k, err := a.opts.Store.CountSubscribers(ctx, d.Topic, max(1, a.opts.MaxRequestRecipients-n))
 			if err != nil {
 				return 0, err
 			}
 			c = int(k)
 			counted[d.Topic] = c
 		}
-		n += max(1, c)
+		if n += max(1, c); n > a.opts.MaxRequestRecipients {
+			return n, nil
+		}
 	}
 	return n, nil
 }
@@ -184,8 +191,9 @@ func (a *API) commit(w http.ResponseWriter, r *http.Request, scope string, draft
 	}
 	if max := a.opts.MaxRequestRecipients; n > max {
 		// Only topics can get here: the users a request names were counted as it was read.
-		a.refuse(w, r, herald.Errorf(herald.ETOOLARGE, "the request would create %d notifications (its topics' subscribers included), more than --max-request-recipients (%d); "+
-			"split it into smaller requests", n, max))
+		// n is a lower bound: topics are counted only until the request is over.
+		a.refuse(w, r, herald.Errorf(herald.ETOOLARGE, "the request would create more than %d notifications (its topics' subscribers included), the limit of --max-request-recipients; "+
+			"split it into smaller requests", max))
 		return
 	}
 	if burst := a.opts.Limiter.Burst(); burst > 0 && n > burst {
