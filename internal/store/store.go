@@ -99,9 +99,9 @@ func (p *Plan) Dup(i int) {
 }
 
 // MaxTopicRecipients bounds the subscribers one topic publish reaches. Its expansion is held in
-// memory for its commit (about 0.5 KB a recipient on SQLite, 1.2 KB on PostgreSQL; a topic
+// memory for its commit (about 0.4 KB a recipient on SQLite, 1.2 KB on PostgreSQL; a topic
 // publish takes a commit group to itself and a store commits one group at a time, so one
-// expansion at a time per node); stores read at most one more subscriber than this.
+// expansion at a time per node); stores count at most one more subscriber than this.
 const MaxTopicRecipients = 100_000
 
 // TooManyRecipients is the error of a publish to a topic of more than MaxTopicRecipients.
