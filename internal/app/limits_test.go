@@ -118,7 +118,7 @@ func TestPublishWorkFlags(t *testing.T) {
 		c.MaxRecipients = 3
 		c.MaxRequestRecipients = 4
 		c.MaxTopicSubscribers = 4 // at most the request's: config refuses a topic no publish could reach
-		c.PublishRate = 0.01 // a token every 100 s: refilling during the test does not count
+		c.PublishRate = 0.01      // a token every 100 s: refilling during the test does not count
 		c.PublishBurst = 5
 	})
 	steps := []struct {
