@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -133,6 +134,9 @@ type InboxQuery struct {
 	// Archived selects the archived notifications instead of the inbox: a notification is in
 	// exactly one of the two views.
 	Archived bool
+	// Topic, when set, selects only the notifications published to that topic (which are never
+	// broadcasts).
+	Topic string
 }
 
 // InboxPage is one page of an inbox.
@@ -292,8 +296,9 @@ type Store interface {
 	EpochStart(ctx context.Context, user string) (Cursor, error)
 
 	// Subscribe adds users to topic's subscribers, in one transaction, and returns how many
-	// were not subscribed before. Subscribing twice is harmless.
-	Subscribe(ctx context.Context, topic string, users []string) (added int64, err error)
+	// were not subscribed before. Subscribing twice is harmless. A subscription that would take
+	// the topic or a user past lim is a conflict, and then nothing is added.
+	Subscribe(ctx context.Context, topic string, users []string, lim TopicLimits) (added int64, err error)
 	// Unsubscribe removes users from topic's subscribers, in one transaction, and returns how
 	// many were subscribed.
 	Unsubscribe(ctx context.Context, topic string, users []string) (removed int64, err error)
@@ -305,6 +310,9 @@ type Store interface {
 	// DeleteTopic removes every subscription to topic and returns how many there were. The
 	// notifications a topic publish created stay: they are their users'.
 	DeleteTopic(ctx context.Context, topic string) (int64, error)
+	// CountSubscribers returns how many users topic has now, counting at most max+1 (max ≤ 0:
+	// all): what a publish to it will cost, charged before its commit.
+	CountSubscribers(ctx context.Context, topic string, max int) (int64, error)
 
 	// Re-announcing retried publishes (issue 19): a publish answered from its idempotency key
 	// re-reads what its first attempt committed, to put it on the bus again before answering,
@@ -326,6 +334,25 @@ type Store interface {
 	// Preferences.Normalize) in one transaction: a concurrent Append sees the old set or the new
 	// one, never a mix.
 	SetPreferences(ctx context.Context, user string, p Preferences) error
+}
+
+// TopicLimits bound subscriptions, checked by Store.Subscribe in the transaction that adds
+// them, so that concurrent subscribes cannot pass them together. Zero fields are no limit.
+type TopicLimits struct {
+	// MaxSubscribers is the most users one topic may have.
+	MaxSubscribers int
+	// MaxTopics is the most topics one user may be subscribed to.
+	MaxTopics int
+}
+
+// TopicFull is the conflict of a subscription that would take topic past max subscribers.
+func TopicFull(topic string, max int) error {
+	return Errorf(ECONFLICT, "topic %q has reached its limit of %d subscribers (--max-topic-subscribers)", topic, max)
+}
+
+// TooManyTopics is the conflict of a subscription that would take user past max topics.
+func TooManyTopics(user string, max int) error {
+	return Errorf(ECONFLICT, "user %q is subscribed to %d topics, the limit (--max-user-topics); unsubscribe from one first", truncate(user, 80), max)
 }
 
 // Identity is which store a cursor, a page position or a bus message belongs to.
@@ -490,12 +517,17 @@ func (d *Draft) Fingerprint() []byte {
 	field([]byte{flag})
 	if d.Topic != "" {
 		// The topic and who it excludes, not the subscribers it reached: a retry asks for
-		// the same thing however the subscribers changed since, and is replayed.
+		// the same thing however the subscribers changed since, and is replayed. Exclude is a
+		// set: its order and repeats change nothing a publish does, so a retry that lists the
+		// same users otherwise (a client building it from a map) is the same request.
 		field([]byte(d.Topic))
+		ex := slices.Clone(d.Exclude)
+		slices.Sort(ex)
+		ex = slices.Compact(ex)
 		var n [8]byte
-		binary.BigEndian.PutUint64(n[:], uint64(len(d.Exclude)))
+		binary.BigEndian.PutUint64(n[:], uint64(len(ex)))
 		field(n[:])
-		for _, u := range d.Exclude {
+		for _, u := range ex {
 			field([]byte(u))
 		}
 	} else {

@@ -302,6 +302,52 @@ func FuzzValidateKey(f *testing.F) {
 	})
 }
 
+// TestDraftFingerprintTopic: a topic draft's exclusions are a set (order and repeats do not
+// matter), while the topic and who is excluded do.
+func TestDraftFingerprintTopic(t *testing.T) {
+	base := Draft{Topic: "issue:42", Exclude: []string{"bob", "alice"}, Type: "comment", Data: json.RawMessage(`{}`)}
+	same := []struct {
+		name    string
+		exclude []string
+	}{
+		{"reordered", []string{"alice", "bob"}},
+		{"repeated", []string{"bob", "alice", "bob"}},
+		{"reordered and repeated", []string{"alice", "alice", "bob", "alice"}},
+	}
+	for _, tt := range same {
+		t.Run(tt.name, func(t *testing.T) {
+			d := base
+			d.Exclude = tt.exclude
+			if !bytes.Equal(d.Fingerprint(), base.Fingerprint()) {
+				t.Fatalf("exclude %q fingerprints unlike %q", tt.exclude, base.Exclude)
+			}
+		})
+	}
+	differs := []struct {
+		name string
+		d    Draft
+	}{
+		{"one fewer excluded", Draft{Topic: base.Topic, Exclude: []string{"bob"}, Type: base.Type, Data: base.Data}},
+		{"none excluded", Draft{Topic: base.Topic, Type: base.Type, Data: base.Data}},
+		{"another topic", Draft{Topic: "issue:43", Exclude: base.Exclude, Type: base.Type, Data: base.Data}},
+		{"to the same users", Draft{To: []string{"issue:42"}, Type: base.Type, Data: base.Data}},
+		{"excluded joined", Draft{Topic: base.Topic, Exclude: []string{"alicebob"}, Type: base.Type, Data: base.Data}},
+	}
+	for _, tt := range differs {
+		t.Run(tt.name, func(t *testing.T) {
+			if bytes.Equal(tt.d.Fingerprint(), base.Fingerprint()) {
+				t.Fatalf("%+v fingerprints as %+v", tt.d, base)
+			}
+		})
+	}
+	// The caller's list is left as it was: the store reads it afterwards.
+	d := Draft{Topic: "t", Exclude: []string{"b", "a", "b"}}
+	d.Fingerprint()
+	if got := d.Exclude; len(got) != 3 || got[0] != "b" || got[1] != "a" {
+		t.Fatalf("Fingerprint changed Exclude to %q", got)
+	}
+}
+
 func TestDraftFingerprintDiffers(t *testing.T) {
 	base := Draft{To: []string{"alice", "bob"}, Type: "order.shipped", Data: json.RawMessage(`{"id":1}`)}
 	tests := []struct {

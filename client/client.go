@@ -100,10 +100,15 @@ func (e *Error) Temporary() bool {
 	return e.Status == http.StatusRequestTimeout || e.Status == http.StatusTooManyRequests || e.Status >= 500
 }
 
-// Message is a notification to publish: to users (To) or to everyone (Broadcast).
+// Message is a notification to publish: to users (To), to everyone (Broadcast), or to the
+// subscribers of a topic (Topic, with PublishTopic).
 type Message struct {
 	To        []string `json:"to,omitempty"`
 	Broadcast bool     `json:"broadcast,omitempty"`
+	// Topic addresses the topic's subscribers at the commit, but those in Exclude (the actor,
+	// typically). See PublishTopic.
+	Topic   string   `json:"topic,omitempty"`
+	Exclude []string `json:"exclude,omitempty"`
 	// Type names the kind of notification (default "notification").
 	Type string `json:"type,omitempty"`
 	// Content is what the notification says, for clients to show whatever its type; every
@@ -148,6 +153,14 @@ func (m *Message) check() error {
 			return fmt.Errorf("to[%d] %+q is not valid UTF-8", i, u)
 		}
 	}
+	for i, u := range m.Exclude {
+		if !utf8.ValidString(u) {
+			return fmt.Errorf("exclude[%d] %+q is not valid UTF-8", i, u)
+		}
+	}
+	if !utf8.ValidString(m.Topic) {
+		return fmt.Errorf("topic %+q is not valid UTF-8", m.Topic)
+	}
 	switch {
 	case !utf8.ValidString(m.Type):
 		return fmt.Errorf("type %+q is not valid UTF-8", m.Type)
@@ -185,6 +198,8 @@ type Notification struct {
 	Data      json.RawMessage `json:"data"`
 	CreatedAt time.Time       `json:"created_at"`
 	Broadcast bool            `json:"broadcast"`
+	// Topic is the topic it was published to; empty when it was addressed otherwise.
+	Topic string `json:"topic,omitempty"`
 	// The subscriber's state of it comes from the inbox; a live notification is unread, unseen
 	// and in the inbox. For a broadcast, every state is the subscriber's own.
 	Read   bool       `json:"read"`
@@ -234,6 +249,8 @@ type ListOptions struct {
 	Types  []string // only these types
 	// Archived lists the archived notifications instead of the inbox (which leaves them out).
 	Archived bool
+	// Topic lists only the notifications published to this topic.
+	Topic string
 }
 
 // Page is a page of the inbox, newest first.
@@ -260,6 +277,9 @@ func (c *Client) List(ctx context.Context, o ListOptions) (Page, error) {
 	}
 	if len(o.Types) > 0 {
 		q.Set("types", strings.Join(o.Types, ","))
+	}
+	if o.Topic != "" {
+		q.Set("topic", o.Topic)
 	}
 	var p Page
 	err := c.do(ctx, http.MethodGet, "/v1/notifications", q, nil, &p)

@@ -37,6 +37,8 @@ const usage = `herald-bench: load generator for Herald (and the reference server
 Usage:
   herald-bench [flags] idle        open streams, hold them, report memory per stream
   herald-bench [flags] broadcast   open streams, publish -rounds broadcasts, report fan-out latency
+  herald-bench [flags] topic       as broadcast, but to a topic every stream's user (and
+                                   -topic-subscribers users in all) is subscribed to
   herald-bench [flags] unicast     open streams (one user each), publish -rate/s to random users
   herald-bench [flags] publish     publish as fast as acknowledged, single or -batch
   herald-bench [flags] stall       broadcasts while every -stall-every-th stream stops reading:
@@ -71,6 +73,9 @@ type options struct {
 	stallEvery int
 	payload    int
 	storm      stormOptions
+
+	// topicSubscribers is how many users the topic scenario subscribes (at least -users).
+	topicSubscribers int
 }
 
 func main() {
@@ -104,6 +109,7 @@ func main() {
 	fs.DurationVar(&o.settle, "settle", 3*time.Second, "wait after opening before measuring memory")
 	fs.IntVar(&o.rounds, "rounds", 5, "broadcast: rounds")
 	fs.DurationVar(&o.interval, "interval", time.Second, "broadcast: time between rounds")
+	fs.IntVar(&o.topicSubscribers, "topic-subscribers", 0, "topic: users subscribed to the topic, u0 … (at least -users; the others hold no stream)")
 	fs.IntVar(&o.rate, "rate", 2000, "unicast: publishes per second")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "unicast and publish: how long to publish")
 	fs.IntVar(&o.publishers, "publishers", 64, "publish: concurrent publishers")
@@ -169,6 +175,10 @@ func run(ctx context.Context, o options, scenario string) (*result, error) {
 		res.Streams = 0
 		return res, publish(ctx, o, res)
 	case "idle", "broadcast", "unicast":
+	case "topic":
+		if err := subscribeTopic(ctx, newPublisher(o), max(o.users, o.topicSubscribers)); err != nil {
+			return nil, err
+		}
 	case "stall":
 		res.Streams = o.streams
 	case "storm":
@@ -216,6 +226,8 @@ func run(ctx context.Context, o options, scenario string) (*result, error) {
 		return res, broadcast(ctx, o, f, res)
 	case "stall":
 		return res, stall(ctx, o, f, res)
+	case "topic":
+		return res, topicRounds(ctx, o, f, res)
 	default:
 		return res, unicast(ctx, o, f, res)
 	}

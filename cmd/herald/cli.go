@@ -60,9 +60,10 @@ func (f *clientFlags) unauthorized(err error, subscriber bool) error {
 	return fmt.Errorf("pass a publisher key or token with --token or HERALD_TOKEN (%s)", answer)
 }
 
-const sendUsage = `usage: herald send (--to USER,… | --broadcast) [--type TYPE] [--title TEXT] [--body TEXT] [--url URL] [--data JSON] [flags]
+const sendUsage = `usage: herald send (--to USER,… | --broadcast | --topic TOPIC [--exclude USER,…]) [--type TYPE] [--title TEXT] [--body TEXT] [--url URL] [--data JSON] [flags]
 
-Publishes one notification and prints the receipts as JSON. --title, --body and --url are what
+Publishes one notification and prints the receipts as JSON (for --topic, how many subscribers
+it reached: {"notifications":[],"recipients":N}). --title, --body and --url are what
 a client shows (plain text, and a link: an https: or http: URL or a path starting with /). --server and --token may also be
 given as HERALD_SERVER and HERALD_TOKEN; the other flags are read from the command line only.
 `
@@ -74,6 +75,8 @@ func send(ctx context.Context, args []string, stdout io.Writer) error {
 	cf.register(fs, false)
 	to := fs.String("to", "", "recipients, comma-separated")
 	broadcast := fs.Bool("broadcast", false, "send to everyone instead")
+	topic := fs.String("topic", "", "send to the topic's subscribers instead (such as issue:42)")
+	exclude := fs.String("exclude", "", "with --topic: subscribers not to notify (the actor, typically), comma-separated")
 	typ := fs.String("type", "", "the notification's type (default: the server's, \"notification\")")
 	title := fs.String("title", "", "the notification's title: one line of plain text, at most 200 characters")
 	body := fs.String("body", "", "the notification's body: plain text, at most 2000 characters")
@@ -87,14 +90,19 @@ func send(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return err
 	}
-	m := client.Message{Broadcast: *broadcast, Type: *typ, Key: *key, Content: client.Content{Title: *title, Body: *body, URL: *link}}
-	for _, u := range strings.Split(*to, ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			m.To = append(m.To, u)
+	m := client.Message{Broadcast: *broadcast, Topic: *topic, Type: *typ, Key: *key, Content: client.Content{Title: *title, Body: *body, URL: *link}}
+	m.To, m.Exclude = commaList(*to), commaList(*exclude)
+	addressed := 0
+	for _, given := range []bool{len(m.To) > 0, m.Broadcast, m.Topic != ""} {
+		if given {
+			addressed++
 		}
 	}
-	if (len(m.To) > 0) == m.Broadcast {
-		return errors.New("give --to users, or --broadcast")
+	switch {
+	case addressed != 1:
+		return errors.New("give --to users, or --broadcast, or --topic (one of them)")
+	case len(m.Exclude) > 0 && m.Topic == "":
+		return errors.New("--exclude goes with --topic")
 	}
 	if *data != "" {
 		if !json.Valid([]byte(*data)) {
@@ -106,11 +114,29 @@ func send(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if m.Topic != "" {
+		n, err := c.PublishTopic(ctx, m)
+		if err != nil {
+			return cf.unauthorized(err, false)
+		}
+		return json.NewEncoder(stdout).Encode(map[string]any{"notifications": []client.Receipt{}, "recipients": n})
+	}
 	receipts, err := c.Publish(ctx, m)
 	if err != nil {
 		return cf.unauthorized(err, false)
 	}
 	return json.NewEncoder(stdout).Encode(map[string]any{"notifications": receipts})
+}
+
+// commaList splits a comma-separated flag, leaving out blanks.
+func commaList(s string) []string {
+	var out []string
+	for _, u := range strings.Split(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // notificationLine and controlLine are the lines herald listen prints.
@@ -122,6 +148,7 @@ type notificationLine struct {
 	Data      json.RawMessage `json:"data"`
 	CreatedAt time.Time       `json:"created_at"`
 	Broadcast bool            `json:"broadcast"`
+	Topic     string          `json:"topic,omitempty"`
 }
 
 type controlLine struct {
@@ -178,7 +205,7 @@ func listen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		var line any = controlLine{Cursor: ev.Cursor, Event: ev.Type, Data: data}
 		if n := ev.Notification; n != nil {
-			line = notificationLine{Cursor: ev.Cursor, ID: n.ID, Type: n.Type, Content: n.Content, Data: n.Data, CreatedAt: n.CreatedAt, Broadcast: n.Broadcast}
+			line = notificationLine{Cursor: ev.Cursor, ID: n.ID, Type: n.Type, Content: n.Content, Data: n.Data, CreatedAt: n.CreatedAt, Broadcast: n.Broadcast, Topic: n.Topic}
 		}
 		if err := enc.Encode(line); err != nil {
 			return err // stdout is gone (a closed pipe): nobody is listening

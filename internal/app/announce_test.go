@@ -64,7 +64,7 @@ func testRetryAnnouncesAgain(t *testing.T, nodes []*server, killed herald.Store,
 	body := map[string]any{"to": []string{user}, "type": "first", "data": map[string]int{"n": 1}, "key": key}
 	if topic {
 		name := testenv.Name("topic")
-		if _, err := killed.Subscribe(ctx, name, []string{user}); err != nil {
+		if _, err := killed.Subscribe(ctx, name, []string{user}, herald.TopicLimits{}); err != nil {
 			t.Fatal(err)
 		}
 		draft = herald.Draft{Topic: name, Type: "first", Data: json.RawMessage(`{"n":1}`), Key: key}

@@ -197,6 +197,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 			}
 			a.API.PreferencesChanged(user)
 		},
+		TopicLimits:   herald.TopicLimits{MaxSubscribers: cfg.MaxTopicSubscribers, MaxTopics: cfg.MaxUserTopics},
+		SelfSubscribe: cfg.SelfSubscribePrefixes(),
 	})
 	if cl != nil {
 		cl.prefs = a.API

@@ -117,7 +117,8 @@ func TestPublishWorkFlags(t *testing.T) {
 	s := startServer(t, func(c *config.Config) {
 		c.MaxRecipients = 3
 		c.MaxRequestRecipients = 4
-		c.PublishRate = 0.01 // a token every 100 s: refilling during the test does not count
+		c.MaxTopicSubscribers = 4 // at most the request's: config refuses a topic no publish could reach
+		c.PublishRate = 0.01      // a token every 100 s: refilling during the test does not count
 		c.PublishBurst = 5
 	})
 	steps := []struct {

@@ -6,6 +6,7 @@
 //
 //	{"v":2,"o":"9f0c…e1.5a3c01d2","n":[{"i":42,"u":"alice","s":7,"t":"comment","d":{"text":"hi"},"c":1795452000123456}]}
 //	{"v":2,"o":"9f0c…e1.5a3c01d2","n":[{"i":43,"u":"","s":3,"t":"release","ct":{"title":"v1.2","url":"/changelog"},"d":null,"c":1795452000123999}]}
+//	{"v":2,"o":"9f0c…e1.5a3c01d2","n":[{"i":44,"u":"bob","s":8,"t":"comment","tp":"issue:42","d":{},"c":1795452000124001}]}
 //	{"v":2,"o":"9f0c…e1.5a3c01d2","r":[{"u":"alice","i":[42,43],"read":true,"c":5,"cs":1}]}
 //	{"v":2,"o":"9f0c…e1.5a3c01d2","s":[{"u":"alice","k":"seen","up":43,"c":5,"cs":0}]}
 //	{"v":2,"o":"9f0c…e1.5a3c01d2","s":[{"u":"alice","k":"archived","i":[42],"on":true,"c":4,"cs":0}]}
@@ -21,11 +22,12 @@
 //
 // n are notifications: i the id, u the stream (the user, "" for a broadcast), s the sequence
 // number, t the type, ct the content (herald.Content.AppendJSON; absent when it has none), d
-// the data exactly as stored, c the commit time in unix microseconds, cr true when it is critical
-// (absent otherwise: a node from before it takes a critical broadcast for an ordinary one, which
-// a user's mutes may leave out of that node's streams until it is upgraded). Content came without a
-// new version: a node from before it ignores ct and shows the notification without its
-// content until it is upgraded, which is what a rolling upgrade costs.
+// the data exactly as stored, c the commit time in unix microseconds, tp the topic it was
+// published to (absent when none), cr true when it is critical (absent otherwise: a node from
+// before it takes a critical broadcast for an ordinary one, which a user's mutes may leave out of
+// that node's streams until it is upgraded). Content and topics came without a new version: a
+// node from before them ignores ct and tp and shows the notification without them until it is
+// upgraded, which is what a rolling upgrade costs.
 // r are read-state changes: u the user, i the ids (absent with "all":true), read, and the user's
 // counts after the change: c unread, cs unseen. s are the other changes of a user's state: k the
 // kind, "seen" (up: the user's seen mark after it) or "archived" (i the ids, or "all":true for
@@ -118,6 +120,10 @@ func appendItem(b []byte, n *herald.Notification) []byte {
 		b = append(b, `,"ct":`...)
 		b = n.Content.AppendJSON(b)
 	}
+	if n.Topic != "" {
+		b = append(b, `,"tp":`...)
+		b = strconv.AppendQuote(b, n.Topic) // topics are plain ASCII, as types are
+	}
 	b = append(b, `,"d":`...)
 	b = append(b, n.Data...)
 	b = append(b, `,"c":`...)
@@ -199,6 +205,7 @@ type message struct {
 		S  uint64          `json:"s"`
 		T  string          `json:"t"`
 		CT *herald.Content `json:"ct"`
+		TP *string         `json:"tp"`
 		D  json.RawMessage `json:"d"`
 		C  int64           `json:"c"`
 		CR bool            `json:"cr"`
@@ -241,6 +248,17 @@ func Decode(b []byte) (Message, error) {
 			return Message{}, fmt.Errorf("bus: malformed message: %w", err)
 		}
 		n := herald.Notification{ID: x.I, User: *x.U, Seq: x.S, Type: x.T, Data: x.D, CreatedAt: time.UnixMicro(x.C).UTC(), Critical: x.CR}
+		if x.TP != nil {
+			// A topic's notifications are a user's own: a broadcast never has one, and a topic
+			// says what the envelope and the inbox show, so it passes the publish's check.
+			if *x.U == herald.BroadcastStream {
+				return Message{}, errors.New("bus: malformed message: a broadcast with a topic")
+			}
+			if err := herald.ValidateTopic(*x.TP); err != nil {
+				return Message{}, fmt.Errorf("bus: malformed message: %w", err)
+			}
+			n.Topic = *x.TP
+		}
 		// What clients put in links and show as text: checked as a publish's content is.
 		if err := x.CT.Validate(); err != nil {
 			return Message{}, fmt.Errorf("bus: malformed message: content: %w", err)

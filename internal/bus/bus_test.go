@@ -25,6 +25,9 @@ func sample(n, size int) []herald.Notification {
 			ns[i].Content = &herald.Content{Title: fmt.Sprintf("n°%d", i), Body: "<b>a</b>\n\"b\"", URL: "https://example.com/x",
 				Icon: "/i.png", Avatar: "/a.png", Actions: []herald.Action{{Label: "Open", URL: "/o"}}, Group: "post:1"}
 		}
+		if i%4 == 2 && user != herald.BroadcastStream {
+			ns[i].Topic = fmt.Sprintf("org/acme/issue:%d", i)
+		}
 	}
 	return ns
 }
@@ -65,7 +68,7 @@ func TestRoundTrip(t *testing.T) {
 			for i := range ns {
 				w, g := ns[i], got[i]
 				if g.ID != w.ID || g.User != w.User || g.Seq != w.Seq || g.Type != w.Type || string(g.Data) != string(w.Data) || !g.CreatedAt.Equal(w.CreatedAt) ||
-					string(g.Content.AppendJSON(nil)) != string(w.Content.AppendJSON(nil)) {
+					string(g.Content.AppendJSON(nil)) != string(w.Content.AppendJSON(nil)) || g.Topic != w.Topic {
 					t.Fatalf("notification %d: got %+v, want %+v", i, g, w)
 				}
 			}
@@ -208,6 +211,12 @@ func TestDecodeRefuses(t *testing.T) {
 		{"content with a bidi override", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":1,"t":"x","ct":{"body":"a\u202eb"},"d":1,"c":0}]}`},
 		{"content with a bad group", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":1,"t":"x","ct":{"group":"a b"},"d":1,"c":0}]}`},
 		{"good content beside bad content", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":1,"t":"x","ct":{"title":"ok"},"d":1,"c":0},{"i":2,"u":"a","s":2,"t":"x","ct":{"url":" javascript:x"},"d":1,"c":0}]}`},
+		{"topic not a string", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":1,"t":"x","tp":42,"d":1,"c":0}]}`},
+		{"topic empty", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":1,"t":"x","tp":"","d":1,"c":0}]}`},
+		{"topic with a space", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":1,"t":"x","tp":"issue 42","d":1,"c":0}]}`},
+		{"topic too long", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":1,"t":"x","tp":"` + strings.Repeat("t", herald.MaxTopicLen+1) + `","d":1,"c":0}]}`},
+		{"topic with a line break", `{"v":2,` + o + `,"n":[{"i":1,"u":"a","s":1,"t":"x","tp":"a\nb","d":1,"c":0}]}`},
+		{"broadcast with a topic", `{"v":2,` + o + `,"n":[{"i":1,"u":"","s":1,"t":"x","tp":"issue:42","d":1,"c":0}]}`},
 		{"a good read beside a bad state", `{"v":2,` + o + `,"r":[{"u":"a","read":true,"c":0,"i":[1]}],"s":[{"u":"","k":"seen","up":1,"on":true,"c":0,"cs":0}]}`},
 	}
 	for _, tt := range tests {
@@ -242,6 +251,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"v":2,"o":"` + testOrigin + `","n":[{"i":1,"u":"","s":1,"t":"x","d":null,"c":-1}]}`))
 	f.Add([]byte(`{"v":2,"o":"` + testOrigin + `","n":[{"i":1,"u":"a","s":1,"t":"x","ct":{"title":"t","url":"//evil","actions":[{"label":"l","url":"/"}]},"d":1,"c":0}]}`))
 	f.Add([]byte(`{"v":2,"o":"` + testOrigin + `","n":[{"i":1,"u":"a","s":1,"t":"x","ct":{"body":"a\nb","icon":"http://localhost/i","group":"g/1"},"d":1,"c":0}]}`))
+	f.Add([]byte(`{"v":2,"o":"` + testOrigin + `","n":[{"i":1,"u":"a","s":1,"t":"x","tp":"issue:42","d":1,"c":0}]}`))
 	f.Add(EncodeState(testOrigin, herald.StateChange{User: "alice", Kind: herald.StateRead, IDs: []int64{1}, On: true, Counts: herald.Counts{Unread: 2, Unseen: 1}}))
 	f.Add(EncodePreferences(testOrigin, "alice"))
 	f.Add(EncodeState(testOrigin, herald.StateChange{User: "alice", Kind: herald.StateSeen, On: true, SeenUpTo: 9, Counts: herald.Counts{Unread: 2}}))
@@ -288,6 +298,9 @@ func FuzzDecode(f *testing.F) {
 			}
 			if err := n.Content.Validate(); err != nil {
 				t.Fatalf("accepted content %+v: %v", n.Content, err)
+			}
+			if n.Topic != "" && (n.User == "" || herald.ValidateTopic(n.Topic) != nil) {
+				t.Fatalf("accepted topic %q of stream %q", n.Topic, n.User)
 			}
 		}
 	})

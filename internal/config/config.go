@@ -73,6 +73,12 @@ type Config struct {
 	MaxPublishInflight   int
 	// MaxPreferenceRules bounds the mute rules of one user (issue 17 §3).
 	MaxPreferenceRules int
+	// Topics (issue 17 §3): the users one topic may have (at most MaxTopicRecipients: a
+	// publish holds its fan-out in memory), the topics one user may follow, and the topic
+	// prefixes subscribers may subscribe themselves to (comma-separated; empty: none).
+	MaxTopicSubscribers int
+	MaxUserTopics       int
+	TopicSelfSubscribe  string
 
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -120,6 +126,15 @@ type Config struct {
 	TLSKey  string
 }
 
+// MaxTopicRecipients is the most subscribers --max-topic-subscribers may allow: a topic publish
+// reads them all into memory for its commit (internal/store's MaxTopicRecipients).
+const MaxTopicRecipients = 100_000
+
+var topicPrefix = regexp.MustCompile(`^[A-Za-z0-9_.:/-]{1,255}$`)
+
+// SelfSubscribePrefixes returns the topic prefixes open to self-service (Validate checks them).
+func (c *Config) SelfSubscribePrefixes() []string { return splitComma(c.TopicSelfSubscribe) }
+
 // Default returns the settings of a server started with no configuration: dev mode on loopback
 // with an embedded SQLite file in the working directory.
 func Default() Config {
@@ -151,9 +166,11 @@ func Default() Config {
 		MaxPayload:            64 << 10,
 		MaxRecipients:         1000,
 		MaxBatch:              1000,
-		MaxRequestRecipients:  50_000,
+		MaxRequestRecipients:  100_000,
 		MaxPublishInflight:    200_000,
 		MaxPreferenceRules:    100,
+		MaxTopicSubscribers:   MaxTopicRecipients,
+		MaxUserTopics:         1000,
 		ReadHeaderTimeout:     10 * time.Second,
 		ReadTimeout:           30 * time.Second,
 		IdleTimeout:           120 * time.Second,
@@ -252,6 +269,9 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.IntVar(&c.MaxRequestRecipients, "max-request-recipients", c.MaxRequestRecipients, "users one publish or batch request names, all its notifications together (a broadcast counts one); a larger request gets 413")
 	fs.IntVar(&c.MaxPreferenceRules, "max-preference-rules", c.MaxPreferenceRules, "mute rules of one user, all channels together; a larger PUT of preferences gets 413")
 	fs.IntVar(&c.MaxPublishInflight, "max-publish-inflight", c.MaxPublishInflight, "notifications all publish requests being committed may hold at once; beyond it a request waits a second, then gets 503 (0: no limit)")
+	fs.IntVar(&c.MaxTopicSubscribers, "max-topic-subscribers", c.MaxTopicSubscribers, fmt.Sprintf("users one topic may have; a subscribe beyond gets 409 (at most %d, and at most --max-request-recipients: one publish reaches them all)", MaxTopicRecipients))
+	fs.IntVar(&c.MaxUserTopics, "max-user-topics", c.MaxUserTopics, "topics one user may be subscribed to; a subscribe beyond gets 409 (0: no limit)")
+	fs.StringVar(&c.TopicSelfSubscribe, "topic-self-subscribe", c.TopicSelfSubscribe, "comma-separated topic prefixes (such as public/,status:) a subscriber may subscribe itself to, with PUT /v1/me/topics/{topic} (empty: none; leaving a topic is always allowed)")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time to read request headers")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "time to read a whole request (streams are exempt once open)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "keep-alive idle time")
@@ -427,6 +447,19 @@ func (c *Config) Validate() error {
 	atLeast("max-preference-rules", int64(c.MaxPreferenceRules), 1)
 	if c.MaxRequestRecipients < c.MaxRecipients {
 		bad("max-request-recipients (%d) must be at least max-recipients (%d): a notification to that many users could never be sent", c.MaxRequestRecipients, c.MaxRecipients)
+	}
+	if c.MaxTopicSubscribers < 1 || c.MaxTopicSubscribers > MaxTopicRecipients {
+		bad("max-topic-subscribers (%d) must be from 1 to %d: a topic publish holds its recipients in memory until its commit", c.MaxTopicSubscribers, MaxTopicRecipients)
+	} else if c.MaxTopicSubscribers > c.MaxRequestRecipients {
+		bad("max-topic-subscribers (%d) must be at most max-request-recipients (%d): a publish to a full topic could never be sent", c.MaxTopicSubscribers, c.MaxRequestRecipients)
+	}
+	atLeast("max-user-topics", int64(c.MaxUserTopics), 0)
+	for _, p := range splitComma(c.TopicSelfSubscribe) {
+		// A prefix is the start of a topic name: of its characters, and not empty (which would
+		// open every topic, private ones included, to anyone).
+		if !topicPrefix.MatchString(p) {
+			bad("topic-self-subscribe: %q is not the start of a topic name (1-255 characters of A-Z a-z 0-9 _ . : / -)", p)
+		}
 	}
 	if c.MaxPublishInflight != 0 && c.MaxPublishInflight < c.MaxRequestRecipients {
 		bad("max-publish-inflight (%d) must be 0 (no limit) or at least max-request-recipients (%d): the largest request allowed must fit", c.MaxPublishInflight, c.MaxRequestRecipients)

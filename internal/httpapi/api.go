@@ -93,9 +93,16 @@ type Options struct {
 
 	// MaxRequestRecipients bounds the users one request names, all its notifications together
 	// (a broadcast counts one): what a request costs grows with it, not with the notifications.
+	// A topic's subscribers count too, as the request is admitted.
 	MaxRequestRecipients int
 	// MaxPreferenceRules bounds the mute rules of one user, all channels together.
 	MaxPreferenceRules int
+
+	// TopicLimits bound subscriptions (zero fields: no limit).
+	TopicLimits herald.TopicLimits
+	// SelfSubscribe are the topic prefixes a subscriber may subscribe itself to; none when
+	// empty. Leaving a topic is always allowed.
+	SelfSubscribe []string
 }
 
 // Defaults are the limits used where Options leave zero.
@@ -111,7 +118,7 @@ var Defaults = Options{
 	MaxBatch:      1000,
 	MaxTypes:      32,
 
-	MaxRequestRecipients: 50_000,
+	MaxRequestRecipients: 100_000,
 	MaxPreferenceRules:   100,
 }
 
@@ -248,6 +255,8 @@ func (a *API) routes() []route {
 		{"PUT /v1/preferences", a.setMyPreferences},
 		{"GET /v1/users/{user}/preferences", a.userPreferences},
 		{"PUT /v1/users/{user}/preferences", a.setUserPreferences},
+		{"PUT /v1/me/topics/{topic}", a.subscribeSelf},
+		{"DELETE /v1/me/topics/{topic}", a.unsubscribeSelf},
 		{"GET /healthz", a.healthz},
 		{"GET /readyz", a.readyz},
 		{"GET /metrics", a.apiMetrics()},

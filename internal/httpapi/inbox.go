@@ -103,6 +103,17 @@ func (a *API) inbox(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if v, ok := q["topic"]; ok {
+		if len(v) != 1 {
+			a.writeError(w, r, herald.Errorf(herald.EINVALID, "topic may be given once"))
+			return
+		}
+		if err := herald.ValidateTopic(v[0]); err != nil {
+			a.writeError(w, r, prefixed("topic: ", err))
+			return
+		}
+		iq.Topic = v[0]
+	}
 	filter, err := a.parseTypes(q["types"])
 	if err != nil {
 		a.writeError(w, r, err)

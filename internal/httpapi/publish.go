@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -149,14 +150,38 @@ func (a *API) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	a.writeError(w, r, err)
 }
 
-// created is how many notifications drafts create: one per user, one per broadcast. The rate
-// limit and the in-flight limit count them.
-func created(drafts []herald.Draft) int {
+// created is how many notifications drafts create: one per user, one per broadcast, and for a
+// topic its subscribers now (at least 1), less nothing for its exclusions. The request-size,
+// rate and in-flight limits count them. A topic's count is read before its commit: what
+// subscribes in between is not charged (--max-topic-subscribers bounds it).
+func (a *API) created(ctx context.Context, drafts []herald.Draft) (int, error) {
 	n := 0
 	for _, d := range drafts {
-		n += max(1, len(d.To))
+		if d.Topic == "" {
+			n += max(1, len(d.To))
+		}
 	}
-	return n
+	counted := map[string]int{}
+	for _, d := range drafts {
+		if d.Topic == "" {
+			continue
+		}
+		c, ok := counted[d.Topic]
+		if !ok {
+			// Counted only up to what the request may still create, and no further once it is
+			// over: a batch of large topics costs one count past the limit, not one each.
+			k, err := a.opts.Store.CountSubscribers(ctx, d.Topic, max(1, a.opts.MaxRequestRecipients-n))
+			if err != nil {
+				return 0, err
+			}
+			c = int(k)
+			counted[d.Topic] = c
+		}
+		if n += max(1, c); n > a.opts.MaxRequestRecipients {
+			return n, nil
+		}
+	}
+	return n, nil
 }
 
 // commit stores the drafts and answers 201 with their ids. The store hands what it committed to
@@ -166,7 +191,18 @@ func created(drafts []herald.Draft) int {
 // then takes its notifications from the publisher's rate limit. A request refused by either
 // holds and takes nothing.
 func (a *API) commit(w http.ResponseWriter, r *http.Request, scope string, drafts []herald.Draft) {
-	n := created(drafts)
+	n, err := a.created(r.Context(), drafts)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if max := a.opts.MaxRequestRecipients; n > max {
+		// Only topics can get here: the users a request names were counted as it was read.
+		// n is a lower bound: topics are counted only until the request is over.
+		a.refuse(w, r, herald.Errorf(herald.ETOOLARGE, "the request would create more than %d notifications (its topics' subscribers included), the limit of --max-request-recipients; "+
+			"split it into smaller requests", max))
+		return
+	}
 	if burst := a.opts.Limiter.Burst(); burst > 0 && n > burst {
 		// No wait would let it through: a 429 would have the publisher retry for ever.
 		a.refuse(w, r, herald.Errorf(herald.ETOOLARGE, "the request creates %d notifications, more than the %d a publisher may create at once (--publish-burst); "+

@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/heraldhq/herald"
 )
 
 // Topics are sets of subscribers kept in the store; a publish to a topic reaches those
 // subscribed at its commit (docs/design.md, "Topics: fan-out on write"). Publishers manage the
-// subscriptions, as they address notifications; a subscriber may only list its own topics.
+// subscriptions, as they address notifications. A subscriber acts only on itself, under
+// /v1/me/topics, never on a user named in the path: it lists its topics, leaves any of them, and
+// joins those the operator opened to self-service (Options.SelfSubscribe).
 
 const (
 	// maxBulkSubscribe bounds the users of one bulk subscribe: the store adds them in one
@@ -64,7 +67,12 @@ func (a *API) topicAndUser(w http.ResponseWriter, r *http.Request) (topic, user 
 
 // subscribe is PUT /v1/topics/{topic}/subscribers/{user}: idempotent, 204 either way.
 func (a *API) subscribe(w http.ResponseWriter, r *http.Request) {
-	a.changeSubscription(w, r, a.opts.Store.Subscribe)
+	a.changeSubscription(w, r, a.subscribeLimited)
+}
+
+// subscribeLimited is the store's Subscribe under the server's topic limits.
+func (a *API) subscribeLimited(ctx context.Context, topic string, users []string) (int64, error) {
+	return a.opts.Store.Subscribe(ctx, topic, users, a.opts.TopicLimits)
 }
 
 // unsubscribe is DELETE /v1/topics/{topic}/subscribers/{user}: 204 whether or not the user was
@@ -118,7 +126,7 @@ func (a *API) subscribeMany(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	added, err := a.opts.Store.Subscribe(r.Context(), topic, req.Users)
+	added, err := a.subscribeLimited(r.Context(), topic, req.Users)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -204,4 +212,56 @@ func (a *API) myTopics(w http.ResponseWriter, r *http.Request) {
 		topics = []string{}
 	}
 	writeJSON(w, http.StatusOK, map[string][]string{"topics": topics})
+}
+
+// selfSubscribable reports whether a subscriber may subscribe itself to topic: the topic starts
+// with one of the prefixes the operator opened (--topic-self-subscribe).
+func (a *API) selfSubscribable(topic string) bool {
+	for _, p := range a.opts.SelfSubscribe {
+		if strings.HasPrefix(topic, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// subscribeSelf is PUT /v1/me/topics/{topic}: the caller subscribes itself, to a topic open to
+// self-service; 204 whether or not it was subscribed before.
+func (a *API) subscribeSelf(w http.ResponseWriter, r *http.Request) {
+	a.changeOwnSubscription(w, r, func(ctx context.Context, topic, user string) error {
+		if !a.selfSubscribable(topic) {
+			return herald.Errorf(herald.EFORBIDDEN, "topic %q is not open to self-service: only a publisher can subscribe users to it", topic)
+		}
+		_, err := a.subscribeLimited(ctx, topic, []string{user})
+		return err
+	})
+}
+
+// unsubscribeSelf is DELETE /v1/me/topics/{topic}: the caller leaves a topic, whichever put it
+// there; 204 whether or not it was subscribed. A user may always stop what it receives.
+func (a *API) unsubscribeSelf(w http.ResponseWriter, r *http.Request) {
+	a.changeOwnSubscription(w, r, func(ctx context.Context, topic, user string) error {
+		_, err := a.opts.Store.Unsubscribe(ctx, topic, []string{user})
+		return err
+	})
+}
+
+// changeOwnSubscription authenticates a subscriber, reads {topic}, applies change to the pair
+// and answers 204. The user is the credential's, never one of the request.
+func (a *API) changeOwnSubscription(w http.ResponseWriter, r *http.Request, change func(ctx context.Context, topic, user string) error) {
+	sub, err := a.opts.Auth.Subscriber(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	topic, err := topicOf(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if err := change(r.Context(), topic, sub.User); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

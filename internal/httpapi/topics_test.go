@@ -26,7 +26,7 @@ func (s *topicStore) Identity() herald.Identity {
 	return herald.Identity{ID: "0123456789abcdef", Epoch: "1"}
 }
 
-func (s *topicStore) Subscribe(_ context.Context, topic string, users []string) (int64, error) {
+func (s *topicStore) Subscribe(_ context.Context, topic string, users []string, _ herald.TopicLimits) (int64, error) {
 	if s.subs[topic] == nil {
 		s.subs[topic] = map[string]bool{}
 	}
@@ -71,6 +71,10 @@ func (s *topicStore) UserTopics(_ context.Context, user string) ([]string, error
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+func (s *topicStore) CountSubscribers(_ context.Context, topic string, _ int) (int64, error) {
+	return int64(len(s.subs[topic])), nil
 }
 
 func (s *topicStore) DeleteTopic(_ context.Context, topic string) (int64, error) {
@@ -190,9 +194,9 @@ func TestTopicErrors(t *testing.T) {
 // GET /v1/topics lists only the caller's own topics.
 func TestTopicOwnership(t *testing.T) {
 	store := newTopicStore()
-	store.Subscribe(context.Background(), "issue:42", []string{"alice", "bob"})
-	store.Subscribe(context.Background(), "issue:7", []string{"bob"})
-	store.Subscribe(context.Background(), "team/x", []string{"alice"})
+	store.Subscribe(context.Background(), "issue:42", []string{"alice", "bob"}, herald.TopicLimits{})
+	store.Subscribe(context.Background(), "issue:7", []string{"bob"}, herald.TopicLimits{})
+	store.Subscribe(context.Background(), "team/x", []string{"alice"}, herald.TopicLimits{})
 	h := topicAPI(t, store, asAlice{})
 	for _, r := range []struct{ method, path, body string }{
 		{"PUT", "/v1/topics/issue:7/subscribers/alice", ""},
@@ -249,7 +253,7 @@ func TestPublishTopic(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.body, func(t *testing.T) {
 			store := newTopicStore()
-			store.Subscribe(context.Background(), "issue:42", []string{"alice", "bob", "carol"})
+			store.Subscribe(context.Background(), "issue:42", []string{"alice", "bob", "carol"}, herald.TopicLimits{})
 			rec := call(topicAPI(t, store, anyPublisher{}), "POST", tt.path, "application/json", tt.body)
 			if rec.Code != tt.status {
 				t.Fatalf("answer %d %s, want %d", rec.Code, rec.Body, tt.status)

@@ -113,10 +113,15 @@ func idSpan(ns []herald.Notification) (first, last int64) {
 }
 
 // MaxTopicRecipients bounds the subscribers one topic publish reaches. Its expansion is held in
-// memory for its commit (about 0.5 KB a recipient on SQLite, 1.2 KB on PostgreSQL; a topic
+// memory for its commit (about 0.4 KB a recipient on SQLite, 1.2 KB on PostgreSQL; a topic
 // publish takes a commit group to itself and a store commits one group at a time, so one
-// expansion at a time per node); stores read at most one more subscriber than this.
+// expansion at a time per node); stores count at most one more subscriber than this.
 const MaxTopicRecipients = 100_000
+
+// TooManyRecipients is the error of a publish to a topic of more than MaxTopicRecipients.
+func TooManyRecipients(topic string) error {
+	return herald.Errorf(herald.ETOOLARGE, "topic %q has more than %d subscribers, the most one publish reaches; split it into smaller topics", topic, MaxTopicRecipients)
+}
 
 // Fresh drafts of a topic: Expand replaces the plan's drafts by a copy (the caller's are
 // untouched, so a retried transaction expands again) in which each fresh topic draft is
@@ -135,7 +140,7 @@ func (p *Plan) Expand(subscribers func(d *herald.Draft) (users []string, muted [
 			return err
 		}
 		if len(us) > MaxTopicRecipients {
-			return herald.Errorf(herald.ETOOLARGE, "topic %q has more than %d subscribers, the most one publish reaches; split it into smaller topics", d.Topic, MaxTopicRecipients)
+			return TooManyRecipients(d.Topic)
 		}
 		var ex map[string]bool
 		if len(d.Exclude) > 0 {

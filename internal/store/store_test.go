@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/config"
 )
 
 // TestExpandBoundsATopic: a topic publish reaches at most MaxTopicRecipients subscribers; one
@@ -43,5 +44,13 @@ func TestExpandBoundsATopic(t *testing.T) {
 				t.Fatalf("expanded to %d users, want %d", len(p.Drafts[0].To), tt.wantTo)
 			}
 		})
+	}
+}
+
+// TestMaxTopicRecipientsIsConfigs: --max-topic-subscribers may not allow more subscribers than a
+// publish reaches, and config states that bound without importing the stores.
+func TestMaxTopicRecipientsIsConfigs(t *testing.T) {
+	if MaxTopicRecipients != config.MaxTopicRecipients {
+		t.Fatalf("store.MaxTopicRecipients = %d, config.MaxTopicRecipients = %d; they must agree", MaxTopicRecipients, config.MaxTopicRecipients)
 	}
 }

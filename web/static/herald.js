@@ -298,4 +298,27 @@ export class Herald {
 
   /** onPreferences registers a handler of preference changes made anywhere: {unread, unseen}. */
   onPreferences(fn) { this.preferencesHandlers.push(fn); return this; }
+
+  // Topics, the subscriber's side (docs/api.md, "Topics: notify followers"). The user is always
+  // the credential's: these calls never name one.
+
+  /** myTopics returns the topics the user is subscribed to, in byte order. */
+  async myTopics() { return (await this.request("GET", "/v1/topics")).topics; }
+
+  /**
+   * joinTopic subscribes the user to topic. The server allows it only for topics the operator
+   * opened to self-service (--topic-self-subscribe); others are refused with status 403.
+   */
+  joinTopic(topic) { return this.request("PUT", "/v1/me/topics/" + encodeURIComponent(topic)); }
+
+  /** leaveTopic unsubscribes the user from topic, whoever subscribed it (no error if not). */
+  leaveTopic(topic) { return this.request("DELETE", "/v1/me/topics/" + encodeURIComponent(topic)); }
+
+  /** listTopic is list() with only the notifications published to topic. */
+  listTopic(topic, { limit, before, unread, archived, types } = {}) {
+    return this.request("GET", "/v1/notifications", {
+      limit, before, unread: unread ? "true" : undefined, archived: archived ? "true" : undefined,
+      types: types && types.join(","), topic,
+    });
+  }
 }

@@ -216,20 +216,24 @@ func (s *Store) Inbox(ctx context.Context, user string, q herald.InboxQuery) (he
 	if len(q.Types) > 0 {
 		types = q.Types
 	}
+	var topic *string // nil: every notification; else only the topic's, never a broadcast
+	if q.Topic != "" {
+		topic = &q.Topic
+	}
 	rows, err := s.pool.Query(ctx, `SELECT u.*, `+markQuery+` FROM (
 		(SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.content, n.topic, n.critical, n.read_at, n.archived_at FROM herald_notifications n
 		 WHERE n.stream = $1 AND n.id < $2 AND (NOT $3 OR n.read_at IS NULL) AND ($4::text[] IS NULL OR n.type = ANY($4))
-		   AND (n.archived_at IS NOT NULL) = $6
+		   AND (n.archived_at IS NOT NULL) = $6 AND ($7::text IS NULL OR n.topic = $7)
 		 ORDER BY n.seq DESC LIMIT $5)
 		UNION ALL
 		(SELECT n.id, n.stream, n.seq, n.type, n.data, n.created_at, n.content, n.topic, n.critical, r.read_at, a.archived_at FROM herald_notifications n
 		 LEFT JOIN herald_broadcast_reads r ON r.user_id = $1 AND r.notification_id = n.id
 		 LEFT JOIN herald_broadcast_archives a ON a.user_id = $1 AND a.notification_id = n.id
 		 WHERE n.stream = '' AND n.id < $2 AND (NOT $3 OR r.read_at IS NULL) AND ($4::text[] IS NULL OR n.type = ANY($4))
-		   AND (a.archived_at IS NOT NULL) = $6 AND NOT `+broadcastMuted+`
+		   AND (a.archived_at IS NOT NULL) = $6 AND $7::text IS NULL AND NOT `+broadcastMuted+`
 		 ORDER BY n.seq DESC LIMIT $5)
 		ORDER BY 1 DESC LIMIT $5) u
-		ORDER BY u.id DESC`, user, before, q.UnreadOnly, types, q.Limit+1, q.Archived)
+		ORDER BY u.id DESC`, user, before, q.UnreadOnly, types, q.Limit+1, q.Archived, topic)
 	ns, err := collect(rows, err, true)
 	if err != nil {
 		return page, err

@@ -1,10 +1,13 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -133,6 +136,9 @@ type txWriter struct {
 	mutes               *sql.Stmt
 	seqs                map[string]uint64   // stream → last seq, as of this transaction
 	dirty               map[string]struct{} // streams whose seq this transaction advanced
+	// topicSizes are the audiences of the request's topic drafts (by index in its plan), as
+	// expand counted them.
+	topicSizes map[int]int
 }
 
 func newTxWriter(ctx context.Context, tx *sql.Tx, stmts *writerStmts, now time.Time, group []*store.Request) (*txWriter, error) {
@@ -285,27 +291,123 @@ func (w *txWriter) check(scope string, drafts []herald.Draft) (*store.Plan, erro
 	})
 }
 
-// expand addresses the plan's fresh topic drafts to their subscribers, read in this
-// transaction on the writer connection (where subscriptions and preferences are written too, so
-// a bulk subscribe or a change of preferences is wholly before or after), less those who muted
-// the draft, and loads the heads of the streams that adds.
+// expand checks the size of the plan's fresh topic drafts: their audience, the subscribers
+// they do not exclude. Their notifications are written by writeTopic, in SQL, without reading
+// the subscribers into the process first; the audience less those written is what mutes held
+// back (the same transaction on the one writer connection: nothing changes in between).
 func (w *txWriter) expand(p *store.Plan) error {
-	var added []string
-	err := p.Expand(func(d *herald.Draft) ([]string, []bool, error) {
-		us, muted, err := w.topicSubscribers(d)
-		for i, u := range us {
-			if _, ok := w.seqs[u]; !ok && (muted == nil || !muted[i]) {
-				added = append(added, u)
-			}
+	clear(w.topicSizes)
+	for i := range p.Drafts {
+		d := &p.Drafts[i]
+		if d.Topic == "" || !p.Fresh(i) {
+			continue
 		}
-		return us, muted, err
-	})
-	if err != nil {
-		return err
+		cond, args := topicAudience(d)
+		var n int
+		if err := w.tx.QueryRowContext(w.ctx, `SELECT count(*) FROM (SELECT 1 FROM topic_subscribers s WHERE `+cond+` LIMIT ?)`,
+			append(args, store.MaxTopicRecipients+1)...).Scan(&n); err != nil {
+			return unavailable(err)
+		}
+		if n > store.MaxTopicRecipients {
+			return store.TooManyRecipients(d.Topic)
+		}
+		if w.topicSizes == nil {
+			w.topicSizes = make(map[int]int)
+		}
+		w.topicSizes[i] = n
 	}
-	// A stream already in seqs has its head (maybe advanced by this group); one missing there
-	// was either not loaded or has no row, and loading it again reads the same nothing.
-	return w.loadSeqs(added)
+	return nil
+}
+
+// topicAudience is the condition on topic_subscribers s that its user_id is in a topic draft's
+// audience: subscribed to its topic at this point of the transaction, and not excluded.
+func topicAudience(d *herald.Draft) (cond string, args []any) {
+	cond = `s.topic = ?`
+	args = []any{d.Topic}
+	if len(d.Exclude) > 0 {
+		ex, _ := json.Marshal(d.Exclude) // strings always marshal
+		cond += ` AND s.user_id NOT IN (SELECT value FROM json_each(?))`
+		args = append(args, string(ex))
+	}
+	return cond, args
+}
+
+// topicRecipients is the one place that says whom a topic draft reaches: its audience at this
+// point of the transaction (the writer connection, where subscriptions and preferences are
+// written too, so a bulk subscribe or a change of preferences is wholly before or after), less
+// those who muted it, unless it is critical. It returns a condition on topic_subscribers s,
+// whose user_id is the recipient, and its arguments. Both statements of writeTopic select
+// through it, so they agree on the set.
+func topicRecipients(d *herald.Draft) (cond string, args []any) {
+	cond, args = topicAudience(d)
+	if d.Critical {
+		return cond, args
+	}
+	typ, topic, prefixes := store.MuteArgs(d)
+	// Plain placeholders, numbered in the order they appear: the type, its prefixes, the topic.
+	cond += ` AND NOT ` + store.MutedSQL("mutes", "s.user_id", "?", "?", "IN ("+store.Placeholders(len(prefixes))+")")
+	args = append(args, typ)
+	for _, p := range prefixes {
+		args = append(args, p)
+	}
+	return cond, append(args, topic)
+}
+
+// writeTopic writes a topic draft's notifications with two statements, whatever the number
+// of subscribers: one advances the heads of their streams, and one inserts a notification per
+// subscriber at its stream's new head, returning what the hub and the receipt need. A row per
+// subscriber through the driver (the store's way for "to") cost most of a large topic's time.
+//
+// The heads this transaction advanced in memory are written first, and those it holds are read
+// again after, so that the drafts around a topic draft in one group number their streams on.
+func (w *txWriter) writeTopic(d *herald.Draft, audience int, content *herald.Content, column any) ([]herald.Notification, error) {
+	if err := w.flushSeqs(); err != nil {
+		return nil, err
+	}
+	cond, args := topicRecipients(d)
+	// The upsert's SELECT has a WHERE, as SQLite requires to tell its ON CONFLICT from a join's.
+	if _, err := w.tx.ExecContext(w.ctx, `INSERT INTO streams (stream, seq) SELECT s.user_id, 1 FROM topic_subscribers s WHERE `+cond+`
+		ON CONFLICT (stream) DO UPDATE SET seq = seq + 1`, args...); err != nil {
+		return nil, unavailable(err)
+	}
+	// Rows are inserted in the SELECT's order, so ids grow with user ids, as the receipt lists
+	// them; RETURNING gives them in no particular order.
+	rows, err := w.tx.QueryContext(w.ctx, `INSERT INTO notifications (stream, seq, type, data, created_at, content, topic, critical)
+		SELECT s.user_id, h.seq, ?, ?, ?, ?, ?, ? FROM topic_subscribers s JOIN streams h ON h.stream = s.user_id
+		WHERE `+cond+` ORDER BY s.user_id
+		RETURNING id, stream, seq`,
+		append([]any{d.Type, []byte(d.Data), micros(w.now), column, d.Topic, d.Critical}, args...)...)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	// Sized once: appending to 100,000 would copy them about 17 times, and peak at twice.
+	ns := make([]herald.Notification, 0, audience)
+	for rows.Next() {
+		n := herald.Notification{Type: d.Type, Content: content, Data: d.Data, CreatedAt: w.now, Topic: d.Topic, Critical: d.Critical}
+		if err := rows.Scan(&n.ID, &n.User, &n.Seq); err != nil {
+			rows.Close()
+			return nil, unavailable(err)
+		}
+		ns = append(ns, n)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, unavailable(err)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable(err)
+	}
+	slices.SortFunc(ns, func(a, b herald.Notification) int { return cmp.Compare(a.ID, b.ID) })
+	// The heads held in memory may be of the topic's streams: read them again.
+	held := make([]string, 0, len(w.seqs))
+	for st := range w.seqs {
+		held = append(held, st)
+	}
+	clear(w.seqs)
+	clear(w.dirty)
+	if err := w.loadSeqs(held); err != nil {
+		return nil, err
+	}
+	return ns, nil
 }
 
 // write stores the plan's new notifications and keys and returns the request's receipts.
@@ -326,14 +428,17 @@ func (w *txWriter) write(p *store.Plan) ([]herald.Receipt, error) {
 		if c := store.ContentColumn(content); c != nil {
 			column = *c
 		}
-		var topic any // NULL unless the draft is a topic's
 		if d.Topic != "" {
-			topic = d.Topic
+			var err error
+			if ns, err = w.writeTopic(d, w.topicSizes[i], content, column); err != nil {
+				return nil, err
+			}
+			p.Muted[i] = w.topicSizes[i] - len(ns)
 		}
-		for j, stream := range streams {
+		for j, stream := range streams { // none for a topic draft: its To is empty
 			n := &ns[j]
-			n.User, n.Seq, n.Type, n.Content, n.Data, n.CreatedAt, n.Topic, n.Critical = stream, w.nextSeq(stream), d.Type, content, d.Data, w.now, d.Topic, d.Critical
-			res, err := w.insert.ExecContext(w.ctx, stream, n.Seq, n.Type, []byte(n.Data), micros(w.now), column, topic, d.Critical)
+			n.User, n.Seq, n.Type, n.Content, n.Data, n.CreatedAt, n.Critical = stream, w.nextSeq(stream), d.Type, content, d.Data, w.now, d.Critical
+			res, err := w.insert.ExecContext(w.ctx, stream, n.Seq, n.Type, []byte(n.Data), micros(w.now), column, nil, d.Critical)
 			if err != nil {
 				return nil, unavailable(err)
 			}

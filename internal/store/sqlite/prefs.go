@@ -125,50 +125,6 @@ func scanRules(rows *sql.Rows, rules map[string]*herald.Preferences) (map[string
 	return rules, nil
 }
 
-// topicSubscribers is the expansion of a topic draft: its subscribers, at most one more than
-// store.MaxTopicRecipients, in one statement, with whether each muted it (unless it is
-// critical, which no mute holds back).
-func (w *txWriter) topicSubscribers(d *herald.Draft) ([]string, []bool, error) {
-	if d.Critical {
-		rows, err := w.tx.QueryContext(w.ctx, `SELECT user_id FROM topic_subscribers WHERE topic = ? ORDER BY user_id LIMIT ?`, d.Topic, store.MaxTopicRecipients+1)
-		if err != nil {
-			return nil, nil, unavailable(err)
-		}
-		us, err := scanStrings(rows)
-		return us, nil, err
-	}
-	typ, topic, prefixes := store.MuteArgs(d)
-	args := []any{d.Topic, store.MaxTopicRecipients + 1, typ, topic}
-	for _, p := range prefixes {
-		args = append(args, p)
-	}
-	muted := store.MutedSQL("mutes", "s.user_id", "?3", "?4", "IN ("+numbered(5, len(prefixes))+")")
-	rows, err := w.tx.QueryContext(w.ctx, `SELECT s.user_id, `+muted+` FROM topic_subscribers s WHERE s.topic = ?1 ORDER BY s.user_id LIMIT ?2`, args...)
-	if err != nil {
-		return nil, nil, unavailable(err)
-	}
-	defer rows.Close()
-	var us []string
-	var ms []bool
-	anyMuted := false
-	for rows.Next() {
-		var u string
-		var m bool
-		if err := rows.Scan(&u, &m); err != nil {
-			return nil, nil, unavailable(err)
-		}
-		us, ms = append(us, u), append(ms, m)
-		anyMuted = anyMuted || m
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, unavailable(err)
-	}
-	if !anyMuted {
-		ms = nil
-	}
-	return us, ms, nil
-}
-
 // numbered returns n numbered placeholders from ?from: "?5, ?6, …".
 func numbered(from, n int) string {
 	var b strings.Builder

@@ -87,7 +87,7 @@ func BenchmarkPublishTopicMuted(b *testing.B) {
 			for i := range users {
 				users[i] = fmt.Sprintf("user-%06d", i)
 			}
-			if _, err := s.Subscribe(context.Background(), "bench", users); err != nil {
+			if _, err := s.Subscribe(context.Background(), "bench", users, herald.TopicLimits{}); err != nil {
 				b.Fatal(err)
 			}
 			setMuteRules(b, s, c, users)

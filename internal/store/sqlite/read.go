@@ -239,6 +239,14 @@ func (s *Store) Inbox(ctx context.Context, user string, q herald.InboxQuery) (he
 	if q.Archived {
 		unicast, broadcast = ` AND n.archived_at IS NOT NULL`, ` AND a.archived_at IS NOT NULL`
 	}
+	if q.Topic != "" {
+		// A topic's notifications are in the user's stream only: the broadcast part selects
+		// nothing. No index has the topic: the user's stream is read newest first, which
+		// retention bounds, and a topic publish of 100,000 rows would pay for one.
+		args = append(args, q.Topic)
+		typeFilter += ` AND n.topic = ?` + strconv.Itoa(len(args))
+		broadcast += ` AND 0`
+	}
 	if q.UnreadOnly {
 		unicast += ` AND n.read_at IS NULL`
 		broadcast += ` AND r.read_at IS NULL`

@@ -80,6 +80,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"TopicIdempotency", testTopicIdempotency},
 		{"TopicConcurrentSubscribe", testTopicConcurrentSubscribe},
 		{"Announce", testAnnounce},
+		{"TopicsMore", testTopicsMore},
 		{"Close", testClose},
 	}
 	tests = append(tests, prefsTests...) // prefs.go
@@ -2399,7 +2400,7 @@ func testNewEpoch(t *testing.T, s herald.Store) {
 
 func subscribe(t *testing.T, s herald.Store, topic string, users ...string) int64 {
 	t.Helper()
-	n, err := s.Subscribe(context.Background(), topic, users)
+	n, err := s.Subscribe(context.Background(), topic, users, herald.TopicLimits{})
 	if err != nil {
 		t.Fatalf("Subscribe(%q, %q): %v", topic, users, err)
 	}
@@ -2620,7 +2621,7 @@ func testTopicConcurrentSubscribe(t *testing.T, s herald.Store) {
 			for i := range us {
 				us[i] = fmt.Sprintf("b%02d-u%02d", b, i)
 			}
-			if _, err := s.Subscribe(context.Background(), "hot", us); err != nil {
+			if _, err := s.Subscribe(context.Background(), "hot", us, herald.TopicLimits{}); err != nil {
 				done <- err
 				return
 			}
