@@ -224,6 +224,11 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 		kScope, kKey   []string
 		kResult        []string
 		kHash          [][]byte
+		// Web Push: the notifications queued (push.go), and the broadcasts.
+		pID    []int64
+		pUser  []string
+		pNow   []bool
+		pBcast []int64
 	)
 	k := 0
 	for _, pl := range plans {
@@ -248,6 +253,13 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 				cID, cStream, cSeq = append(cID, n.ID), append(cStream, st), append(cSeq, int64(n.Seq))
 				cType, cData, cContent = append(cType, d.Type), append(cData, []byte(d.Data)), append(cContent, column)
 				cTopic = append(cTopic, topic)
+			}
+			if pushed, immediate := d.Pushed(); pushed && d.Broadcast {
+				pBcast = append(pBcast, out[0].ID)
+			} else if pushed {
+				for j := range out {
+					pID, pUser, pNow = append(pID, out[j].ID), append(pUser, out[j].User), append(pNow, immediate)
+				}
 			}
 			p.Receipts[i] = herald.Receipt{Notifications: out}
 			if d.Topic != "" {
@@ -279,6 +291,9 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 			kScope, kKey, kHash, kResult, now); err != nil {
 			return nil, err
 		}
+	}
+	if err := queuePushes(ctx, tx, pID, pUser, pNow, pBcast, now, s.opts.PushDelay); err != nil {
+		return nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, err

@@ -68,6 +68,10 @@ func (s *Store) commitGroup(group []*store.Request) (later []*store.Request) {
 		fail(err)
 		return nil
 	}
+	if err := w.queuePushes(s.opts.PushDelay); err != nil {
+		fail(err)
+		return nil
+	}
 	if err := tx.Commit(); err != nil {
 		fail(unavailable(err))
 	}
@@ -126,6 +130,8 @@ type txWriter struct {
 	getSeq, putSeq      *sql.Stmt
 	seqs                map[string]uint64   // stream → last seq, as of this transaction
 	dirty               map[string]struct{} // streams whose seq this transaction advanced
+	// pushes are the ranges of ids whose notifications are queued for Web Push (push.go).
+	pushes []pushRange
 }
 
 func newTxWriter(ctx context.Context, tx *sql.Tx, stmts *writerStmts, now time.Time, group []*store.Request) (*txWriter, error) {
@@ -335,6 +341,9 @@ func (w *txWriter) write(p *store.Plan) ([]herald.Receipt, error) {
 			if n.ID, err = res.LastInsertId(); err != nil {
 				return nil, unavailable(err)
 			}
+		}
+		if pushed, immediate := d.Pushed(); pushed && len(ns) > 0 {
+			w.pushRange(ns[0].ID, ns[len(ns)-1].ID, d.Broadcast, immediate)
 		}
 		if d.Key != "" {
 			if _, err := w.key.ExecContext(w.ctx, p.Scope, d.Key, p.FPs[i], store.Result(d, ns), micros(w.now)); err != nil {

@@ -100,6 +100,9 @@ type Options struct {
 	// OnCommit, when set, is called by the writer loop after each durable commit with the new
 	// notifications in commit (= id) order. It runs before the commit's publishers are answered.
 	OnCommit herald.CommitFunc
+	// PushDelay is how long after its commit a fallback push (herald.PushDefault) becomes due;
+	// 0: at once.
+	PushDelay time.Duration
 }
 
 // Store is a herald.Store on a SQLite file.

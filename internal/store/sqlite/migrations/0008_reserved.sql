@@ -1,0 +1,4 @@
+-- Reserved for preferences (issue 17), built on another branch at the same time as Web Push:
+-- migration numbers must run without a gap, so this empty one holds the place. The merge
+-- replaces it with preferences' own 0008.
+SELECT 1;
