@@ -113,6 +113,8 @@ type Config struct {
 
 	TLSCert string
 	TLSKey  string
+
+	PushConfig // Web Push (push.go)
 }
 
 // Default returns the settings of a server started with no configuration: dev mode on loopback
@@ -159,6 +161,7 @@ func Default() Config {
 		AuthCookie:            "herald_token",
 		MaxConnections:        defaultMaxConnections(),
 		FirstRequestTimeout:   5 * time.Second,
+		PushConfig:            defaultPush(),
 	}
 }
 
@@ -274,6 +277,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.DurationVar(&c.FirstRequestTimeout, "first-request-timeout", c.FirstRequestTimeout, "time a new connection has to send its first request's headers (TLS handshake included) before it is closed")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "certificate file (PEM) to serve HTTPS and HTTP/2")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "private key file (PEM) of --tls-cert")
+	c.pushFlags(fs)
 	fs.String("config", "", "config file of \"name value\" lines (flags and HERALD_* variables win)")
 	return fs
 }
@@ -340,6 +344,7 @@ func (c *Config) Validate() error {
 	c.validateHosts(bad)
 	c.validateMetrics(bad)
 	c.validateConnections(bad)
+	c.validatePush(bad)
 	switch c.StoreKind() {
 	case "sqlite":
 		if path, err := c.SQLitePath(); err != nil {

@@ -46,6 +46,9 @@ type challenger interface{ Challenge() string }
 
 // Options configure the API. Zero limits take the defaults in Defaults.
 type Options struct {
+	// Push configures Web Push's endpoints (push.go); nil: push is off.
+	Push *PushOptions
+
 	Store  herald.Store
 	Hub    *hub.Hub
 	Auth   Authenticator
@@ -233,6 +236,10 @@ func (a *API) routes() []route {
 		{"POST /v1/topics/{topic}/subscribers", a.subscribeMany},
 		{"PUT /v1/topics/{topic}/subscribers/{user}", a.subscribe},
 		{"DELETE /v1/topics/{topic}/subscribers/{user}", a.unsubscribe},
+		{"GET /v1/push/key", a.pushKey},
+		{"GET /v1/push/subscriptions", a.pushSubscriptions},
+		{"POST /v1/push/subscriptions", a.addPushSubscription},
+		{"DELETE /v1/push/subscriptions", a.deletePushSubscription},
 		{"GET /healthz", a.healthz},
 		{"GET /readyz", a.readyz},
 		{"GET /metrics", a.apiMetrics()},

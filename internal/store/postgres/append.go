@@ -254,9 +254,11 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 				cType, cData, cContent = append(cType, d.Type), append(cData, []byte(d.Data)), append(cContent, column)
 				cTopic = append(cTopic, topic)
 			}
-			if pushed, immediate := d.Pushed(); pushed && d.Broadcast {
+			if pushed, immediate := d.Pushed(); !pushed || s.opts.NoPush {
+				// nothing to queue
+			} else if d.Broadcast {
 				pBcast = append(pBcast, out[0].ID)
-			} else if pushed {
+			} else {
 				for j := range out {
 					pID, pUser, pNow = append(pID, out[j].ID), append(pUser, out[j].User), append(pNow, immediate)
 				}

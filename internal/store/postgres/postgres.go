@@ -42,6 +42,9 @@ type Options struct {
 	// PushDelay is how long after its commit a fallback push (herald.PushDefault) becomes due;
 	// 0: at once.
 	PushDelay time.Duration
+	// NoPush queues no pushes: Web Push is off, and subscriptions registered while it was on
+	// would otherwise fill the outbox with pushes nobody sends.
+	NoPush bool
 }
 
 // Store is a herald.Store on PostgreSQL.

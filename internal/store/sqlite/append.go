@@ -41,6 +41,7 @@ func (s *Store) commitGroup(group []*store.Request) (later []*store.Request) {
 		fail(err)
 		return nil
 	}
+	w.noPush = s.opts.NoPush
 	defer w.close()
 	for _, req := range group {
 		// Each request is checked before anything of it is written, so a request refused for an
@@ -132,6 +133,7 @@ type txWriter struct {
 	dirty               map[string]struct{} // streams whose seq this transaction advanced
 	// pushes are the ranges of ids whose notifications are queued for Web Push (push.go).
 	pushes []pushRange
+	noPush bool
 }
 
 func newTxWriter(ctx context.Context, tx *sql.Tx, stmts *writerStmts, now time.Time, group []*store.Request) (*txWriter, error) {
@@ -342,7 +344,7 @@ func (w *txWriter) write(p *store.Plan) ([]herald.Receipt, error) {
 				return nil, unavailable(err)
 			}
 		}
-		if pushed, immediate := d.Pushed(); pushed && len(ns) > 0 {
+		if pushed, immediate := d.Pushed(); pushed && !w.noPush && len(ns) > 0 {
 			w.pushRange(ns[0].ID, ns[len(ns)-1].ID, d.Broadcast, immediate)
 		}
 		if d.Key != "" {
