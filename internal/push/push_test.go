@@ -224,7 +224,9 @@ func TestPolicy(t *testing.T) {
 // preferences provide.
 type muteType string
 
-func (m muteType) MutedPush(_ context.Context, _, typ, _ string) (bool, error) { return typ == string(m), nil }
+func (m muteType) MutedPush(_ context.Context, _, typ, _ string) (bool, error) {
+	return typ == string(m), nil
+}
 
 func TestPresenceHere(t *testing.T) {
 	store := openSQLite(t)
