@@ -373,8 +373,8 @@ type Store interface {
 	// ClaimPushes claims at most limit pushes due at now, oldest due first, for lease: until
 	// now+lease no other claim returns them. Each claim counts as an attempt.
 	ClaimPushes(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]PushJob, error)
-	// FinishPush removes a push that was sent or given up, if the claim still holds it.
-	FinishPush(ctx context.Context, id int64, claim string) error
+	// FinishPushes removes pushes that were sent or given up, those the claim still holds.
+	FinishPushes(ctx context.Context, claim string, ids []int64) error
 	// RetryPush makes a claimed push due again at at, if the claim still holds it.
 	RetryPush(ctx context.Context, id int64, claim string, at time.Time) error
 	// PushOutboxStats counts the pending pushes.

@@ -195,7 +195,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		return nil, err
 	}
 	if cfg.Web {
-		page, err := web.New(web.Config{Dev: !cfg.AuthEnabled(), Cookie: cfg.AuthCookie})
+		page, err := web.New(web.Config{Dev: !cfg.AuthEnabled(), Cookie: cfg.AuthCookie, Push: cfg.PushEnabled()})
 		if err != nil {
 			return nil, err
 		}

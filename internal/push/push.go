@@ -111,7 +111,7 @@ func New(opts Options) (*Sender, error) {
 		opts.Workers = 16
 	}
 	if opts.Client == nil {
-		opts.Client = NewClient()
+		opts.Client = NewClient(opts.Workers)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -159,10 +159,15 @@ func (s *Sender) stats() herald.PushOutboxStats {
 	return st
 }
 
-// NewClient returns the HTTP client pushes go out with: bounded in time, and not following
-// redirects, which would take a request to a host the endpoint check never saw.
-func NewClient() *http.Client {
+// NewClient returns the HTTP client pushes go out with: bounded in time, not following
+// redirects (which would take a request to a host the endpoint check never saw), and keeping
+// a connection per worker to each push service (most pushes go to one or two hosts; the
+// default of two idle connections per host would reconnect, TLS handshake and all, for most).
+func NewClient(workers int) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = max(workers, 2)
 	return &http.Client{
+		Transport:     t,
 		Timeout:       30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
@@ -231,16 +236,34 @@ func (s *Sender) Round(ctx context.Context) (int, error) {
 	}
 	s.queued.Add(float64(len(jobs)))
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var finished []int64
 	sem := make(chan struct{}, s.opts.Workers)
 	for i := range jobs {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func(j *herald.PushJob) {
 			defer func() { <-sem; wg.Done() }()
-			s.handle(ctx, j)
+			if s.handle(ctx, j) {
+				mu.Lock()
+				finished = append(finished, j.ID)
+				mu.Unlock()
+			}
 		}(&jobs[i])
 	}
 	wg.Wait()
+	if len(jobs) > 0 {
+		// The round's done pushes leave the outbox together, in one transaction: one commit per
+		// round rather than per push. The outbox is updated even when ctx ended during the
+		// sends, so that a push the service accepted is not sent again after a restart.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := s.opts.Store.FinishPushes(uctx, jobs[0].Claim, finished); err != nil {
+			// Their lease ends, and they are claimed again: pushes sent twice at worst,
+			// collapsed on the device by their tag.
+			s.log.Warn("push: updating the outbox failed", "pushes", len(finished), "err", err)
+		}
+	}
 	return len(jobs), nil
 }
 
@@ -252,24 +275,20 @@ const (
 	retry                // try again at the time given
 )
 
-// handle decides whether j is still wanted, sends it, and removes or reschedules it.
-func (s *Sender) handle(ctx context.Context, j *herald.PushJob) {
+// handle decides whether j is still wanted and sends it. It reports whether j is done (to be
+// removed from the outbox); a push to retry it reschedules itself.
+func (s *Sender) handle(ctx context.Context, j *herald.PushJob) bool {
 	what, at := s.attempt(ctx, j)
-	// The outbox is updated even when ctx ended during the send, so that a push the service
-	// accepted is not sent again after a restart.
+	if what == done {
+		return true
+	}
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	var err error
-	if what == done {
-		err = s.opts.Store.FinishPush(uctx, j.ID, j.Claim)
-	} else {
-		err = s.opts.Store.RetryPush(uctx, j.ID, j.Claim, at)
+	if err := s.opts.Store.RetryPush(uctx, j.ID, j.Claim, at); err != nil {
+		// Its lease ends, and it is claimed again, which is a retry too.
+		s.log.Warn("push: rescheduling a push failed", "push", j.ID, "err", err)
 	}
-	if err != nil {
-		// Its lease ends, and it is claimed again: a push sent twice at worst, collapsed on
-		// the device by its tag.
-		s.log.Warn("push: updating the outbox failed", "push", j.ID, "err", err)
-	}
+	return false
 }
 
 func (s *Sender) attempt(ctx context.Context, j *herald.PushJob) (outcome, time.Time) {

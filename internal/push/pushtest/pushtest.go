@@ -49,6 +49,9 @@ type Service struct {
 	changed chan struct{} // closed and replaced on every push
 	// Log, when set, receives a line per push (the decrypted payload included).
 	Log func(format string, args ...any)
+	// CountOnly skips verification and decryption: benchmarks measure the sender, not the
+	// receiver. Set it before the first push.
+	CountOnly bool
 }
 
 // Subscription is a browser's subscription: what it registers with Herald (Endpoint, P256DH,
@@ -187,7 +190,13 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := Push{Subscription: id, TTL: r.Header.Get("TTL"), Topic: r.Header.Get("Topic"), Urgency: r.Header.Get("Urgency"), At: time.Now()}
-	payload, err := s.verify(r, sub)
+	var payload []byte
+	var err error
+	if s.CountOnly {
+		io.Copy(io.Discard, r.Body)
+	} else {
+		payload, err = s.verify(r, sub)
+	}
 	if err != nil {
 		p.Status = http.StatusForbidden // what a push service answers a push it cannot accept
 	} else {

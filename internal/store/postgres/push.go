@@ -175,9 +175,12 @@ func (s *Store) ClaimPushes(ctx context.Context, now time.Time, lease time.Durat
 	return jobs, nil
 }
 
-// FinishPush removes a push its claim still holds.
-func (s *Store) FinishPush(ctx context.Context, id int64, claim string) error {
-	if _, err := s.pool.Exec(ctx, `DELETE FROM herald_push_outbox WHERE id = $1 AND claim = $2`, id, claim); err != nil {
+// FinishPushes removes the pushes its claim still holds, in one statement.
+func (s *Store) FinishPushes(ctx context.Context, claim string, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM herald_push_outbox WHERE id = ANY($1::bigint[]) AND claim = $2`, ids, claim); err != nil {
 		return unavailable(err)
 	}
 	return nil

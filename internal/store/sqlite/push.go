@@ -214,12 +214,27 @@ func (s *Store) ClaimPushes(ctx context.Context, now time.Time, lease time.Durat
 	return jobs, commit(tx)
 }
 
-// FinishPush removes a push its claim still holds.
-func (s *Store) FinishPush(ctx context.Context, id int64, claim string) error {
-	if _, err := s.writer.ExecContext(ctx, `DELETE FROM push_outbox WHERE id = ? AND claim = ?`, id, claim); err != nil {
+// FinishPushes removes the pushes its claim still holds, in one transaction.
+func (s *Store) FinishPushes(ctx context.Context, claim string, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
 		return unavailable(err)
 	}
-	return nil
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `DELETE FROM push_outbox WHERE id = ? AND claim = ?`)
+	if err != nil {
+		return unavailable(err)
+	}
+	defer st.Close()
+	for _, id := range ids {
+		if _, err := st.ExecContext(ctx, id, claim); err != nil {
+			return unavailable(err)
+		}
+	}
+	return commit(tx)
 }
 
 // RetryPush sets the due time of a push its claim still holds.

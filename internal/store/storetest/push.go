@@ -214,10 +214,12 @@ func testPushQueue(t *testing.T, s herald.Store) {
 		}
 	})
 	t.Run("finished pushes leave the outbox", func(t *testing.T) {
+		var ids []int64
 		for _, j := range jobs {
-			if err := s.FinishPush(ctx, j.ID, j.Claim); err != nil {
-				t.Fatal(err)
-			}
+			ids = append(ids, j.ID)
+		}
+		if err := s.FinishPushes(ctx, jobs[0].Claim, ids); err != nil {
+			t.Fatal(err)
 		}
 		st, err := s.PushOutboxStats(ctx)
 		if err != nil || st.Pending != 0 || !st.Oldest.IsZero() {
@@ -268,7 +270,7 @@ func testPushClaims(t *testing.T, s herald.Store) {
 		t.Fatalf("after the lease: %+v (first %+v)", second, first)
 	}
 	// The first claim lapsed: it can neither finish nor reschedule the push.
-	if err := s.FinishPush(ctx, first[0].ID, first[0].Claim); err != nil {
+	if err := s.FinishPushes(ctx, first[0].Claim, []int64{first[0].ID}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RetryPush(ctx, first[0].ID, first[0].Claim, now); err != nil {
@@ -291,7 +293,7 @@ func testPushClaims(t *testing.T, s herald.Store) {
 	if len(third) != 1 || third[0].Attempts != 2 {
 		t.Fatalf("at the retry's time: %+v", third)
 	}
-	if err := s.FinishPush(ctx, third[0].ID, third[0].Claim); err != nil {
+	if err := s.FinishPushes(ctx, third[0].Claim, []int64{third[0].ID}); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := s.PushOutboxStats(ctx); st.Pending != 0 {
