@@ -15,8 +15,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/heraldhq/herald/internal/apptest"
-	"github.com/heraldhq/herald/internal/push"
 	"github.com/heraldhq/herald/internal/config"
+	"github.com/heraldhq/herald/internal/push"
 )
 
 // flagOf maps HERALD_MAX_PAYLOAD to max-payload, the way the server reads its environment.
