@@ -504,7 +504,7 @@ func (a *App) Run(ctx context.Context) error {
 		serveErr <- a.srv.Serve(a.ln)
 	}()
 
-	a.push.start()
+	a.push.start(a.cfg, a.log)
 	var wg sync.WaitGroup
 	pruneCtx, stopPrune := context.WithCancel(context.Background())
 	wg.Add(1)

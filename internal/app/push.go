@@ -72,8 +72,11 @@ func newWebPush(cfg config.Config, store herald.Store, m *metrics.Metrics, log *
 	}}, nil
 }
 
-func (p *webPush) start() {
+func (p *webPush) start(cfg config.Config, log *slog.Logger) {
 	if p != nil {
+		// The public key only: the private key is never logged.
+		log.Info("web push on", "public_key", p.api.PublicKey, "delay", cfg.PushDelay, "ttl", cfg.PushTTL, "hosts", cfg.PushHosts,
+			"loopback_endpoints", cfg.PushAllowLoopback)
 		p.presence.Start()
 		p.sender.Start()
 	}

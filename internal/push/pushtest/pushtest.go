@@ -38,7 +38,7 @@ type Service struct {
 	// URL is the service's origin, http://127.0.0.1:port.
 	URL string
 	srv *httptest.Server
-	t   testing.TB
+	t   TB
 
 	mu      sync.Mutex
 	vapid   string // the VAPID public key pushes must be signed with; "" accepts any
@@ -89,9 +89,20 @@ type Push struct {
 	At     time.Time
 }
 
+// TB is what the service needs of a test: testing.TB, or a program's stand-in when the
+// service is run by hand.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
+var _ TB = testing.TB(nil)
+
 // New starts a service on loopback, closed when the test ends. vapidPublic is the key pushes
 // must be signed with ("" for any valid one).
-func New(t testing.TB, vapidPublic string) *Service {
+func New(t TB, vapidPublic string) *Service {
 	s := &Service{t: t, vapid: vapidPublic, subs: map[string]*Subscription{}, answers: map[string][]Answer{}, changed: make(chan struct{})}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
