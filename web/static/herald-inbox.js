@@ -113,6 +113,7 @@ const PUSH_CSS = `.push{display:grid;gap:4px;padding:8px 16px;border-top:1px sol
 .push .push-switch::before{content:"";width:28px;height:16px;border-radius:8px;background:var(--_border);box-shadow:inset 0 0 0 2px var(--_bg)}
 .push .push-switch[aria-checked=true]::before{background:var(--_accent)}
 .push .push-note{padding:0;text-align:start;font-size:.85em}`;
+let pushSheet = null; // PUSH_CSS as one constructed sheet, shared by every element
 
 // The skeleton: static markup, no content. Texts are set with textContent afterwards.
 const TEMPLATE = `<button part="bell" class="bell" type="button" aria-haspopup="dialog" aria-expanded="false" aria-controls="panel">${ICON(BELL)}<span part="badge" class="badge" aria-hidden="true" hidden></span></button>
@@ -1087,9 +1088,14 @@ export class HeraldInbox extends HTMLElement {
     const sw = h("button", { type: "button", role: "switch", className: "link push-switch", part: "push-toggle", "aria-checked": "false" });
     const note = h("p", { className: "note push-note", part: "push-note", "aria-live": "polite" });
     const foot = h("div", { className: "push", part: "push", hidden: true }, sw, note);
-    const style = document.createElement("style");
-    style.textContent = PUSH_CSS;
-    this.shadowRoot.append(style);
+    const root = this.shadowRoot;
+    if ("adoptedStyleSheets" in root && "replaceSync" in CSSStyleSheet.prototype) {
+      // A constructed sheet, as adopt() does: a <style> element would break a strict CSP.
+      if (!pushSheet) (pushSheet = new CSSStyleSheet()).replaceSync(PUSH_CSS);
+      root.adoptedStyleSheets = [...root.adoptedStyleSheets, pushSheet];
+    } else {
+      root.prepend(h("style", { textContent: PUSH_CSS }));
+    }
     this.$.panel.append(foot);
     this.$.push = { foot, sw, note };
     sw.addEventListener("click", () => this._togglePush());
