@@ -92,6 +92,72 @@ type Draft struct {
 	// notices). Other drafts are not written for a recipient who muted them in ChannelInApp:
 	// the store reads the recipients' mutes in the append's transaction.
 	Critical bool
+	// Push says whether the draft's notifications may reach their users' browsers by Web Push:
+	// PushDefault (a fallback after the store's push delay, for users who did not see it live),
+	// PushAlways (at once, whoever is online) or PushNever. The store queues a push per
+	// subscription of each recipient in the transaction that writes the notification.
+	Push PushMode
+}
+
+// PushMode is a publisher's choice of Web Push for a draft (the publish body's "push").
+type PushMode string
+
+// The push modes. A broadcast is pushed only with PushAlways: a fallback for everyone who has
+// not seen it would push it to nearly every subscriber anyway, later.
+const (
+	PushDefault PushMode = ""
+	PushAlways  PushMode = "always"
+	PushNever   PushMode = "never"
+)
+
+// Pushed reports whether a draft's notifications are queued for Web Push, and at once.
+func (d *Draft) Pushed() (pushed, immediate bool) {
+	switch {
+	case d.Push == PushNever:
+		return false, false
+	case d.Push == PushAlways:
+		return true, true
+	}
+	return !d.Broadcast, false
+}
+
+// PushSubscription is one browser's Web Push subscription (the Push API's PushSubscription): the
+// push service's endpoint and the keys that encrypt for that browser (RFC 8291).
+type PushSubscription struct {
+	User     string
+	Endpoint string
+	// P256DH is the browser's ECDH public key and Auth its authentication secret, both
+	// base64url as the browser gives them.
+	P256DH string
+	Auth   string
+	// CreatedAt is when it was first registered.
+	CreatedAt time.Time
+}
+
+// PushJob is one pending push in the outbox: one notification to one subscription, claimed by
+// one node at a time.
+type PushJob struct {
+	// ID is the outbox row; Claim the token of the claim that returned it: finishing or retrying
+	// a job needs both, so a node whose claim lapsed cannot touch a job another node now holds.
+	ID    int64
+	Claim string
+	// Notification is the notification's id, User its recipient (for a broadcast too).
+	Notification int64
+	User         string
+	Subscription PushSubscription
+	// Immediate: queued with PushAlways; sent whether or not the user saw it.
+	Immediate bool
+	// Attempts counts the claims before this one.
+	Attempts int
+	// CreatedAt is when the notification was committed.
+	CreatedAt time.Time
+}
+
+// PushOutboxStats describe the outbox now.
+type PushOutboxStats struct {
+	Pending int64
+	// Oldest is the commit time of the oldest pending push; zero when none is.
+	Oldest time.Time
 }
 
 // Receipt is the result of appending one Draft.
@@ -334,6 +400,33 @@ type Store interface {
 	// Preferences.Normalize) in one transaction: a concurrent Append sees the old set or the new
 	// one, never a mix.
 	SetPreferences(ctx context.Context, user string, p Preferences) error
+
+	// Web Push (issue 18): subscriptions, the outbox and presence.
+
+	// AddPushSubscription registers sub for sub.User; an endpoint is one browser's, so one
+	// registered before (by this or another user) is replaced. A user who has max others
+	// already is refused (too_large). It reports whether the endpoint was new.
+	AddPushSubscription(ctx context.Context, sub PushSubscription, max int) (created bool, err error)
+	// DeletePushSubscription removes user's subscription of endpoint, and its pending pushes;
+	// not_found if user has none with that endpoint.
+	DeletePushSubscription(ctx context.Context, user, endpoint string) error
+	// PushSubscriptions lists user's subscriptions, oldest first.
+	PushSubscriptions(ctx context.Context, user string) ([]PushSubscription, error)
+	// ClaimPushes claims at most limit pushes due at now, oldest due first, for lease: until
+	// now+lease no other claim returns them. Each claim counts as an attempt.
+	ClaimPushes(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]PushJob, error)
+	// FinishPushes removes pushes that were sent or given up, those the claim still holds.
+	FinishPushes(ctx context.Context, claim string, ids []int64) error
+	// RetryPush makes a claimed push due again at at, if the claim still holds it.
+	RetryPush(ctx context.Context, id int64, claim string, at time.Time) error
+	// PushOutboxStats counts the pending pushes.
+	PushOutboxStats(ctx context.Context) (PushOutboxStats, error)
+	// MarkPresent records that each user had an open stream at the given time; a time earlier
+	// than the one stored changes nothing.
+	MarkPresent(ctx context.Context, present map[string]time.Time) error
+	// LastPresent returns when user last had an open stream on any node, as MarkPresent
+	// recorded it; zero if never.
+	LastPresent(ctx context.Context, user string) (time.Time, error)
 }
 
 // TopicLimits bound subscriptions, checked by Store.Subscribe in the transaction that adds

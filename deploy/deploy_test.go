@@ -16,6 +16,7 @@ import (
 
 	"github.com/heraldhq/herald/internal/apptest"
 	"github.com/heraldhq/herald/internal/config"
+	"github.com/heraldhq/herald/internal/push"
 )
 
 // flagOf maps HERALD_MAX_PAYLOAD to max-payload, the way the server reads its environment.
@@ -340,7 +341,13 @@ func TestOperationsDocumentsEveryMetric(t *testing.T) {
 // metricNames starts a server and returns the names of what it exports.
 func metricNames(t *testing.T) map[string]bool {
 	t.Helper()
-	a := apptest.Start(t, apptest.Config(t))
+	cfg := apptest.Config(t)
+	keys, err := push.GenerateKeys() // with Web Push on, whose metrics exist only then
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.VAPIDPrivateKey, cfg.VAPIDSubject = keys.Private, "mailto:ops@example.com"
+	a := apptest.Start(t, cfg)
 	// Series of labelled metrics appear once used: one refused stream shows both the request
 	// and the rejection metrics.
 	if resp, err := http.Get(a.URL + "/v1/stream"); err == nil {

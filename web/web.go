@@ -1,6 +1,7 @@
 // Package web serves from the binary the browser client herald.js, the <herald-inbox> element
 // built on it (herald-inbox.js: a bell, a badge of unseen notifications, an inbox panel and
-// toasts), both for apps to import, and the demo page built on the element. There is no build
+// toasts), both for apps to import, the service worker of Web Push (herald-sw.js), and the demo
+// page built on the element. There is no build
 // step: the files in static/ are what browsers get.
 package web
 
@@ -27,10 +28,12 @@ type Config struct {
 	Dev bool `json:"dev"`
 	// Cookie is the name of the cookie the server reads a subscriber token from.
 	Cookie string `json:"cookie"`
+	// Push: Web Push is configured; the page's inbox offers its push switch.
+	Push bool `json:"push"`
 }
 
 // Paths are the paths the handler serves (GET and HEAD); everything else is the API's.
-var Paths = []string{"/", "/herald.js", "/herald-inbox.js", "/app.js", "/style.css"}
+var Paths = []string{"/", "/herald.js", "/herald-inbox.js", "/herald-sw.js", "/app.js", "/style.css"}
 
 // file is one served file, rendered once at startup.
 type file struct {

@@ -23,6 +23,7 @@ func TestWebHandler(t *testing.T) {
 		{"/", "text/html; charset=utf-8", false, true},
 		{"/herald.js", "text/javascript; charset=utf-8", true, false},
 		{"/herald-inbox.js", "text/javascript; charset=utf-8", true, false},
+		{"/herald-sw.js", "text/javascript; charset=utf-8", false, false},
 		{"/app.js", "text/javascript; charset=utf-8", false, false},
 		{"/style.css", "text/css; charset=utf-8", false, false},
 	}

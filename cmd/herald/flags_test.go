@@ -47,7 +47,7 @@ func TestHelp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts subprocesses")
 	}
-	commands := []string{"serve", "token", "keygen", "backup", "healthcheck", "send", "listen", "version"}
+	commands := []string{"serve", "token", "keygen", "vapid", "backup", "healthcheck", "send", "listen", "version"}
 	for _, cmd := range commands {
 		for _, h := range []string{"-h", "--help"} {
 			t.Run(cmd+" "+h, func(t *testing.T) {

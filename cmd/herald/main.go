@@ -3,6 +3,7 @@
 //	herald serve [flags]                        start a server (the default command)
 //	herald token --user alice [--ttl 1h]        mint a token with the configured HS256 secret
 //	herald keygen [--name billing]              make a publisher API key and its hash
+//	herald vapid [-o FILE]                      make a VAPID key pair for Web Push
 //	herald backup OUT.db                        copy the SQLite store, consistently, while it runs
 //	herald new-epoch                            mark the store as restored from a backup
 //	herald healthcheck                          exit 0 if the server configured here answers /healthz
@@ -61,6 +62,7 @@ const usage = `usage: herald COMMAND [flags]
   herald token --user ID [--ttl 1h]      mint a subscriber token (--publish: a publisher token)
                                          with the secret of --jwt-secret-file or HERALD_JWT_SECRET
   herald keygen [--name NAME]            make a publisher API key and the hash to configure
+  herald vapid [-o FILE]                 make a VAPID key pair for Web Push (docs/push.md)
   herald backup OUT.db                   write a consistent copy of the SQLite store (--store), also
                                          while a server runs on it
   herald new-epoch                       mark the store (--store) as restored from a backup, with
@@ -371,6 +373,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		err = printVersion(args, stdout)
 	case "keygen":
 		err = keygen(args, stdout)
+	case "vapid":
+		err = vapid(args, stdout)
 	case "send":
 		err = send(ctx, args, stdout)
 	case "listen":

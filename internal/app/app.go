@@ -51,6 +51,7 @@ type App struct {
 	tls      bool
 	readyBus herald.Bus // the bus /readyz checks; nil for a single node, or with --readyz-bus=false
 	cluster  *cluster   // nil for a single node
+	push     *webPush   // nil unless Web Push is configured
 
 	// metricsLn and metricsSrv serve /metrics, /healthz and /readyz; nil unless --metrics-addr.
 	metricsLn  *listener.Listener
@@ -120,7 +121,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.Metrics = metrics.New()
 	a.Metrics.BuildInfo(cfg.Version)
 	a.Store = a.Metrics.InstrumentStore(store)
+	if a.push, err = newWebPush(cfg, a.Store, a.Metrics, log); err != nil {
+		return nil, err
+	}
 	h = hub.New(hub.Options{
+		Presence:   a.push.hubPresence(),
 		QueueSize:  cfg.QueueSize,
 		MaxPerUser: cfg.MaxConnectionsPerUser,
 		MaxTotal:   cfg.MaxConnections,
@@ -162,6 +167,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		apiStore = announcer{Store: a.Store, commit: cl.committed} // retries announce again (announce.go)
 	}
 	a.API = httpapi.New(httpapi.Options{
+		Push:           a.push.apiOptions(),
 		OnState:        onState,
 		Store:          apiStore,
 		Hub:            h,
@@ -208,7 +214,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		return nil, err
 	}
 	if cfg.Web {
-		page, err := web.New(web.Config{Dev: !cfg.AuthEnabled(), Cookie: cfg.AuthCookie})
+		page, err := web.New(web.Config{Dev: !cfg.AuthEnabled(), Cookie: cfg.AuthCookie, Push: cfg.PushEnabled()})
 		if err != nil {
 			return nil, err
 		}
@@ -297,7 +303,7 @@ func hostPolicy(cfg config.Config) *httpapi.HostPolicy {
 func openStore(ctx context.Context, cfg config.Config, onCommit herald.CommitFunc) (herald.Store, error) {
 	switch cfg.StoreKind() {
 	case "postgres":
-		s, err := postgres.Open(ctx, cfg.Store, postgres.Options{OnCommit: onCommit})
+		s, err := postgres.Open(ctx, cfg.Store, postgres.Options{OnCommit: onCommit, PushDelay: cfg.PushDelay, NoPush: !cfg.PushEnabled()})
 		if err != nil {
 			return nil, fmt.Errorf("open store %s: %w", cfg.RedactedStore(), err)
 		}
@@ -307,7 +313,7 @@ func openStore(ctx context.Context, cfg config.Config, onCommit herald.CommitFun
 		// Without a bus no other node can share the file (docs/operations.md), so this process
 		// sees every commit and may answer resumes from memory.
 		s, err := sqlite.Open(ctx, path, sqlite.Options{Sync: sqlite.Sync(cfg.SQLiteSync), OnCommit: onCommit,
-			SoleWriter: cfg.BusKind() == "memory"})
+			SoleWriter: cfg.BusKind() == "memory", PushDelay: cfg.PushDelay, NoPush: !cfg.PushEnabled()})
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
@@ -520,6 +526,7 @@ func (a *App) Run(ctx context.Context) error {
 		serveErr <- a.srv.Serve(a.ln)
 	}()
 
+	a.push.start(a.cfg, a.log)
 	var wg sync.WaitGroup
 	pruneCtx, stopPrune := context.WithCancel(context.Background())
 	wg.Add(1)
@@ -550,6 +557,7 @@ func (a *App) Run(ctx context.Context) error {
 	<-metricsDone
 	stopPrune()
 	wg.Wait()
+	a.push.stop() // before the store closes; a push it held is sent by any node after its lease
 	if a.cluster != nil {
 		a.cluster.stop() // before the store closes: a resync reads it
 	}

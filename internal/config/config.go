@@ -124,6 +124,8 @@ type Config struct {
 
 	TLSCert string
 	TLSKey  string
+
+	PushConfig // Web Push (push.go)
 }
 
 // MaxTopicRecipients is the most subscribers --max-topic-subscribers may allow: a topic publish
@@ -183,6 +185,7 @@ func Default() Config {
 		AuthCookie:            "herald_token",
 		MaxConnections:        defaultMaxConnections(),
 		FirstRequestTimeout:   5 * time.Second,
+		PushConfig:            defaultPush(),
 	}
 }
 
@@ -303,6 +306,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.DurationVar(&c.FirstRequestTimeout, "first-request-timeout", c.FirstRequestTimeout, "time a new connection has to send its first request's headers (TLS handshake included) before it is closed")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "certificate file (PEM) to serve HTTPS and HTTP/2")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "private key file (PEM) of --tls-cert")
+	c.pushFlags(fs)
 	fs.String("config", "", "config file of \"name value\" lines (flags and HERALD_* variables win)")
 	return fs
 }
@@ -369,6 +373,7 @@ func (c *Config) Validate() error {
 	c.validateHosts(bad)
 	c.validateMetrics(bad)
 	c.validateConnections(bad)
+	c.validatePush(bad)
 	switch c.StoreKind() {
 	case "sqlite":
 		if path, err := c.SQLitePath(); err != nil {

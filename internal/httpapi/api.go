@@ -46,6 +46,9 @@ type challenger interface{ Challenge() string }
 
 // Options configure the API. Zero limits take the defaults in Defaults.
 type Options struct {
+	// Push configures Web Push's endpoints (push.go); nil: push is off.
+	Push *PushOptions
+
 	Store  herald.Store
 	Hub    *hub.Hub
 	Auth   Authenticator
@@ -257,6 +260,10 @@ func (a *API) routes() []route {
 		{"PUT /v1/users/{user}/preferences", a.setUserPreferences},
 		{"PUT /v1/me/topics/{topic}", a.subscribeSelf},
 		{"DELETE /v1/me/topics/{topic}", a.unsubscribeSelf},
+		{"GET /v1/push/key", a.pushKey},
+		{"GET /v1/push/subscriptions", a.pushSubscriptions},
+		{"POST /v1/push/subscriptions", a.addPushSubscription},
+		{"DELETE /v1/push/subscriptions", a.deletePushSubscription},
 		{"GET /healthz", a.healthz},
 		{"GET /readyz", a.readyz},
 		{"GET /metrics", a.apiMetrics()},

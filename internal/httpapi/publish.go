@@ -34,6 +34,8 @@ type publishRequest struct {
 	Key       *string         `json:"key"`
 	// Critical goes through every recipient's mutes (security alerts, legal notices).
 	Critical bool `json:"critical"`
+	// Push is "always", "never", or absent for the default fallback (docs/push.md).
+	Push string `json:"push"`
 }
 
 type batchRequest struct {
@@ -348,6 +350,12 @@ func (a *API) draft(req *publishRequest, prefix string) (herald.Draft, error) {
 			seen[u] = true
 			d.To = append(d.To, u)
 		}
+	}
+	switch m := herald.PushMode(req.Push); m {
+	case herald.PushDefault, herald.PushAlways, herald.PushNever:
+		d.Push = m
+	default:
+		return bad("\"push\" must be \"always\" or \"never\", or left out for the default (a fallback after --push-delay)")
 	}
 	d.Type = herald.DefaultType
 	if req.Type != nil {

@@ -42,6 +42,9 @@ type Options struct {
 	GapTimeout time.Duration
 	Source     Source
 	Logger     *slog.Logger
+	// Presence, when set, is told of every subscription opened (true) and closed (false) for a
+	// user, under the hub's lock: it must only record it (Web Push's presence, push.Presence).
+	Presence func(user string, opened bool)
 }
 
 // maxPending bounds the out-of-order events one stream holds; beyond it the hub repairs at once.
@@ -245,6 +248,9 @@ func (h *Hub) Subscribe(user string) (*Subscription, error) {
 	st.uncaught++
 	h.broadcast.uncaught++
 	h.subscriptions.Add(1)
+	if h.opts.Presence != nil {
+		h.opts.Presence(user, true)
+	}
 	return s, nil
 }
 
@@ -256,6 +262,9 @@ func (h *Hub) unsubscribe(s *Subscription) {
 		return // unsubscribed already
 	}
 	s.own = nil
+	if h.opts.Presence != nil {
+		h.opts.Presence(s.User, false)
+	}
 	st.remove(s, slotOwn)
 	h.broadcast.remove(s, slotBroadcast)
 	delete(h.holding, s)

@@ -63,6 +63,7 @@ function start({ user, token: t }) {
   inbox = document.createElement("herald-inbox");
   inbox.id = "inbox";
   inbox.setAttribute("user", user); // dev mode: who; with a token: a guard against another tab's cookie
+  if (config.push) inbox.setAttribute("push", ""); // the server has Web Push: offer the switch
   inbox.setAttribute("title-count", "");
   if (t) {
     inbox.token = t; // inbox calls send it as a header, so another tab's cookie never matters to them

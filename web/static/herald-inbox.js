@@ -10,7 +10,8 @@
  * types (comma-separated), target ("_self" or "_blank": where an item's url opens), theme
  * ("light" or "dark"; default: the system's), locale (default: the page's lang), title-count
  * (the tab's title shows the unseen count), align ("end" or "start": which edge of the bell the
- * panel lines up with), page-size (default 20).
+ * panel lines up with), page-size (default 20), push (offer a Web Push switch in the panel; the
+ * server must have push on, docs/push.md).
  * Properties: token, refresh (as in herald.js), strings (texts, merged with the defaults),
  * renderItem ((item) => Node), and read-only herald, unseen, unread, connection.
  * Methods: open(), close(), toggle(), reload(), settings() (opens the panel on the settings view:
@@ -121,6 +122,21 @@ const BELL = "M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22zm7-6V11a7 7 0
 const CLOSE = "M6.4 5 5 6.4 10.6 12 5 17.6 6.4 19l5.6-5.6 5.6 5.6 1.4-1.4-5.6-5.6L19 6.4 17.6 5 12 10.6z";
 const GEAR = "M19.4 13a7.6 7.6 0 0 0 0-2l2.1-1.6-2-3.5-2.5 1a7.4 7.4 0 0 0-1.7-1L15 3.3h-4l-.4 2.6a7.4 7.4 0 0 0-1.7 1l-2.5-1-2 3.5L6.6 11a7.6 7.6 0 0 0 0 2l-2.1 1.6 2 3.5 2.5-1a7.4 7.4 0 0 0 1.7 1l.4 2.6h4l.4-2.6a7.4 7.4 0 0 0 1.7-1l2.5 1 2-3.5zM12 15.5a3.5 3.5 0 1 1 0-7 3.5 3.5 0 0 1 0 7z";
 const DOTS = "M12 8a2 2 0 1 0 0-4 2 2 0 0 0 0 4zm0 6a2 2 0 1 0 0-4 2 2 0 0 0 0 4zm0 6a2 2 0 1 0 0-4 2 2 0 0 0 0 4z";
+
+// Web Push's texts (the switch at the foot of the panel); strings may override them too.
+const PUSH_STRINGS = {
+  push: "Push notifications",
+  pushHelp: "Get notifications on this device when Notifications isn't open.",
+  pushDenied: "Notifications are blocked for this site. To get them, allow notifications in your browser's site settings, then switch this on again.",
+  pushDismissed: "Your browser did not allow notifications. Switch this on again to be asked once more.",
+  pushFailed: "Could not change push notifications. Try again later.",
+};
+const PUSH_CSS = `.push{display:grid;gap:4px;padding:8px 16px;border-top:1px solid var(--_border)}
+.push .push-switch{justify-self:start;display:flex;gap:8px;align-items:center}
+.push .push-switch::before{content:"";width:28px;height:16px;border-radius:8px;background:var(--_border);box-shadow:inset 0 0 0 2px var(--_bg)}
+.push .push-switch[aria-checked=true]::before{background:var(--_accent)}
+.push .push-note{padding:0;text-align:start;font-size:.85em}`;
+let pushSheet = null; // PUSH_CSS as one constructed sheet, shared by every element
 
 // The skeleton: static markup, no content. Texts are set with textContent afterwards.
 const TEMPLATE = `<button part="bell" class="bell" type="button" aria-haspopup="dialog" aria-expanded="false" aria-controls="panel">${ICON(BELL)}<span part="badge" class="badge" aria-hidden="true" hidden></span></button>
@@ -471,6 +487,7 @@ export class HeraldInbox extends HTMLElement {
     this.$.settingsButton.addEventListener("click", () => this._prefsShow(!this._prefsShown));
     retry.addEventListener("click", () => this._reload(true));
     markAll.addEventListener("click", () => this._markAllRead());
+    this._wirePush();
     filters.addEventListener("click", (e) => {
       const v = e.target.closest("[data-view]")?.dataset.view;
       if (v && v !== this.view) this._setView(v);
@@ -1257,6 +1274,65 @@ export class HeraldInbox extends HTMLElement {
     if (key === this._stateKey && !error) return;
     this._stateKey = key;
     this._emit("herald-state", d);
+  }
+
+  // --- Web Push: a switch at the foot of the panel (docs/push.md) ------------------------------
+  // Shown with the push attribute, when the server has push and the browser can receive it. Permission is asked only
+  // when the switch is clicked (browsers ignore, or punish, a request without a gesture), and a
+  // refusal is explained rather than silently ignored.
+
+  _wirePush() {
+    const sw = h("button", { type: "button", role: "switch", className: "link push-switch", part: "push-toggle", "aria-checked": "false" });
+    const note = h("p", { className: "note push-note", part: "push-note", "aria-live": "polite" });
+    const foot = h("div", { className: "push", part: "push", hidden: true }, sw, note);
+    const root = this.shadowRoot;
+    if ("adoptedStyleSheets" in root && "replaceSync" in CSSStyleSheet.prototype) {
+      // A constructed sheet, as adopt() does: a <style> element would break a strict CSP.
+      if (!pushSheet) (pushSheet = new CSSStyleSheet()).replaceSync(PUSH_CSS);
+      root.adoptedStyleSheets = [...root.adoptedStyleSheets, pushSheet];
+    } else {
+      root.prepend(h("style", { textContent: PUSH_CSS }));
+    }
+    this.$.panel.append(foot);
+    this.$.push = { foot, sw, note };
+    sw.addEventListener("click", () => this._togglePush());
+    this.$.bell.addEventListener("click", () => this._refreshPush());
+  }
+
+  _pushStrings() { return { ...PUSH_STRINGS, ...this._strings }; }
+
+  // _refreshPush shows the switch as the browser and the server stand now.
+  async _refreshPush(note) {
+    const { foot, sw } = this.$.push;
+    const herald = this._herald;
+    const S = this._pushStrings();
+    sw.textContent = S.push;
+    if (!herald || !this.hasAttribute("push") || !Herald.pushSupported()) return;
+    if (this._pushKey === undefined) {
+      this._pushKey = await herald.request("GET", "/v1/push/key").then((r) => r.public_key, () => null);
+    }
+    if (!this._pushKey) return; // push is off on this server
+    const state = await herald.pushState().catch(() => "disabled");
+    sw.setAttribute("aria-checked", String(state === "enabled"));
+    this.$.push.note.textContent = note || (state === "denied" ? S.pushDenied : state === "enabled" ? "" : S.pushHelp);
+    foot.hidden = false;
+  }
+
+  async _togglePush() {
+    const { sw } = this.$.push;
+    const S = this._pushStrings();
+    const on = sw.getAttribute("aria-checked") !== "true";
+    sw.disabled = true;
+    let note = "";
+    try {
+      if (on) await this._herald.enablePush();
+      else await this._herald.disablePush();
+    } catch (err) {
+      note = err.code === "denied" ? S.pushDenied : err.code === "dismissed" ? S.pushDismissed : S.pushFailed;
+    } finally {
+      sw.disabled = false;
+    }
+    await this._refreshPush(note);
   }
 }
 

@@ -24,6 +24,9 @@
  *   await herald.setPreferences({ mutes: { ...prefs.mutes, in_app: { prefixes: ["marketing."] } } });
  *   herald.onPreferences(({ unread, unseen }) => reloadInbox()); // changed anywhere: muted broadcasts go
  *
+ *   button.onclick = () => herald.enablePush();   // Web Push, from a click (docs/push.md)
+ *   await herald.disablePush(); await herald.pushState(); // "enabled", "disabled", "denied", "unsupported"
+ *
  * Resuming is exact: every event id is a cursor. The browser's EventSource sends the last one
  * (Last-Event-ID) whenever it reconnects by itself; when herald.js has to open a new stream
  * (after a refusal, herald.expired, or close() then connect()), it passes the last id in the URL.
@@ -321,4 +324,87 @@ export class Herald {
       types: types && types.join(","), topic,
     });
   }
+
+  // ---------------------------------------------------------------------------------------------
+  // Web Push (docs/push.md). Kept apart from the stream and the inbox above.
+
+  /** pushSupported reports whether this browser can receive Web Push here (a secure origin). */
+  static pushSupported() {
+    return typeof window !== "undefined" && window.isSecureContext && "serviceWorker" in navigator &&
+      "PushManager" in window && "Notification" in window;
+  }
+
+  /** pushWorkerURL is where the service worker is registered from, with the dev-mode user. */
+  pushWorkerURL(serviceWorker) {
+    const url = serviceWorker || this.url + "/herald-sw.js";
+    return this.user ? url + (url.includes("?") ? "&" : "?") + "user=" + encodeURIComponent(this.user) : url;
+  }
+
+  /**
+   * pushState tells where push stands in this browser: "unsupported", "denied" (the user
+   * blocked notifications for the site: only its settings undo that), "enabled" (subscribed),
+   * or "disabled".
+   */
+  async pushState({ serviceWorker } = {}) {
+    if (!Herald.pushSupported()) return "unsupported";
+    if (Notification.permission === "denied") return "denied";
+    const reg = await navigator.serviceWorker.getRegistration(this.pushWorkerURL(serviceWorker));
+    const sub = reg && await reg.pushManager.getSubscription();
+    return sub && Notification.permission === "granted" ? "enabled" : "disabled";
+  }
+
+  /**
+   * enablePush asks for permission, registers the service worker (Herald's /herald-sw.js, or
+   * options.serviceWorker, one that imports it), subscribes with the server's VAPID key and
+   * registers the subscription. Call it from a user gesture (a click): browsers ask only then.
+   * It throws an Error with code "unsupported", "denied" (blocked) or "dismissed" (no answer),
+   * or the server's error.
+   */
+  async enablePush({ serviceWorker } = {}) {
+    const fail = (code, message) => Object.assign(new Error(message), { code });
+    if (!Herald.pushSupported()) {
+      throw fail("unsupported", "this browser cannot receive push notifications here (it needs service workers, the Push API and an https page)");
+    }
+    const permission = await Notification.requestPermission();
+    if (permission === "denied") throw fail("denied", "notifications are blocked for this site; allow them in the browser's site settings");
+    if (permission !== "granted") throw fail("dismissed", "notifications were not allowed");
+    const reg = await navigator.serviceWorker.register(this.pushWorkerURL(serviceWorker));
+    const { public_key: key } = await this.request("GET", "/v1/push/key");
+    const applicationServerKey = base64url(key);
+    let sub = await reg.pushManager.getSubscription();
+    if (sub && !sameKey(sub.options && sub.options.applicationServerKey, applicationServerKey)) {
+      await sub.unsubscribe(); // made with another server key: the push service would refuse ours
+      sub = null;
+    }
+    if (!sub) sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey });
+    await this.request("POST", "/v1/push/subscriptions", undefined, sub.toJSON());
+    return sub;
+  }
+
+  /** disablePush unregisters this browser's subscription from Herald and the push service. */
+  async disablePush({ serviceWorker } = {}) {
+    if (!Herald.pushSupported()) return;
+    const reg = await navigator.serviceWorker.getRegistration(this.pushWorkerURL(serviceWorker));
+    const sub = reg && await reg.pushManager.getSubscription();
+    if (!sub) return;
+    try {
+      await this.request("DELETE", "/v1/push/subscriptions", undefined, { endpoint: sub.endpoint });
+    } catch (err) {
+      if (err.status !== 404) throw err; // not registered here: unsubscribing is all that is left
+    }
+    await sub.unsubscribe();
+  }
+
+}
+
+/** base64url decodes a VAPID key into the bytes pushManager.subscribe takes. */
+function base64url(s) {
+  const b = atob(s.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((s.length + 3) % 4));
+  return Uint8Array.from(b, (c) => c.charCodeAt(0));
+}
+
+function sameKey(a, b) {
+  if (!a) return false;
+  const x = new Uint8Array(a);
+  return x.length === b.length && x.every((v, i) => v === b[i]);
 }

@@ -231,6 +231,11 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 		kScope, kKey   []string
 		kResult        []string
 		kHash          [][]byte
+		// Web Push: the notifications queued (push.go), and the broadcasts.
+		pID    []int64
+		pUser  []string
+		pNow   []bool
+		pBcast []int64
 	)
 	k := 0
 	for _, pl := range plans {
@@ -255,6 +260,15 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 				cID, cStream, cSeq = append(cID, n.ID), append(cStream, st), append(cSeq, int64(n.Seq))
 				cType, cData, cContent = append(cType, d.Type), append(cData, []byte(d.Data)), append(cContent, column)
 				cTopic, cCritical = append(cTopic, topic), append(cCritical, d.Critical)
+			}
+			if pushed, immediate := d.Pushed(); !pushed || s.opts.NoPush {
+				// nothing to queue
+			} else if d.Broadcast {
+				pBcast = append(pBcast, out[0].ID)
+			} else {
+				for j := range out {
+					pID, pUser, pNow = append(pID, out[j].ID), append(pUser, out[j].User), append(pNow, immediate)
+				}
 			}
 			p.Receipts[i] = herald.Receipt{Notifications: out, Muted: p.Muted[i]}
 			if d.Topic != "" {
@@ -286,6 +300,9 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 			kScope, kKey, kHash, kResult, now); err != nil {
 			return nil, err
 		}
+	}
+	if err := queuePushes(ctx, tx, pID, pUser, pNow, pBcast, now, s.opts.PushDelay); err != nil {
+		return nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, err

@@ -39,6 +39,12 @@ var migrationFiles embed.FS
 type Options struct {
 	// OnCommit, when set, receives the notifications of every commit (see herald.CommitFunc).
 	OnCommit herald.CommitFunc
+	// PushDelay is how long after its commit a fallback push (herald.PushDefault) becomes due;
+	// 0: at once.
+	PushDelay time.Duration
+	// NoPush queues no pushes: Web Push is off, and subscriptions registered while it was on
+	// would otherwise fill the outbox with pushes nobody sends.
+	NoPush bool
 }
 
 // Store is a herald.Store on PostgreSQL.

@@ -44,6 +44,7 @@ func (s *Store) commitGroup(group []*store.Request) (later []*store.Request) {
 		fail(err)
 		return nil
 	}
+	w.noPush = s.opts.NoPush
 	defer w.close()
 	for _, req := range group {
 		// Each request is checked before anything of it is written, so a request refused for an
@@ -72,6 +73,10 @@ func (s *Store) commitGroup(group []*store.Request) (later []*store.Request) {
 		}
 	}
 	if err := w.flushSeqs(); err != nil {
+		fail(err)
+		return nil
+	}
+	if err := w.queuePushes(s.opts.PushDelay); err != nil {
 		fail(err)
 		return nil
 	}
@@ -139,6 +144,9 @@ type txWriter struct {
 	// topicSizes are the audiences of the request's topic drafts (by index in its plan), as
 	// expand counted them.
 	topicSizes map[int]int
+	// pushes are the ranges of ids whose notifications are queued for Web Push (push.go).
+	pushes []pushRange
+	noPush bool
 }
 
 func newTxWriter(ctx context.Context, tx *sql.Tx, stmts *writerStmts, now time.Time, group []*store.Request) (*txWriter, error) {
@@ -445,6 +453,9 @@ func (w *txWriter) write(p *store.Plan) ([]herald.Receipt, error) {
 			if n.ID, err = res.LastInsertId(); err != nil {
 				return nil, unavailable(err)
 			}
+		}
+		if pushed, immediate := d.Pushed(); pushed && !w.noPush && len(ns) > 0 {
+			w.pushRange(ns[0].ID, ns[len(ns)-1].ID, d.Broadcast, immediate)
 		}
 		if d.Key != "" {
 			if _, err := w.key.ExecContext(w.ctx, p.Scope, d.Key, p.FPs[i], store.Result(d, ns, p.Muted[i]), micros(w.now)); err != nil {

@@ -104,6 +104,12 @@ type Options struct {
 	// shares it): every commit then passes through this store, and resumes may be answered
 	// from the recent window of each stream (window.go). Off, every resume reads the file.
 	SoleWriter bool
+	// PushDelay is how long after its commit a fallback push (herald.PushDefault) becomes due;
+	// 0: at once.
+	PushDelay time.Duration
+	// NoPush queues no pushes: Web Push is off, and subscriptions registered while it was on
+	// would otherwise fill the outbox with pushes nobody sends.
+	NoPush bool
 }
 
 // Store is a herald.Store on a SQLite file.

@@ -84,6 +84,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"Close", testClose},
 	}
 	tests = append(tests, prefsTests...) // prefs.go
+	tests = append(tests, pushCases()...)
 	t.Run("Identity", func(t *testing.T) { testIdentity(t, open) })
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
