@@ -119,6 +119,13 @@ type Message struct {
 	Data any `json:"data,omitempty"`
 	// Key makes publishing idempotent: a retry with the same key creates nothing new.
 	Key string `json:"key,omitempty"`
+	// Critical goes through every recipient's mutes (security alerts, legal notices): see
+	// Preferences.
+	Critical bool `json:"critical,omitempty"`
+	// Push is Web Push for this notification when the server has it on (docs/push.md):
+	// "always" (at once), "never", or "" for the default (a fallback for users who did not see
+	// it live, after the server's delay).
+	Push string `json:"push,omitempty"`
 }
 
 // Content is what a notification says, beside its data, in fields every client can show:
@@ -200,6 +207,8 @@ type Notification struct {
 	Broadcast bool            `json:"broadcast"`
 	// Topic is the topic it was published to; empty when it was addressed otherwise.
 	Topic string `json:"topic,omitempty"`
+	// Critical: the publisher marked it critical, so no mute held it back.
+	Critical bool `json:"critical,omitempty"`
 	// The subscriber's state of it comes from the inbox; a live notification is unread, unseen
 	// and in the inbox. For a broadcast, every state is the subscriber's own.
 	Read   bool       `json:"read"`

@@ -60,7 +60,7 @@ func (f *clientFlags) unauthorized(err error, subscriber bool) error {
 	return fmt.Errorf("pass a publisher key or token with --token or HERALD_TOKEN (%s)", answer)
 }
 
-const sendUsage = `usage: herald send (--to USER,… | --broadcast | --topic TOPIC [--exclude USER,…]) [--type TYPE] [--title TEXT] [--body TEXT] [--url URL] [--data JSON] [flags]
+const sendUsage = `usage: herald send (--to USER,… | --broadcast | --topic TOPIC [--exclude USER,…]) [--type TYPE] [--title TEXT] [--body TEXT] [--url URL] [--data JSON] [--critical] [--push always|never] [flags]
 
 Publishes one notification and prints the receipts as JSON (for --topic, how many subscribers
 it reached: {"notifications":[],"recipients":N}). --title, --body and --url are what
@@ -83,6 +83,8 @@ func send(ctx context.Context, args []string, stdout io.Writer) error {
 	link := fs.String("url", "", "where the notification leads: an https: or http: URL, or a path starting with /")
 	data := fs.String("data", "", "the notification's data, as JSON")
 	key := fs.String("idempotency-key", "", "makes a retry of this command create nothing new")
+	critical := fs.Bool("critical", false, "goes through every recipient's mutes (security alerts, legal notices)")
+	pushMode := fs.String("push", "", "Web Push: always (at once) or never; default: a fallback for users who did not see it live")
 	if err := parseFlags(fs, args, clientEnvFlag); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage(stdout, fs, sendUsage)
@@ -90,7 +92,8 @@ func send(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return err
 	}
-	m := client.Message{Broadcast: *broadcast, Topic: *topic, Type: *typ, Key: *key, Content: client.Content{Title: *title, Body: *body, URL: *link}}
+	m := client.Message{Broadcast: *broadcast, Topic: *topic, Type: *typ, Key: *key, Content: client.Content{Title: *title, Body: *body, URL: *link},
+		Critical: *critical, Push: *pushMode}
 	m.To, m.Exclude = commaList(*to), commaList(*exclude)
 	addressed := 0
 	for _, given := range []bool{len(m.To) > 0, m.Broadcast, m.Topic != ""} {
@@ -103,6 +106,8 @@ func send(ctx context.Context, args []string, stdout io.Writer) error {
 		return errors.New("give --to users, or --broadcast, or --topic (one of them)")
 	case len(m.Exclude) > 0 && m.Topic == "":
 		return errors.New("--exclude goes with --topic")
+	case m.Push != "" && m.Push != "always" && m.Push != "never":
+		return fmt.Errorf("--push is always or never, not %q", m.Push)
 	}
 	if *data != "" {
 		if !json.Valid([]byte(*data)) {

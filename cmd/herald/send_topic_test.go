@@ -48,6 +48,7 @@ func TestSendTopic(t *testing.T) {
 		{"topic and broadcast", []string{"send", "--server", s.URL, "--topic", "t", "--broadcast"}, "one of them"},
 		{"exclude without topic", []string{"send", "--server", s.URL, "--to", "a", "--exclude", "b"}, "--exclude goes with --topic"},
 		{"bad topic", []string{"send", "--server", s.URL, "--topic", "a b"}, "400 invalid"},
+		{"bad push", []string{"send", "--server", s.URL, "--to", "a", "--push", "sometimes"}, "--push is always or never"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,5 +57,36 @@ func TestSendTopic(t *testing.T) {
 				t.Fatalf("%v: %v, want an error with %q", tt.args, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestSendCritical: herald send --critical goes through a recipient's mutes.
+func TestSendCritical(t *testing.T) {
+	s := apptest.Start(t, apptest.Config(t))
+	ctx := context.Background()
+	pub, err := client.New(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.SetUserPreferences(ctx, "alice", client.Preferences{Mutes: map[string]client.Mutes{client.ChannelInApp: {Types: []string{"security"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, critical := range []bool{false, true} {
+		args := []string{"send", "--server", s.URL, "--to", "alice", "--type", "security", "--title", "new sign-in"}
+		if critical {
+			args = append(args, "--critical")
+		}
+		var out strings.Builder
+		if err := run(ctx, args, &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]string{false: `"notifications":[]`, true: `"user":"alice"`}[critical]; !strings.Contains(out.String(), want) {
+			t.Fatalf("critical=%v printed %s, want %s", critical, out.String(), want)
+		}
+	}
+	alice, _ := client.New(s.URL, client.WithUser("alice"))
+	page, err := alice.List(ctx, client.ListOptions{})
+	if err != nil || len(page.Notifications) != 1 || !page.Notifications[0].Critical {
+		t.Fatalf("alice's inbox: %+v, %v; want the critical notification only", page.Notifications, err)
 	}
 }
