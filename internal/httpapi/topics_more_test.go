@@ -85,7 +85,7 @@ func TestSelfService(t *testing.T) {
 
 // TestSelfServiceAuth: the routes of a subscriber need a subscriber; none is closed by default.
 func TestSelfServiceAuth(t *testing.T) {
-	h, err := New(Options{Store: newTopicStore(), Auth: anyPublisher{}, NoPark: true, SelfSubscribe: []string{"p/"}}).Handler()
+	h, err := New(Options{Store: newTopicStore(t), Auth: anyPublisher{}, NoPark: true, SelfSubscribe: []string{"p/"}}).Handler()
 	if err != nil {
 		t.Fatal(err)
 	}

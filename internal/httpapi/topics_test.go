@@ -5,108 +5,45 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/store/sqlite"
 )
 
-// topicStore is a Store of topics in memory, and of the drafts it is given; a topic draft
-// reaches its subscribers less those excluded. It answers nothing else.
+// topicStore is a real SQLite store that records the drafts it is given, to check what a
+// request asked of it.
 type topicStore struct {
-	herald.Store
-	subs   map[string]map[string]bool
+	*sqlite.Store
 	drafts []herald.Draft
 }
 
-func newTopicStore() *topicStore { return &topicStore{subs: map[string]map[string]bool{}} }
-
-func (s *topicStore) Identity() herald.Identity {
-	return herald.Identity{ID: "0123456789abcdef", Epoch: "1"}
-}
-
-func (s *topicStore) Subscribe(_ context.Context, topic string, users []string, _ herald.TopicLimits) (int64, error) {
-	if s.subs[topic] == nil {
-		s.subs[topic] = map[string]bool{}
+func newTopicStore(t *testing.T) *topicStore {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "h.db"), sqlite.Options{Sync: sqlite.SyncNormal})
+	if err != nil {
+		t.Fatal(err)
 	}
-	var n int64
-	for _, u := range users {
-		if !s.subs[topic][u] {
-			s.subs[topic][u] = true
-			n++
-		}
+	t.Cleanup(func() { st.Close() })
+	return &topicStore{Store: st}
+}
+
+func (s *topicStore) Append(ctx context.Context, scope string, drafts []herald.Draft) ([]herald.Receipt, error) {
+	s.drafts = append(s.drafts, drafts...)
+	return s.Store.Append(ctx, scope, drafts)
+}
+
+// subscribers returns topic's subscribers, in byte order.
+func (s *topicStore) subscribers(t *testing.T, topic string) []string {
+	t.Helper()
+	us, err := s.TopicSubscribers(context.Background(), topic, "", 1000)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return n, nil
-}
-
-func (s *topicStore) Unsubscribe(_ context.Context, topic string, users []string) (int64, error) {
-	var n int64
-	for _, u := range users {
-		if s.subs[topic][u] {
-			delete(s.subs[topic], u)
-			n++
-		}
-	}
-	return n, nil
-}
-
-func (s *topicStore) TopicSubscribers(_ context.Context, topic, after string, limit int) ([]string, error) {
-	var out []string
-	for u := range s.subs[topic] {
-		if u > after {
-			out = append(out, u)
-		}
-	}
-	slices.Sort(out)
-	return out[:min(limit, len(out))], nil
-}
-
-func (s *topicStore) UserTopics(_ context.Context, user string) ([]string, error) {
-	var out []string
-	for t, users := range s.subs {
-		if users[user] {
-			out = append(out, t)
-		}
-	}
-	slices.Sort(out)
-	return out, nil
-}
-
-func (s *topicStore) CountSubscribers(_ context.Context, topic string, _ int) (int64, error) {
-	return int64(len(s.subs[topic])), nil
-}
-
-func (s *topicStore) DeleteTopic(_ context.Context, topic string) (int64, error) {
-	n := int64(len(s.subs[topic]))
-	delete(s.subs, topic)
-	return n, nil
-}
-
-func (s *topicStore) Append(_ context.Context, _ string, drafts []herald.Draft) ([]herald.Receipt, error) {
-	receipts := make([]herald.Receipt, len(drafts))
-	for i, d := range drafts {
-		s.drafts = append(s.drafts, d)
-		id := int64(len(s.drafts) * 100)
-		switch {
-		case d.Topic != "":
-			for u := range s.subs[d.Topic] {
-				if !slices.Contains(d.Exclude, u) {
-					id++
-					receipts[i].Notifications = append(receipts[i].Notifications, herald.Notification{ID: id, User: u, Topic: d.Topic})
-				}
-			}
-			receipts[i].Recipients = len(receipts[i].Notifications)
-		case d.Broadcast:
-			receipts[i].Notifications = []herald.Notification{{ID: id, User: herald.BroadcastStream}}
-		default:
-			for _, u := range d.To {
-				id++
-				receipts[i].Notifications = append(receipts[i].Notifications, herald.Notification{ID: id, User: u})
-			}
-		}
-	}
-	return receipts, nil
+	return us
 }
 
 func topicAPI(t *testing.T, store *topicStore, auth Authenticator) http.Handler {
@@ -121,7 +58,7 @@ func topicAPI(t *testing.T, store *topicStore, auth Authenticator) http.Handler 
 // TestTopicSubscriptions: a publisher subscribes and unsubscribes users one by one and in bulk,
 // pages through the subscribers and deletes the topic; a topic with a / works percent-encoded.
 func TestTopicSubscriptions(t *testing.T) {
-	store := newTopicStore()
+	store := newTopicStore(t)
 	h := topicAPI(t, store, anyPublisher{})
 	expect := func(rec *httptest.ResponseRecorder, status int, body string) {
 		t.Helper()
@@ -138,8 +75,8 @@ func TestTopicSubscriptions(t *testing.T) {
 	expect(call(h, "DELETE", "/v1/topics/issue:42/subscribers/bob", "", ""), 204, "") // not subscribed: the same
 	expect(call(h, "GET", "/v1/topics/issue:42/subscribers", "", ""), 200, `{"subscribers":["alice","carol"],"next_after":null}`)
 	expect(call(h, "PUT", "/v1/topics/org%2Facme/subscribers/alice", "", ""), 204, "")
-	if !store.subs["org/acme"]["alice"] {
-		t.Fatalf("org%%2Facme did not subscribe alice to org/acme: %v", store.subs)
+	if us := store.subscribers(t, "org/acme"); !slices.Equal(us, []string{"alice"}) {
+		t.Fatalf("org%%2Facme did not subscribe alice to org/acme: %q", us)
 	}
 	expect(call(h, "DELETE", "/v1/topics/issue:42", "", ""), 204, "")
 	expect(call(h, "GET", "/v1/topics/issue:42/subscribers", "", ""), 200, `{"subscribers":[],"next_after":null}`)
@@ -169,7 +106,7 @@ func TestTopicErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
-			store := newTopicStore()
+			store := newTopicStore(t)
 			h := topicAPI(t, store, anyPublisher{})
 			rec := call(h, tt.method, tt.path, "application/json", tt.body)
 			var answer struct {
@@ -179,12 +116,12 @@ func TestTopicErrors(t *testing.T) {
 			if rec.Code != tt.status || !strings.Contains(answer.Error.Message, tt.message) {
 				t.Errorf("answer %d %s, want %d naming %q", rec.Code, rec.Body.String(), tt.status, tt.message)
 			}
-			if len(store.subs) != 0 {
-				t.Errorf("the store changed: %v", store.subs)
+			if us := store.subscribers(t, "issue:42"); len(us) != 0 {
+				t.Errorf("the store changed: %q", us)
 			}
 		})
 	}
-	rec := call(topicAPI(t, newTopicStore(), anyPublisher{}), "POST", "/v1/topics/t/subscribers", "text/plain", `{"users":[]}`)
+	rec := call(topicAPI(t, newTopicStore(t), anyPublisher{}), "POST", "/v1/topics/t/subscribers", "text/plain", `{"users":[]}`)
 	if rec.Code != 415 {
 		t.Errorf("text/plain: %d, want 415", rec.Code)
 	}
@@ -193,7 +130,7 @@ func TestTopicErrors(t *testing.T) {
 // TestTopicOwnership: a subscriber's credential manages no topic and publishes to none, and
 // GET /v1/topics lists only the caller's own topics.
 func TestTopicOwnership(t *testing.T) {
-	store := newTopicStore()
+	store := newTopicStore(t)
 	store.Subscribe(context.Background(), "issue:42", []string{"alice", "bob"}, herald.TopicLimits{})
 	store.Subscribe(context.Background(), "issue:7", []string{"bob"}, herald.TopicLimits{})
 	store.Subscribe(context.Background(), "team/x", []string{"alice"}, herald.TopicLimits{})
@@ -210,8 +147,8 @@ func TestTopicOwnership(t *testing.T) {
 			t.Errorf("%s %s as a subscriber: %d %s, want 403", r.method, r.path, rec.Code, rec.Body)
 		}
 	}
-	if len(store.subs["issue:42"]) != 2 || len(store.subs["issue:7"]) != 1 || len(store.drafts) != 0 {
-		t.Errorf("a subscriber changed the store: %v %v", store.subs, store.drafts)
+	if len(store.subscribers(t, "issue:42")) != 2 || len(store.subscribers(t, "issue:7")) != 1 || len(store.drafts) != 0 {
+		t.Errorf("a subscriber changed the store: %q %q %v", store.subscribers(t, "issue:42"), store.subscribers(t, "issue:7"), store.drafts)
 	}
 	rec := call(h, "GET", "/v1/topics", "", "")
 	if got := strings.TrimSpace(rec.Body.String()); rec.Code != 200 || got != `{"topics":["issue:42","team/x"]}` {
@@ -234,10 +171,10 @@ func TestPublishTopic(t *testing.T) {
 		{"/v1/notifications", `{"topic":"issue:42","exclude":["bob","bob"],"data":1}`, 201, `{"notifications":[],"recipients":2}`},
 		{"/v1/notifications", `{"topic":"issue:42","data":1}`, 201, `{"notifications":[],"recipients":3}`},
 		{"/v1/notifications", `{"topic":"nobody","data":1}`, 201, `{"notifications":[],"recipients":0}`},
-		{"/v1/notifications", `{"to":["x","y"],"data":1}`, 201, `{"notifications":[{"id":"101","user":"x"},{"id":"102","user":"y"}]}`},
-		{"/v1/notifications", `{"broadcast":true,"data":1}`, 201, `{"notifications":[{"id":"100"}]}`},
+		{"/v1/notifications", `{"to":["x","y"],"data":1}`, 201, `{"notifications":[{"id":"1","user":"x"},{"id":"2","user":"y"}]}`},
+		{"/v1/notifications", `{"broadcast":true,"data":1}`, 201, `{"notifications":[{"id":"1"}]}`},
 		{"/v1/notifications/batch", `{"notifications":[{"to":["x"]},{"topic":"issue:42","exclude":["alice"]},{"topic":"issue:42"}]}`, 201,
-			`{"notifications":[{"id":"101","user":"x"}],"recipients":5}`},
+			`{"notifications":[{"id":"1","user":"x"}],"recipients":5}`},
 		{"/v1/notifications", `{"topic":"issue:42","to":["x"]}`, 400, "exactly one of"},
 		{"/v1/notifications", `{"topic":"issue:42","broadcast":true}`, 400, "exactly one of"},
 		{"/v1/notifications", `{"to":["x"],"broadcast":true}`, 400, "exactly one of"},
@@ -252,7 +189,7 @@ func TestPublishTopic(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.body, func(t *testing.T) {
-			store := newTopicStore()
+			store := newTopicStore(t)
 			store.Subscribe(context.Background(), "issue:42", []string{"alice", "bob", "carol"}, herald.TopicLimits{})
 			rec := call(topicAPI(t, store, anyPublisher{}), "POST", tt.path, "application/json", tt.body)
 			if rec.Code != tt.status {
@@ -277,7 +214,7 @@ func TestPublishTopic(t *testing.T) {
 		})
 	}
 	// The draft says the topic and whom it excludes, once each.
-	store := newTopicStore()
+	store := newTopicStore(t)
 	call(topicAPI(t, store, anyPublisher{}), "POST", "/v1/notifications", "application/json", `{"topic":"issue:42","exclude":["bob","amy","bob"]}`)
 	if len(store.drafts) != 1 || store.drafts[0].Topic != "issue:42" || !slices.Equal(store.drafts[0].Exclude, []string{"bob", "amy"}) || store.drafts[0].To != nil {
 		t.Errorf("drafts %+v", store.drafts)
