@@ -1,13 +1,10 @@
 package main
 
 import (
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/heraldhq/herald/internal/push"
-	"github.com/heraldhq/herald/internal/testenv"
 )
 
 // TestBrowserPush runs test/browser/push.mjs in Debian's Chromium against a server with Web
@@ -15,19 +12,7 @@ import (
 // tag, and a click opens the url and marks the notification read; <herald-inbox> shows its
 // push switch. It needs what TestBrowser needs.
 func TestBrowserPush(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a browser")
-	}
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	_, err := os.Stat(chromium)
-	testenv.Need(t, err == nil, "no Chromium at %s (apt-get install chromium, or set CHROMIUM)", chromium)
-	node, err := exec.LookPath("node")
-	testenv.Need(t, err == nil, "node is not installed (apt-get install nodejs npm)")
-	_, err = os.Stat(filepath.Join(browserDir, "node_modules", "playwright-core"))
-	testenv.Need(t, err == nil, "playwright-core is not installed (cd test/browser && npm ci)")
+	node, chromium := needBrowser(t, "playwright-core")
 
 	keys, err := push.GenerateKeys()
 	if err != nil {

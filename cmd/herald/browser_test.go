@@ -36,21 +36,7 @@ const browserDir = "../../test/browser"
 // It needs /usr/bin/chromium (or $CHROMIUM), node, and `npm ci` run in test/browser; .ci/run
 // provides all three.
 func TestBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a browser")
-	}
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	_, err := os.Stat(chromium)
-	testenv.Need(t, err == nil, "no Chromium at %s (apt-get install chromium, or set CHROMIUM)", chromium)
-	node, err := exec.LookPath("node")
-	testenv.Need(t, err == nil, "node is not installed (apt-get install nodejs npm)")
-	for _, pkg := range []string{"playwright-core", "@axe-core/playwright"} {
-		_, err = os.Stat(filepath.Join(browserDir, "node_modules", pkg))
-		testenv.Need(t, err == nil, "%s is not installed (cd test/browser && npm ci)", pkg)
-	}
+	node, chromium := needBrowser(t, "playwright-core", "@axe-core/playwright")
 
 	t.Run("dev mode", func(t *testing.T) {
 		// A fixed address, so that the restarted server is where the tabs reconnect to. retry
@@ -104,6 +90,29 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// needBrowser skips t under -short, and where Chromium (/usr/bin/chromium, or $CHROMIUM), node
+// or the npm packages of test/browser are missing, saying how to install them (a failure under
+// CI=true); it returns node's path and Chromium's.
+func needBrowser(t *testing.T, packages ...string) (node, chromium string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	chromium = os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	_, err := os.Stat(chromium)
+	testenv.Need(t, err == nil, "no Chromium at %s (apt-get install chromium, or set CHROMIUM)", chromium)
+	node, err = exec.LookPath("node")
+	testenv.Need(t, err == nil, "node is not installed (apt-get install nodejs npm)")
+	for _, pkg := range packages {
+		_, err = os.Stat(filepath.Join(browserDir, "node_modules", pkg))
+		testenv.Need(t, err == nil, "%s is not installed (cd test/browser && npm ci)", pkg)
+	}
+	return node, chromium
 }
 
 // runBrowserScript starts a server with args, runs script (in test/browser) against it with env,

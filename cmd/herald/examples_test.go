@@ -32,19 +32,7 @@ const examplesDir = "../../examples"
 // It needs what TestBrowser needs, plus `npm ci` in examples/node and python3-jwt (Debian's
 // PyJWT); .ci/run provides them.
 func TestExamples(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a browser")
-	}
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	_, err := os.Stat(chromium)
-	testenv.Need(t, err == nil, "no Chromium at %s (apt-get install chromium, or set CHROMIUM)", chromium)
-	node, err := exec.LookPath("node")
-	testenv.Need(t, err == nil, "node is not installed (apt-get install nodejs npm)")
-	_, err = os.Stat(filepath.Join(browserDir, "node_modules", "playwright-core"))
-	testenv.Need(t, err == nil, "playwright-core is not installed (cd test/browser && npm ci)")
+	node, chromium := needBrowser(t, "playwright-core")
 
 	t.Run("node", func(t *testing.T) {
 		_, err := os.Stat(filepath.Join(examplesDir, "node", "node_modules", "jose"))

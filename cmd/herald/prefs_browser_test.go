@@ -1,12 +1,8 @@
 package main
 
 import (
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
-
-	"github.com/heraldhq/herald/internal/testenv"
 )
 
 // TestBrowserPreferences opens the demo page in Debian's Chromium (test/browser/prefs.mjs,
@@ -18,21 +14,7 @@ import (
 //
 // It needs /usr/bin/chromium (or $CHROMIUM), node, and `npm ci` run in test/browser.
 func TestBrowserPreferences(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a browser")
-	}
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	_, err := os.Stat(chromium)
-	testenv.Need(t, err == nil, "no Chromium at %s (apt-get install chromium, or set CHROMIUM)", chromium)
-	node, err := exec.LookPath("node")
-	testenv.Need(t, err == nil, "node is not installed (apt-get install nodejs npm)")
-	for _, pkg := range []string{"playwright-core", "@axe-core/playwright"} {
-		_, err = os.Stat(filepath.Join(browserDir, "node_modules", pkg))
-		testenv.Need(t, err == nil, "%s is not installed (cd test/browser && npm ci)", pkg)
-	}
+	node, chromium := needBrowser(t, "playwright-core", "@axe-core/playwright")
 	args := []string{"-store", "sqlite:" + filepath.Join(t.TempDir(), "h.db"), "-addr", freeAddr(t), "-drain-window", "0"}
 	runBrowserScript(t, node, chromium, "prefs.mjs", args)
 }
