@@ -13,7 +13,10 @@ import (
 
 // Preferences reads user's rules on the reader pool.
 func (s *Store) Preferences(ctx context.Context, user string) (herald.Preferences, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT channel, kind, value FROM mutes WHERE user_id = ? ORDER BY channel, kind, value`, user)
+	if !s.mayMute.Load() {
+		return herald.Preferences{}, nil // no user has a rule (see Store.mayMute)
+	}
+	rows, err := s.read.prefs.QueryContext(ctx, user)
 	if err != nil {
 		return herald.Preferences{}, unavailable(err)
 	}
@@ -36,6 +39,10 @@ func (s *Store) Preferences(ctx context.Context, user string) (herald.Preference
 // appends read them: an append sees all of the old rules or all of the new.
 func (s *Store) SetPreferences(ctx context.Context, user string, p herald.Preferences) error {
 	p.Normalize()
+	if len(p.Mutes) > 0 {
+		// Before the write: a read that sees the rules committed must not skip them.
+		s.mayMute.Store(true)
+	}
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return unavailable(err)

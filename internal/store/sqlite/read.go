@@ -73,10 +73,11 @@ const (
 	streamAfterQuery = `SELECT ` + notificationCols + ` FROM notifications
 		WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?`
 	headsQuery = `SELECT stream, seq FROM streams WHERE stream IN (?, '')`
+	prefsQuery = `SELECT channel, kind, value FROM mutes WHERE user_id = ? ORDER BY channel, kind, value`
 )
 
 type readerStmts struct {
-	streamAfter, heads, feed *sql.Stmt
+	streamAfter, heads, feed, prefs *sql.Stmt
 	// broadcasts are recent broadcasts as read, for resumes (feed.go).
 	broadcasts broadcastCache
 	// window is the newest notifications of each stream as committed, for resumes (window.go).
@@ -97,11 +98,17 @@ func (r *readerStmts) prepare(ctx context.Context, db *sql.DB) error {
 		r.heads.Close()
 		return fmt.Errorf("sqlite: prepare: %w", err)
 	}
+	if r.prefs, err = db.PrepareContext(ctx, prefsQuery); err != nil {
+		r.streamAfter.Close()
+		r.heads.Close()
+		r.feed.Close()
+		return fmt.Errorf("sqlite: prepare: %w", err)
+	}
 	return nil
 }
 
 func (r *readerStmts) close() error {
-	return errors.Join(r.streamAfter.Close(), r.heads.Close(), r.feed.Close())
+	return errors.Join(r.streamAfter.Close(), r.heads.Close(), r.feed.Close(), r.prefs.Close())
 }
 
 func streamAfter(ctx context.Context, stmt *sql.Stmt, stream string, after uint64, limit int) ([]herald.Notification, error) {

@@ -36,6 +36,13 @@ func TestConformance(t *testing.T) {
 			})
 		})
 	}
+	// As a node without a bus opens it: the only writer of its file, so resumes may be answered
+	// from memory and rules skipped while nobody has any (window.go, Store.mayMute).
+	t.Run("sole-writer", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T) herald.Store {
+			return openAt(t, filepath.Join(t.TempDir(), "herald.db"), Options{Sync: SyncNormal, SoleWriter: true})
+		})
+	})
 }
 
 // TestConformanceSmallGroups runs the suite with groups of at most one notification, so every
