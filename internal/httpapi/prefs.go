@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -349,7 +350,10 @@ func (c *prefsCache) reloader() {
 	}
 }
 
-// reload reads u's rules again and reports whether it could.
+// reload reads u's rules again and reports whether they changed. After a bus loss every user's
+// rules are read again, nearly always unchanged: their streams hear of a change only. (Telling
+// every stream of a node at once, in the middle of the resync that follows the loss, showed up
+// as lost notifications in the chaos test on RabbitMQ: issue 19's note.)
 func (c *prefsCache) reload(u *userPrefs) bool {
 	u.load.Lock()
 	defer u.load.Unlock()
@@ -361,9 +365,10 @@ func (c *prefsCache) reload(u *userPrefs) bool {
 		c.log.Warn("preferences changed but could not be read; the user's open streams keep their old rules until they reconnect", "err", err)
 		return false
 	}
+	old := u.cur.Load()
 	u.cur.Store(&p)
 	u.loaded = true
-	return true
+	return old == nil || !slices.Equal(old.Mutes, p.Mutes)
 }
 
 // stop ends the reloader, if it started, and waits for it.

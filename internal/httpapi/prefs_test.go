@@ -341,7 +341,11 @@ func TestPrefsCache(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no reload within 10s")
 	}
-	c.changed("", true) // after a bus loss: every user held
+	// After a bus loss every user held is read again; a change the bus lost is told.
+	if err := s.store.SetPreferences(ctx, "alice", herald.Preferences{Mutes: []herald.Mute{{Channel: herald.ChannelInApp, Kind: herald.MuteType, Value: "digest"}}}); err != nil {
+		t.Fatal(err)
+	}
+	c.changed("", true)
 	select {
 	case u := <-reloaded:
 		if u != "alice" {
