@@ -219,17 +219,35 @@ type Notification struct {
 	ArchivedAt *time.Time `json:"archived_at"`
 }
 
+// Published is the whole answer to a publish.
+type Published struct {
+	// Notifications are those it created, one per recipient (one for a broadcast); none are
+	// listed for a topic, which can reach 100,000.
+	Notifications []Receipt `json:"notifications"`
+	// Recipients is how many subscribers a topic publish reached; 0 for other publishes.
+	Recipients int `json:"recipients"`
+	// Muted is how many recipients muted it in the app, for whom it was not created (they are
+	// in neither Notifications nor Recipients).
+	Muted int `json:"muted"`
+}
+
 // Publish publishes one notification and returns what it created. It is retried on nothing:
 // give the Message a Key and retry it yourself when a failure leaves you unsure.
 func (c *Client) Publish(ctx context.Context, m Message) ([]Receipt, error) {
+	p, err := c.PublishResult(ctx, m)
+	return p.Notifications, err
+}
+
+// PublishResult publishes one notification, to named users, everyone or a topic, and returns
+// the whole answer: what it created, and whom it did not reach for their mutes. A retry with
+// the same Key answers as the first publish did.
+func (c *Client) PublishResult(ctx context.Context, m Message) (Published, error) {
+	var out Published
 	if err := m.check(); err != nil {
-		return nil, fmt.Errorf("herald: %w", err)
-	}
-	var out struct {
-		Notifications []Receipt `json:"notifications"`
+		return out, fmt.Errorf("herald: %w", err)
 	}
 	err := c.do(ctx, http.MethodPost, "/v1/notifications", nil, m, &out)
-	return out.Notifications, err
+	return out, err
 }
 
 // PublishBatch publishes up to 1000 notifications in one transaction (all or none) and returns

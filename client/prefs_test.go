@@ -23,8 +23,19 @@ func TestPreferences(t *testing.T) {
 	if err != nil || !slices.Equal(got.Mutes[client.ChannelInApp].Prefixes, []string{"marketing."}) || got.Mutes[client.ChannelPush].Types == nil {
 		t.Fatalf("SetUserPreferences: %+v, %v; want the rule back and every channel listed", got, err)
 	}
-	if rs, err := pub.Publish(ctx, client.Message{To: []string{"bob", "carol"}, Type: "marketing.promo"}); err != nil || len(rs) != 1 || rs[0].User != "carol" {
-		t.Fatalf("muted publish: %+v, %v; want carol's notification only", rs, err)
+	if p, err := pub.PublishResult(ctx, client.Message{To: []string{"bob", "carol"}, Type: "marketing.promo"}); err != nil || len(p.Notifications) != 1 || p.Notifications[0].User != "carol" || p.Muted != 1 {
+		t.Fatalf("muted publish: %+v, %v; want carol's notification only, and bob counted muted", p, err)
+	}
+	// A topic publish says how many it reached and how many muted it.
+	if _, err := pub.SubscribeUsers(ctx, "promos", []string{"bob", "carol", "dave"}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := pub.PublishResult(ctx, client.Message{Topic: "promos", Exclude: []string{"dave"}, Type: "marketing.promo", Key: "promo-1"})
+	if err != nil || len(p.Notifications) != 0 || p.Recipients != 1 || p.Muted != 1 {
+		t.Fatalf("muted topic publish: %+v, %v; want 1 recipient and 1 muted", p, err)
+	}
+	if again, err := pub.PublishResult(ctx, client.Message{Topic: "promos", Exclude: []string{"dave"}, Type: "marketing.promo", Key: "promo-1"}); err != nil || again.Recipients != 1 || again.Muted != 1 {
+		t.Fatalf("its retry: %+v, %v; want the same answer", again, err)
 	}
 	if rs, err := pub.Publish(ctx, client.Message{To: []string{"bob"}, Type: "marketing.legal", Critical: true}); err != nil || len(rs) != 1 {
 		t.Fatalf("critical publish: %+v, %v", rs, err)

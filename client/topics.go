@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -21,14 +20,8 @@ func (c *Client) PublishTopic(ctx context.Context, m Message) (recipients int, e
 	if m.Topic == "" {
 		return 0, errors.New("herald: PublishTopic needs a Topic")
 	}
-	if err := m.check(); err != nil {
-		return 0, fmt.Errorf("herald: %w", err)
-	}
-	var out struct {
-		Recipients int `json:"recipients"`
-	}
-	err = c.do(ctx, http.MethodPost, "/v1/notifications", nil, m, &out)
-	return out.Recipients, err
+	p, err := c.PublishResult(ctx, m)
+	return p.Recipients, err
 }
 
 // topicPath is the escaped path of a topic, with suffix: a "/" in the topic is escaped, so the

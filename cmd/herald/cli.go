@@ -119,18 +119,21 @@ func send(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if m.Topic != "" {
-		n, err := c.PublishTopic(ctx, m)
-		if err != nil {
-			return cf.unauthorized(err, false)
-		}
-		return json.NewEncoder(stdout).Encode(map[string]any{"notifications": []client.Receipt{}, "recipients": n})
-	}
-	receipts, err := c.Publish(ctx, m)
+	p, err := c.PublishResult(ctx, m)
 	if err != nil {
 		return cf.unauthorized(err, false)
 	}
-	return json.NewEncoder(stdout).Encode(map[string]any{"notifications": receipts})
+	if p.Notifications == nil {
+		p.Notifications = []client.Receipt{}
+	}
+	out := map[string]any{"notifications": p.Notifications}
+	if m.Topic != "" {
+		out["recipients"] = p.Recipients
+	}
+	if p.Muted > 0 {
+		out["muted"] = p.Muted
+	}
+	return json.NewEncoder(stdout).Encode(out)
 }
 
 // commaList splits a comma-separated flag, leaving out blanks.

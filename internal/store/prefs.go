@@ -102,28 +102,23 @@ func (p *Plan) ApplyMutes(rules map[string]*herald.Preferences) {
 			p.Drafts, copied = slices.Clone(p.Drafts), true
 			d = &p.Drafts[i]
 		}
-		d.To, p.Muted[i] = dropMuted(d.To, muted, nil)
+		d.To, p.Muted[i] = dropMuted(d.To, muted)
 	}
 }
 
-// dropMuted returns users without those muted (muted[i] for users[i]; nil: none) and those in
-// exclude, in a new slice, and how many muted ones it dropped that were not excluded.
-func dropMuted(users []string, muted []bool, exclude map[string]bool) ([]string, int) {
-	if muted == nil && len(exclude) == 0 {
+// dropMuted returns users without those muted (muted[i] for users[i]; nil: none), in a new
+// slice, and how many it dropped.
+func dropMuted(users []string, muted []bool) ([]string, int) {
+	if muted == nil {
 		return users, 0
 	}
 	out := make([]string, 0, len(users))
-	n := 0
 	for i, u := range users {
-		switch {
-		case exclude[u]:
-		case muted != nil && muted[i]:
-			n++
-		default:
+		if !muted[i] {
 			out = append(out, u)
 		}
 	}
-	return out, n
+	return out, len(users) - len(out)
 }
 
 // MuteArgs are what MutedSQL's rule compares a draft with: its type, its topic ("" for none),

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/heraldhq/herald"
@@ -121,41 +120,6 @@ const MaxTopicRecipients = 100_000
 // TooManyRecipients is the error of a publish to a topic of more than MaxTopicRecipients.
 func TooManyRecipients(topic string) error {
 	return herald.Errorf(herald.ETOOLARGE, "topic %q has more than %d subscribers, the most one publish reaches; split it into smaller topics", topic, MaxTopicRecipients)
-}
-
-// Fresh drafts of a topic: Expand replaces the plan's drafts by a copy (the caller's are
-// untouched, so a retried transaction expands again) in which each fresh topic draft is
-// addressed To its subscribers, read by subscribers in the store's transaction, minus its
-// Exclude list and minus those who muted it: subscribers returns, beside each subscriber,
-// whether they muted the draft (muted may be nil: none did), and Muted counts them.
-func (p *Plan) Expand(subscribers func(d *herald.Draft) (users []string, muted []bool, err error)) error {
-	copied := false
-	for i := range p.Drafts {
-		d := &p.Drafts[i]
-		if d.Topic == "" || !p.Fresh(i) {
-			continue
-		}
-		us, muted, err := subscribers(d)
-		if err != nil {
-			return err
-		}
-		if len(us) > MaxTopicRecipients {
-			return TooManyRecipients(d.Topic)
-		}
-		var ex map[string]bool
-		if len(d.Exclude) > 0 {
-			ex = make(map[string]bool, len(d.Exclude))
-			for _, u := range d.Exclude {
-				ex[u] = true
-			}
-		}
-		us, p.Muted[i] = dropMuted(us, muted, ex)
-		if !copied {
-			p.Drafts, copied = slices.Clone(p.Drafts), true
-		}
-		p.Drafts[i].To = us
-	}
-	return nil
 }
 
 // Result is what a store keeps as a keyed draft's result: the ids and recipients of its

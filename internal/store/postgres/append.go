@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"time"
@@ -48,8 +49,9 @@ func (s *Store) commitGroup(group []*store.Request) (later []*store.Request) {
 		}
 		for _, req := range group {
 			// A conflict was decided against a key committed before this transaction (a key of
-			// the group itself puts its second user off to the next group), so it stands.
-			if herald.ErrorCode(req.Err) != herald.ECONFLICT {
+			// the group itself puts its second user off to the next group), so it stands; so
+			// does a topic found too large.
+			if code := herald.ErrorCode(req.Err); code != herald.ECONFLICT && code != herald.ETOOLARGE {
 				req.Receipts, req.Err = nil, unavailable(err)
 			}
 		}
@@ -141,18 +143,27 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 		plans = append(plans, planned{req, p})
 	}
 
-	// 1b. Topic drafts: their subscribers now, each topic in one statement, so a subscription
-	// committed concurrently is wholly in or wholly out. Read before any stream is locked: the
-	// streams are then locked in the one global order with the rest.
-	// With them, and in the same statement, whether each muted the draft (prefs.go).
+	// 1b. Topic drafts: a cheap bound on their audience before anything is written. Their
+	// notifications are written in SQL (writeTopic), without reading the subscribers into
+	// the process.
+	bounded := plans[:0]
 	for _, pl := range plans {
-		err := pl.p.Expand(func(d *herald.Draft) ([]string, []bool, error) {
-			return topicSubscribers(ctx, tx, d)
-		})
-		if err != nil {
+		err := error(nil)
+		for i := range pl.p.Drafts {
+			if d := &pl.p.Drafts[i]; d.Topic != "" && pl.p.Fresh(i) && err == nil {
+				err = boundTopic(ctx, tx, d)
+			}
+		}
+		switch {
+		case herald.ErrorCode(err) == herald.ETOOLARGE:
+			pl.req.Err = err // this request alone fails, having written nothing
+		case err != nil:
 			return nil, err
+		default:
+			bounded = append(bounded, pl)
 		}
 	}
+	plans = bounded
 	// 1c. The in-app rules of the recipients of drafts addressed by name, all in one statement:
 	// a change of preferences committed concurrently is wholly in or wholly out.
 	ps := make([]*store.Plan, len(plans))
@@ -163,20 +174,97 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 		return nil, err
 	}
 
-	// 2. The streams to write and how many each gets; lock and advance their heads.
-	counts := map[string]int64{}
-	total := 0
+	// 2. The drafts in the group's order, written in runs: a run of drafts by name (or
+	// broadcasts) at a time, and each topic draft by itself between them, so that ids and
+	// sequence numbers follow the drafts' order. Only a batch request can mix them (a topic
+	// request has a group to itself): its runs lock their streams one run after the other.
+	w := groupWriter{ctx: ctx, tx: tx, opts: s.opts}
 	for _, pl := range plans {
-		for i := range pl.p.Drafts {
-			if pl.p.Fresh(i) {
-				for _, st := range store.Streams(&pl.p.Drafts[i]) {
-					counts[st]++
-					total++
-				}
+		p := pl.p
+		for i := range p.Drafts {
+			if !p.Fresh(i) {
+				continue
+			}
+			if p.Drafts[i].Topic == "" {
+				w.run = append(w.run, draftAt{p, i})
+				continue
+			}
+			if err := w.flush(); err != nil {
+				return nil, err
+			}
+			if err := w.topic(p, i); err != nil {
+				return nil, err
 			}
 		}
 	}
-	next := map[string]uint64{} // the first sequence number this transaction gives each stream
+	if err := w.flush(); err != nil {
+		return nil, err
+	}
+	for _, pl := range plans {
+		for i := range pl.p.Drafts {
+			if pl.p.DupOf[i] >= 0 {
+				pl.p.Dup(i)
+			}
+		}
+		pl.req.Receipts = pl.p.Receipts
+	}
+	if len(w.kKey) > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO herald_idempotency (scope, key, hash, result, created_at)
+			SELECT scope, key, hash, result, created_at FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::timestamptz[]) AS t(scope, key, hash, result, created_at)`,
+			w.kScope, w.kKey, w.kHash, w.kResult, w.kAt); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, err
+	}
+	return later, nil
+}
+
+// draftAt is a plan's i-th draft.
+type draftAt struct {
+	p *store.Plan
+	i int
+}
+
+// groupWriter writes a group's fresh drafts in order, and gathers their idempotency keys,
+// written together at the end.
+type groupWriter struct {
+	ctx  context.Context
+	tx   pgx.Tx
+	opts Options
+	run  []draftAt // drafts by name or broadcasts not yet written
+
+	kScope, kKey, kResult []string
+	kHash                 [][]byte
+	kAt                   []time.Time
+}
+
+// keep records a keyed draft's result.
+func (w *groupWriter) keep(p *store.Plan, i int, ns []herald.Notification, at time.Time) {
+	d := &p.Drafts[i]
+	if d.Key == "" {
+		return
+	}
+	w.kScope, w.kKey, w.kAt = append(w.kScope, p.Scope), append(w.kKey, d.Key), append(w.kAt, at)
+	w.kHash, w.kResult = append(w.kHash, p.FPs[i]), append(w.kResult, store.Result(d, ns, p.Muted[i]))
+}
+
+// flush writes the run: locks its streams in one global order (sorted, one upsert that also
+// advances their heads, so that concurrent groups on any nodes never deadlock), takes its ids
+// and commit time, and inserts its notifications in one statement.
+func (w *groupWriter) flush() error {
+	run := w.run
+	w.run = w.run[:0]
+	counts := map[string]int64{}
+	total := 0
+	for _, da := range run {
+		for _, st := range store.Streams(&da.p.Drafts[da.i]) {
+			counts[st]++
+			total++
+		}
+	}
+	next := map[string]uint64{} // the first sequence number this run gives each stream
 	var now time.Time
 	var idList []int64
 	if total > 0 {
@@ -190,47 +278,44 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 			ns[i] = counts[st]
 		}
 		// Rows are inserted, and their locks taken, in the order of the SELECT.
-		rows, err := tx.Query(ctx, `INSERT INTO herald_streams (stream, seq)
+		rows, err := w.tx.Query(w.ctx, `INSERT INTO herald_streams (stream, seq)
 			SELECT s, n FROM unnest($1::text[], $2::bigint[]) AS t(s, n) ORDER BY s
 			ON CONFLICT (stream) DO UPDATE SET seq = herald_streams.seq + EXCLUDED.seq
 			RETURNING stream, seq`, streams, ns)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for rows.Next() {
 			var st string
 			var head int64
 			if err := rows.Scan(&st, &head); err != nil {
 				rows.Close()
-				return nil, err
+				return err
 			}
 			next[st] = uint64(head-counts[st]) + 1
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, err
+			return err
 		}
-		// 3. Ids and the commit time, taken now that the streams are locked: within a stream
+		// Ids and the commit time, taken now that the streams are locked: within a stream
 		// both grow with sequence numbers, whichever node writes.
-		if err := tx.QueryRow(ctx, `SELECT clock_timestamp(), array(SELECT nextval('herald_notification_ids') FROM generate_series(1, $1::int))`,
+		if err := w.tx.QueryRow(w.ctx, `SELECT clock_timestamp(), array(SELECT nextval('herald_notification_ids') FROM generate_series(1, $1::int))`,
 			total).Scan(&now, &idList); err != nil {
-			return nil, err
+			return err
 		}
 		slices.Sort(idList)
 		now = now.UTC().Truncate(time.Microsecond)
+	} else {
+		now = time.Now().UTC().Truncate(time.Microsecond) // the keys' time: every recipient muted
 	}
 
-	// 4. The notifications and the keys, one statement each, in the group's order.
 	var (
 		cID, cSeq      []int64
 		cStream, cType []string
 		cData          [][]byte
 		cContent       []*string
-		cTopic         []*string
 		cCritical      []bool
-		kScope, kKey   []string
-		kResult        []string
-		kHash          [][]byte
 		// Web Push: the notifications queued (push.go), and the broadcasts.
 		pID    []int64
 		pUser  []string
@@ -238,74 +323,150 @@ func (s *Store) tryGroup(ctx context.Context, group []*store.Request) (later []*
 		pBcast []int64
 	)
 	k := 0
-	for _, pl := range plans {
-		p := pl.p
-		for i := range p.Drafts {
-			d := &p.Drafts[i]
-			if !p.Fresh(i) {
-				continue
-			}
-			sts := store.Streams(d)
-			out := make([]herald.Notification, len(sts))
-			content, column := store.Content(d), store.ContentColumn(d.Content)
-			var topic *string // NULL unless the draft is a topic's
-			if d.Topic != "" {
-				topic = &d.Topic
-			}
-			for j, st := range sts {
-				n := &out[j]
-				n.ID, n.User, n.Seq, n.Type, n.Content, n.Data, n.CreatedAt, n.Topic, n.Critical = idList[k], st, next[st], d.Type, content, d.Data, now, d.Topic, d.Critical
-				next[st]++
-				k++
-				cID, cStream, cSeq = append(cID, n.ID), append(cStream, st), append(cSeq, int64(n.Seq))
-				cType, cData, cContent = append(cType, d.Type), append(cData, []byte(d.Data)), append(cContent, column)
-				cTopic, cCritical = append(cTopic, topic), append(cCritical, d.Critical)
-			}
-			if pushed, immediate := d.Pushed(); !pushed || s.opts.NoPush {
-				// nothing to queue
-			} else if d.Broadcast {
-				pBcast = append(pBcast, out[0].ID)
-			} else {
-				for j := range out {
-					pID, pUser, pNow = append(pID, out[j].ID), append(pUser, out[j].User), append(pNow, immediate)
-				}
-			}
-			p.Receipts[i] = herald.Receipt{Notifications: out, Muted: p.Muted[i]}
-			if d.Topic != "" {
-				p.Receipts[i].Recipients = len(out)
-			}
-			if d.Key != "" {
-				kScope, kKey = append(kScope, p.Scope), append(kKey, d.Key)
-				kHash, kResult = append(kHash, p.FPs[i]), append(kResult, store.Result(d, out, p.Muted[i]))
+	for _, da := range run {
+		p, i := da.p, da.i
+		d := &p.Drafts[i]
+		sts := store.Streams(d)
+		out := make([]herald.Notification, len(sts))
+		content, column := store.Content(d), store.ContentColumn(d.Content)
+		for j, st := range sts {
+			n := &out[j]
+			n.ID, n.User, n.Seq, n.Type, n.Content, n.Data, n.CreatedAt, n.Critical = idList[k], st, next[st], d.Type, content, d.Data, now, d.Critical
+			next[st]++
+			k++
+			cID, cStream, cSeq = append(cID, n.ID), append(cStream, st), append(cSeq, int64(n.Seq))
+			cType, cData, cContent = append(cType, d.Type), append(cData, []byte(d.Data)), append(cContent, column)
+			cCritical = append(cCritical, d.Critical)
+		}
+		if pushed, immediate := d.Pushed(); !pushed || w.opts.NoPush {
+			// nothing to queue
+		} else if d.Broadcast {
+			pBcast = append(pBcast, out[0].ID)
+		} else {
+			for j := range out {
+				pID, pUser, pNow = append(pID, out[j].ID), append(pUser, out[j].User), append(pNow, immediate)
 			}
 		}
-		for i := range p.Drafts {
-			if p.DupOf[i] >= 0 {
-				p.Dup(i)
-			}
-		}
-		pl.req.Receipts = p.Receipts
+		p.Receipts[i] = herald.Receipt{Notifications: out, Muted: p.Muted[i]}
+		w.keep(p, i, out, now)
 	}
 	if len(cID) > 0 {
-		if _, err := tx.Exec(ctx, `INSERT INTO herald_notifications (id, stream, seq, type, data, content, topic, critical, created_at)
-			SELECT id, stream, seq, type, data, content, topic, critical, $9
-			FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::text[], $7::text[], $8::boolean[]) AS t(id, stream, seq, type, data, content, topic, critical)`,
-			cID, cStream, cSeq, cType, cData, cContent, cTopic, cCritical, now); err != nil {
-			return nil, err
+		if _, err := w.tx.Exec(w.ctx, `INSERT INTO herald_notifications (id, stream, seq, type, data, content, critical, created_at)
+			SELECT id, stream, seq, type, data, content, critical, $8
+			FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::text[], $7::boolean[]) AS t(id, stream, seq, type, data, content, critical)`,
+			cID, cStream, cSeq, cType, cData, cContent, cCritical, now); err != nil {
+			return err
 		}
 	}
-	if len(kKey) > 0 {
-		if _, err := tx.Exec(ctx, `INSERT INTO herald_idempotency (scope, key, hash, result, created_at)
-			SELECT scope, key, hash, result, $5 FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[]) AS t(scope, key, hash, result)`,
-			kScope, kKey, kHash, kResult, now); err != nil {
-			return nil, err
+	return queuePushes(w.ctx, w.tx, pID, pUser, pNow, pBcast, now, w.opts.PushDelay)
+}
+
+// boundTopic refuses a topic draft whose audience (its subscribers, less those it excludes) is
+// over store.MaxTopicRecipients, counting one more at most, before its transaction writes
+// anything. The bound is on memory: what subscribes between this count and the topic's
+// statement, in the same transaction, can pass it by a few.
+func boundTopic(ctx context.Context, tx pgx.Tx, d *herald.Draft) error {
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM herald_topic_subscribers s
+		WHERE s.topic = $1 AND NOT (s.user_id = ANY($2::text[])) LIMIT $3) AS t`,
+		d.Topic, excluded(d), store.MaxTopicRecipients+1).Scan(&n); err != nil {
+		return err
+	}
+	if n > store.MaxTopicRecipients {
+		return store.TooManyRecipients(d.Topic)
+	}
+	return nil
+}
+
+func excluded(d *herald.Draft) []string {
+	if d.Exclude == nil {
+		return []string{}
+	}
+	return d.Exclude
+}
+
+// topic writes the plan's i-th draft, a topic's, in one statement whatever the number of
+// subscribers, so that subscriptions and preferences are read from one snapshot (a bulk
+// subscribe or a change of preferences committed concurrently is wholly in or wholly out) and
+// nothing per subscriber passes through the process but what the hub needs:
+//   - a: the audience, the topic's subscribers less the excluded, each with whether they
+//     muted the draft in the app (never, when it is critical);
+//   - h: the heads of the streams of those who did not, advanced by one, their rows locked in
+//     the order of the runs' upsert (flush), so that no two groups deadlock;
+//   - t: the commit time, taken after every lock (t counts h's rows: h has run to its end),
+//     so that within a stream times grow with sequence numbers, as ids do;
+//   - ins: a notification per stream at its new head;
+//   - the pushes to queue (push.go), joined with the subscriptions in SQL.
+//
+// The rows returned are the notifications, and one more without an id: the audience's size
+// and the commit time.
+func (w *groupWriter) topic(p *store.Plan, i int) error {
+	d := &p.Drafts[i]
+	content, column := store.Content(d), store.ContentColumn(d.Content)
+	muted := "false"
+	typ, topic, prefixes := store.MuteArgs(d)
+	if d.Critical { // no mute holds it back; the rules' parameters are still typed
+		muted = "(false AND $7::text IS NULL AND $8::text IS NULL AND $9::text[] IS NULL)"
+	} else {
+		muted = store.MutedSQL("herald_mutes", "s.user_id", "$7", "$8", "= ANY($9::text[])")
+	}
+	pushed, immediate := d.Pushed()
+	pushCTE := ""
+	if pushed && !w.opts.NoPush {
+		pushCTE = `, q AS (INSERT INTO herald_push_outbox (notification_id, user_id, subscription_id, immediate, due_at, created_at)
+			SELECT ins.id, ins.stream, ps.id, $10::bool, CASE WHEN $10::bool THEN t.at ELSE t.at + $11::bigint * interval '1 microsecond' END, t.at
+			FROM ins JOIN herald_push_subscriptions ps ON ps.user_id = ins.stream CROSS JOIN t)`
+	}
+	q := `WITH a AS (
+			SELECT s.user_id, ` + muted + ` AS muted FROM herald_topic_subscribers s
+			WHERE s.topic = $1 AND NOT (s.user_id = ANY($2::text[]))),
+		h AS (
+			INSERT INTO herald_streams (stream, seq)
+			SELECT user_id, 1 FROM a WHERE NOT muted ORDER BY user_id COLLATE "default"
+			ON CONFLICT (stream) DO UPDATE SET seq = herald_streams.seq + 1
+			RETURNING stream, seq),
+		t AS (SELECT clock_timestamp() AS at, (SELECT count(*) FROM a) AS audience, (SELECT count(*) FROM h) AS written),
+		ins AS (
+			INSERT INTO herald_notifications (id, stream, seq, type, data, content, topic, critical, created_at)
+			SELECT nextval('herald_notification_ids'), o.stream, o.seq, $3, $4, $5, $1, $6, t.at
+			FROM (SELECT stream, seq FROM h ORDER BY stream COLLATE "C") AS o CROSS JOIN t
+			RETURNING id, stream, seq)` + pushCTE + `
+		SELECT id, stream, seq, NULL::timestamptz FROM ins
+		UNION ALL SELECT NULL, NULL, audience, at FROM t`
+	args := []any{d.Topic, excluded(d), d.Type, []byte(d.Data), column, d.Critical, typ, topic, prefixes}
+	if pushCTE != "" {
+		args = append(args, immediate, w.opts.PushDelay.Microseconds())
+	}
+	rows, err := w.tx.Query(w.ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	var (
+		ns       []herald.Notification
+		audience int64
+		at       time.Time
+		id       *int64
+		stream   *string
+		seq      int64
+		when     *time.Time
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &stream, &seq, &when}, func() error {
+		if id == nil {
+			audience, at = seq, when.UTC()
+			return nil
 		}
+		ns = append(ns, herald.Notification{ID: *id, User: *stream, Seq: uint64(seq), Type: d.Type, Content: content, Data: d.Data, Topic: d.Topic, Critical: d.Critical})
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	if err := queuePushes(ctx, tx, pID, pUser, pNow, pBcast, now, s.opts.PushDelay); err != nil {
-		return nil, err
+	for j := range ns {
+		ns[j].CreatedAt = at
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, err
-	}
-	return later, nil
+	slices.SortFunc(ns, func(a, b herald.Notification) int { return cmp.Compare(a.ID, b.ID) })
+	p.Muted[i] = int(audience) - len(ns)
+	p.Receipts[i] = herald.Receipt{Notifications: ns, Muted: p.Muted[i], Recipients: len(ns)}
+	w.keep(p, i, ns, at)
+	return nil
 }

@@ -111,44 +111,6 @@ func applyMutes(ctx context.Context, tx pgx.Tx, plans []*store.Plan) error {
 	return nil
 }
 
-// topicSubscribers is the expansion of a topic draft: its subscribers, at most one more than
-// store.MaxTopicRecipients, in one statement, with whether each muted it (unless it is
-// critical, which no mute holds back).
-func topicSubscribers(ctx context.Context, tx pgx.Tx, d *herald.Draft) ([]string, []bool, error) {
-	if d.Critical {
-		rows, err := tx.Query(ctx, `SELECT user_id FROM herald_topic_subscribers WHERE topic = $1 ORDER BY user_id LIMIT $2`, d.Topic, store.MaxTopicRecipients+1)
-		if err != nil {
-			return nil, nil, err
-		}
-		us, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		return us, nil, err
-	}
-	typ, topic, prefixes := store.MuteArgs(d)
-	rows, err := tx.Query(ctx, `SELECT s.user_id, `+store.MutedSQL("herald_mutes", "s.user_id", "$3", "$4", "= ANY($5::text[])")+`
-		FROM herald_topic_subscribers s WHERE s.topic = $1 ORDER BY s.user_id LIMIT $2`,
-		d.Topic, store.MaxTopicRecipients+1, typ, topic, prefixes)
-	if err != nil {
-		return nil, nil, err
-	}
-	var us []string
-	var ms []bool
-	anyMuted := false
-	var u string
-	var muted bool
-	_, err = pgx.ForEachRow(rows, []any{&u, &muted}, func() error {
-		us, ms = append(us, u), append(ms, muted)
-		anyMuted = anyMuted || muted
-		return nil
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	if !anyMuted {
-		ms = nil
-	}
-	return us, ms, nil
-}
-
 // broadcastMuted is the condition, on a broadcast n of an inbox or count read whose user is
 // $1, that the user muted it in the app (a broadcast has no topic: only type and prefix rules).
 const broadcastMuted = `(NOT n.critical AND EXISTS (SELECT 1 FROM herald_mutes m WHERE m.user_id = $1 AND m.channel = '` + herald.ChannelInApp + `' AND (

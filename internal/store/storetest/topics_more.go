@@ -19,6 +19,42 @@ func testTopicsMore(t *testing.T, s herald.Store) {
 	t.Run("TopicLimits", func(t *testing.T) { testTopicLimits(t, s) })
 	t.Run("TopicLimitsConcurrent", func(t *testing.T) { testTopicLimitsConcurrent(t, s) })
 	t.Run("TopicAmongDrafts", func(t *testing.T) { testTopicAmongDrafts(t, s) })
+	t.Run("TopicOverTheBound", func(t *testing.T) { testTopicOverTheBound(t, s) })
+}
+
+// testTopicOverTheBound: a topic publish that would reach more than MaxTopicRecipients (100,000)
+// is too_large and writes nothing, in a batch with other drafts too; excluding one subscriber
+// does not bring it under, since the bound is on the audience counted with one over.
+func testTopicOverTheBound(t *testing.T, s herald.Store) {
+	if testing.Short() {
+		t.Skip("subscribes 100,001 users")
+	}
+	const bound = 100_000 // store.MaxTopicRecipients, which storetest cannot import
+	users := make([]string, bound+1)
+	for i := range users {
+		users[i] = fmt.Sprintf("big-%06d", i)
+	}
+	for from := 0; from < len(users); from += 10_000 {
+		subscribe(t, s, "big", users[from:min(from+10_000, len(users))]...)
+	}
+	before := appendOK(t, s, scope, uni("t", `{}`, "big-000000"))[0].Notifications[0]
+	for _, drafts := range [][]herald.Draft{
+		{topicDraft("big", `{}`)},
+		{topicDraft("big", `{}`, "nobody")},
+		{uni("t", `{}`, "big-000000"), topicDraft("big", `{}`)},
+	} {
+		_, err := s.Append(t.Context(), scope, drafts)
+		if herald.ErrorCode(err) != herald.ETOOLARGE {
+			t.Fatalf("Append of %d drafts to a topic of %d: %v, want too_large", len(drafts), bound+1, err)
+		}
+	}
+	ns, err := s.Stream(t.Context(), "big-000000", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ns) != 1 || ns[0].ID != before.ID {
+		t.Fatalf("after refused publishes big-000000 has %d notifications, want only %d", len(ns), before.ID)
+	}
 }
 
 // testTopicAmongDrafts: a topic draft between drafts to the same users, in one request and in
@@ -31,6 +67,20 @@ func testTopicAmongDrafts(t *testing.T, s herald.Store) {
 		topicDraft("among", `{"n":4}`), uni("t", `{"n":5}`, "am-a"))
 	if rs[1].Recipients != 2 || rs[3].Recipients != 3 {
 		t.Fatalf("recipients %d and %d, want 2 and 3", rs[1].Recipients, rs[3].Recipients)
+	}
+	// Ids follow the drafts' order, across the kinds of draft.
+	for user, want := range map[string][]string{"am-a": {`{"n":0}`, `{"n":1}`, `{"n":2}`, `{"n":4}`, `{"n":5}`}, "am-b": {`{"n":1}`, `{"n":2}`, `{"n":3}`, `{"n":4}`}} {
+		ns, err := s.Stream(ctx, user, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, n := range ns {
+			got = append(got, string(n.Data))
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s's stream in order: %v, want %v", user, got, want)
+		}
 	}
 	var wg sync.WaitGroup
 	for i := range 6 {
