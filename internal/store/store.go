@@ -112,7 +112,7 @@ func idSpan(ns []herald.Notification) (first, last int64) {
 }
 
 // MaxTopicRecipients bounds the subscribers one topic publish reaches. Its expansion is held in
-// memory for its commit (about 0.4 KB a recipient on SQLite, 1.2 KB on PostgreSQL; a topic
+// memory for its commit (about 0.4 KB a recipient on SQLite, 0.6 KB on PostgreSQL; a topic
 // publish takes a commit group to itself and a store commits one group at a time, so one
 // expansion at a time per node); stores count at most one more subscriber than this.
 const MaxTopicRecipients = 100_000
