@@ -226,6 +226,33 @@ func testPushQueue(t *testing.T, s herald.Store) {
 			t.Fatalf("PushOutboxStats: %+v, %v", st, err)
 		}
 	})
+	t.Run("a topic's subscribers", func(t *testing.T) {
+		subscribe(t, s, "push-topic", "alice", "bob", "carol") // carol has no subscription
+		for _, tc := range []struct {
+			mode herald.PushMode
+			now  bool
+			none bool
+		}{{herald.PushDefault, false, false}, {herald.PushAlways, true, false}, {herald.PushNever, false, true}} {
+			d := topicDraft("push-topic", `7`, "bob")
+			d.Push = tc.mode
+			ns, err := s.Stream(ctx, "alice", 0, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			appendOK(t, s, scope, d)
+			after, err := s.Stream(ctx, "alice", ns[len(ns)-1].Seq, 10)
+			if err != nil || len(after) != 1 {
+				t.Fatalf("alice's new notifications: %v, %v", after, err)
+			}
+			want := []pushKey{{after[0].ID, "alice", "e/a1", tc.now}}
+			if tc.none {
+				want = []pushKey{}
+			}
+			if got := keys(claimAll(t, s)); !slices.Equal(got, want) {
+				t.Fatalf("push %q: queued %+v, want %+v", tc.mode, got, want)
+			}
+		}
+	})
 	t.Run("a replayed key queues nothing", func(t *testing.T) {
 		appendOK(t, s, scope, keyed(uni("t", `6`, "bob"), "k1"))
 		if n := len(claimAll(t, s)); n != 1 {
