@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -477,5 +478,63 @@ func testStreamBufferBoundsAStalledClient(t *testing.T) {
 	}
 	if replayed != published {
 		t.Fatalf("back with its last id the stalled client replayed %d of %d", replayed, published)
+	}
+}
+
+// TestRetentionGapAcrossARestart: a node without a bus fills its recent windows from the file
+// when it starts (internal/store/sqlite/warm.go). What retention removed before the restart is
+// still told (herald.missed, then the kept notifications), and a cursor inside what was kept
+// gets exactly what followed it, once each.
+func TestRetentionGapAcrossARestart(t *testing.T) {
+	store := "sqlite:" + filepath.Join(t.TempDir(), "herald.db")
+	s := startServer(t, func(c *config.Config) {
+		c.Store = store
+		c.RetentionMax = 3
+		c.PruneInterval = 20 * time.Millisecond
+	})
+	for i := 1; i <= 10; i++ {
+		s.mustPublish(t, map[string]any{"to": []string{"alice"}, "data": i})
+	}
+	waitFor(t, 5*time.Second, "retention to prune", func() bool {
+		var page struct{ Notifications []any }
+		s.getJSON(t, "/v1/notifications?user=alice", &page)
+		return len(page.Notifications) == 3
+	})
+	s.stop()
+	s = startServer(t, func(c *config.Config) { c.Store = store })
+	tests := []struct {
+		cursor string
+		want   []string
+	}{
+		{"2.0", []string{"7.0 herald.missed", "8.0 notification 8", "9.0 notification 9", "10.0 notification 10"}},
+		{"7.0", []string{"8.0 notification 8", "9.0 notification 9", "10.0 notification 10"}},
+		{"8.0", []string{"9.0 notification 9", "10.0 notification 10"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.cursor, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, ch, err := s.openStream(ctx, "user=alice", tt.cursor)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for ev := range ch {
+				if ev.Type == idOnly {
+					continue
+				}
+				item := bare(ev.Cursor) + " " + ev.Type
+				if ev.Type == "notification" {
+					item += " " + string(ev.Env.Data)
+				}
+				got = append(got, item)
+				if bare(ev.Cursor) == "10.0" {
+					break
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("resume from %s after a restart:\n got  %q\n want %q", tt.cursor, got, tt.want)
+			}
+		})
 	}
 }

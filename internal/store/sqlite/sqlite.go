@@ -221,6 +221,15 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("sqlite: read preferences: %w", err)
 		}
 		s.mayMute.Store(some)
+		// Nobody writes the file until the commit loop below starts: the windows can be filled
+		// from it as if this store had made those commits (warm.go).
+		if _, err := s.read.window.warm(ctx, reader); err != nil {
+			s.read.close()
+			s.stmts.close()
+			reader.Close()
+			writer.Close()
+			return nil, err
+		}
 	} else {
 		s.read.window.off = true
 		s.mayMute.Store(true)

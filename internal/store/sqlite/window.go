@@ -23,8 +23,9 @@ import (
 // window is dropped (beginPrune, endPrune); a new epoch drops them too. A window only ever
 // starts again from commits made after that, which retention has not touched, so a cursor
 // before what retention removed is never served from memory and gets its herald.missed from
-// the store. After a restart the windows are empty: resumes read the store until their
-// streams have new commits.
+// the store. After a restart the windows are filled from the file before the commit loop
+// starts (warm.go), under the same rule: a window holds only rows the store holds, contiguous
+// and ending at the head.
 
 // The window's bounds: per stream, enough for a client away during a few broadcasts and
 // notifications; in all, a few tens of megabytes at most.

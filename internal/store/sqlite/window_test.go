@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/heraldhq/herald"
 )
@@ -68,10 +69,10 @@ func TestRecentWindowNeverServesAGap(t *testing.T) {
 			s.read.window.commit([]herald.Notification{{ID: 100, User: herald.BroadcastStream, Seq: 8, Type: "b"}})
 			return s
 		}, herald.Cursor{User: 1, Broadcast: 2}, false, 3, 6},
-		{"a restart", func(t *testing.T, s *Store, path string) *Store {
+		{"a restart (the window is warmed from the file)", func(t *testing.T, s *Store, path string) *Store {
 			s.Close()
 			return openAt(t, path, Options{SoleWriter: true})
-		}, herald.Cursor{User: 1, Broadcast: 2}, false, 3, 6},
+		}, herald.Cursor{User: 1, Broadcast: 2}, true, 3, 6},
 		{"a new epoch", func(t *testing.T, s *Store, _ string) *Store {
 			if _, err := s.NewEpoch(ctx); err != nil {
 				t.Fatal(err)
@@ -103,6 +104,136 @@ func TestRecentWindowNeverServesAGap(t *testing.T) {
 			}
 			if first != tt.wantFirst || got.Heads.Broadcast != tt.wantHead {
 				t.Errorf("first broadcast %d, head %d; want %d, %d", first, got.Heads.Broadcast, tt.wantFirst, tt.wantHead)
+			}
+		})
+	}
+}
+
+// After a restart the windows are filled from the file (warm.go): a resume inside what was
+// read is answered from memory with exactly what the store holds, and one that needs a row
+// retention removed, before the restart or after it, is answered by the store, which tells the
+// client (herald.missed) — as is one whose stream lost its newest rows or has a hole.
+func TestWarmWindowAcrossARestart(t *testing.T) {
+	ctx := context.Background()
+	bcast := herald.Draft{Broadcast: true, Type: "b", Data: json.RawMessage(`{"b":1}`)}
+	alice := herald.Draft{To: []string{"alice"}, Type: "u", Data: json.RawMessage(`{"u":1}`),
+		Content: &herald.Content{Title: "hello"}}
+	prune := func(r herald.Retention) func(t *testing.T, s *Store) {
+		return func(t *testing.T, s *Store) {
+			if n, err := s.Prune(ctx, r); err != nil || n == 0 {
+				t.Fatalf("pruned %d: %v", n, err)
+			}
+		}
+	}
+	raw := func(q string) func(t *testing.T, s *Store) {
+		return func(t *testing.T, s *Store) {
+			if _, err := s.writer.ExecContext(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	type resume struct {
+		user       string // alice when empty
+		after      herald.Cursor
+		fromMemory bool
+		// The first notification of each stream Feed must return (0: none), and the heads.
+		wantUser, wantBroadcast uint64
+		wantHeads               herald.Cursor
+	}
+	tests := []struct {
+		name string
+		// before runs on the store before it is closed (6 broadcasts and 3 notifications to
+		// alice committed), between on the file opened by another process while it is down,
+		// after on the store opened again.
+		before, between, after func(t *testing.T, s *Store)
+		resumes                []resume
+	}{
+		{name: "nothing removed", resumes: []resume{
+			{"bob", herald.Cursor{Broadcast: 2}, false, 0, 3, herald.Cursor{Broadcast: 6}}, // no stream of bob's: the store answers
+			{"", herald.Cursor{User: 1, Broadcast: 2}, true, 2, 3, herald.Cursor{User: 3, Broadcast: 6}},
+			{"", herald.Cursor{User: 0, Broadcast: 0}, true, 1, 1, herald.Cursor{User: 3, Broadcast: 6}},
+			{"", herald.Cursor{User: 3, Broadcast: 6}, true, 0, 0, herald.Cursor{User: 3, Broadcast: 6}},
+		}},
+		{name: "retention before the restart", before: prune(herald.Retention{MaxPerStream: 2}), resumes: []resume{
+			{"", herald.Cursor{User: 0, Broadcast: 2}, false, 2, 5, herald.Cursor{User: 3, Broadcast: 6}}, // the hole: herald.missed
+			{"", herald.Cursor{User: 1, Broadcast: 4}, true, 2, 5, herald.Cursor{User: 3, Broadcast: 6}},
+			{"", herald.Cursor{User: 2, Broadcast: 5}, true, 3, 6, herald.Cursor{User: 3, Broadcast: 6}},
+		}},
+		{name: "retention while down", between: prune(herald.Retention{MaxPerStream: 2}), resumes: []resume{
+			{"", herald.Cursor{User: 1, Broadcast: 2}, false, 2, 5, herald.Cursor{User: 3, Broadcast: 6}},
+			{"", herald.Cursor{User: 1, Broadcast: 4}, true, 2, 5, herald.Cursor{User: 3, Broadcast: 6}},
+		}},
+		{name: "retention after the restart", after: prune(herald.Retention{MaxPerStream: 2}), resumes: []resume{
+			{"", herald.Cursor{User: 1, Broadcast: 2}, false, 2, 5, herald.Cursor{User: 3, Broadcast: 6}},
+			{"", herald.Cursor{User: 1, Broadcast: 4}, false, 2, 5, herald.Cursor{User: 3, Broadcast: 6}},
+		}},
+		{name: "retention removed everything while down", between: prune(herald.Retention{MaxAge: time.Nanosecond}), resumes: []resume{
+			{"", herald.Cursor{User: 1, Broadcast: 2}, false, 0, 0, herald.Cursor{User: 3, Broadcast: 6}},
+		}},
+		{name: "new commits after the restart", after: func(t *testing.T, s *Store) {
+			appendN(t, s, bcast, 2)
+			appendN(t, s, alice, 1)
+		}, resumes: []resume{
+			{"", herald.Cursor{User: 1, Broadcast: 2}, true, 2, 3, herald.Cursor{User: 4, Broadcast: 8}},
+		}},
+		{name: "the newest rows gone while down", between: raw(`DELETE FROM notifications WHERE stream = '' AND seq = 6`), resumes: []resume{
+			{"", herald.Cursor{User: 1, Broadcast: 2}, false, 2, 3, herald.Cursor{User: 3, Broadcast: 6}},
+		}},
+		{name: "a hole while down", between: raw(`DELETE FROM notifications WHERE stream = '' AND seq = 4`), resumes: []resume{
+			{"", herald.Cursor{User: 1, Broadcast: 2}, false, 2, 3, herald.Cursor{User: 3, Broadcast: 6}}, // 3, then the hole
+			{"", herald.Cursor{User: 1, Broadcast: 4}, true, 2, 5, herald.Cursor{User: 3, Broadcast: 6}},
+		}},
+		{name: "more than a window", before: func(t *testing.T, s *Store) { appendN(t, s, bcast, windowPerStream) }, resumes: []resume{
+			{"", herald.Cursor{User: 1, Broadcast: 5}, false, 2, 6, herald.Cursor{User: 3, Broadcast: 6 + windowPerStream}},
+			{"", herald.Cursor{User: 1, Broadcast: 7}, true, 2, 8, herald.Cursor{User: 3, Broadcast: 6 + windowPerStream}},
+		}},
+		{name: "a new epoch while down", between: func(t *testing.T, s *Store) {
+			if _, err := s.NewEpoch(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}, resumes: []resume{
+			{"", herald.Cursor{User: 1, Broadcast: 2}, true, 2, 3, herald.Cursor{User: 3, Broadcast: 6}},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "warm.db")
+			s := openAt(t, path, Options{SoleWriter: true})
+			appendN(t, s, bcast, 6)
+			appendN(t, s, alice, 3)
+			if tt.before != nil {
+				tt.before(t, s)
+			}
+			s.Close()
+			if tt.between != nil {
+				other := openAt(t, path, Options{})
+				tt.between(t, other)
+				other.Close()
+			}
+			s = openAt(t, path, Options{SoleWriter: true})
+			if tt.after != nil {
+				tt.after(t, s)
+			}
+			for i, r := range tt.resumes {
+				if r.user == "" {
+					r.user = "alice"
+				}
+				_, fromMemory := s.read.window.feed(r.user, r.after, 100)
+				if fromMemory != r.fromMemory {
+					t.Errorf("resume %d from %v: answered from memory: %v, want %v", i, r.after, fromMemory, r.fromMemory)
+				}
+				got := feedBoth(t, s, r.user, r.after, 100) // exactly what the store holds
+				var firstUser, firstBroadcast uint64
+				if len(got.User) > 0 {
+					firstUser = got.User[0].Seq
+				}
+				if len(got.Broadcast) > 0 {
+					firstBroadcast = got.Broadcast[0].Seq
+				}
+				if firstUser != r.wantUser || firstBroadcast != r.wantBroadcast || got.Heads != r.wantHeads {
+					t.Errorf("resume %d from %v: first %d and %d, heads %v; want %d and %d, heads %v", i, r.after,
+						firstUser, firstBroadcast, got.Heads, r.wantUser, r.wantBroadcast, r.wantHeads)
+				}
 			}
 		})
 	}
