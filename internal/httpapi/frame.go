@@ -30,7 +30,8 @@ type sharedFrame struct {
 // of the envelope from splicing ids in the wrong place).
 func newSharedFrame(n *herald.Notification, named bool) ([]byte, *sharedFrame) {
 	frame := encodeNotification(n, named)
-	var head []byte
+	var scratch [128]byte // what the frame must begin with: on the stack, for a type of up to 64
+	head := scratch[:0]
 	if named && n.Type != "" {
 		head = append(head, "event: "...)
 		head = append(head, n.Type...)
