@@ -219,6 +219,11 @@ func run(ctx context.Context, o options, scenario string) (*result, error) {
 	res.RSSBeforeMB, res.RSSAfterMB = float64(rssBefore)/1024, float64(rssAfter)/1024
 	res.KBPerStream = float64(rssAfter-rssBefore) / float64(res.Open)
 
+	if scenario == "broadcast" || scenario == "topic" {
+		// A CPU profile of the server over the rounds, and the time their deliveries take.
+		stop := o.profileRounds()
+		defer stop()
+	}
 	switch scenario {
 	case "idle":
 		return res, nil
@@ -261,6 +266,7 @@ func broadcast(ctx context.Context, o options, f *fleet, res *result) error {
 		if _, err := pub.post(ctx, "/v1/notifications", body); err != nil {
 			return fmt.Errorf("round %d: %w", r, err)
 		}
+		res.AckMs = append(res.AckMs, float64(time.Now().UnixNano()-t)/1e6)
 		sent[r] = t
 		rounds = append(rounds, r)
 	}
@@ -268,9 +274,7 @@ func broadcast(ctx context.Context, o options, f *fleet, res *result) error {
 	res.CPUMicrosPerEvent = o.cpuPerEvent(cpu0, f.events()-events0)
 	rep := f.report(reportCmd{Rounds: rounds})
 	res.add(rep)
-	for _, r := range rounds {
-		res.LastDeliveryMs = append(res.LastDeliveryMs, float64(rep.LastRecv[r]-sent[r])/1e6)
-	}
+	res.rounds(rep, rounds, sent)
 	res.Published = len(rounds)
 	return nil
 }
@@ -582,7 +586,7 @@ func (f *fleet) report(c reportCmd) *report {
 	for _, w := range f.workers {
 		_ = w.in.Encode(map[string]any{"report": c})
 	}
-	sum := &report{LastRecv: map[int]int64{}}
+	sum := &report{LastRecv: map[int]int64{}, FirstRecv: map[int]int64{}}
 	for _, w := range f.workers {
 		m, ok := <-w.msgs
 		if !ok || m.Report == nil {
@@ -596,6 +600,11 @@ func (f *fleet) report(c reportCmd) *report {
 		sum.Closed += r.Closed
 		for k, v := range r.LastRecv {
 			sum.LastRecv[k] = max(sum.LastRecv[k], v)
+		}
+		for k, v := range r.FirstRecv {
+			if first, ok := sum.FirstRecv[k]; !ok || v < first {
+				sum.FirstRecv[k] = v
+			}
 		}
 	}
 	return sum

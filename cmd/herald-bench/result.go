@@ -25,13 +25,17 @@ type result struct {
 	RSSAfterMB     float64 `json:"rss_after_mb"`
 	KBPerStream    float64 `json:"kb_per_stream"`
 
-	Published         int       `json:"published"`
-	PublishErrors     int       `json:"publish_errors"`
-	PublishRate       float64   `json:"published_per_second"`
-	AckLatency        *dist     `json:"ack_latency,omitempty"`
-	Delivered         int       `json:"delivered"`
-	Latency           *dist     `json:"delivery_latency,omitempty"`
-	LastDeliveryMs    []float64 `json:"last_delivery_ms,omitempty"` // per broadcast round
+	Published      int       `json:"published"`
+	PublishErrors  int       `json:"publish_errors"`
+	PublishRate    float64   `json:"published_per_second"`
+	AckLatency     *dist     `json:"ack_latency,omitempty"`
+	Delivered      int       `json:"delivered"`
+	Latency        *dist     `json:"delivery_latency,omitempty"`
+	LastDeliveryMs []float64 `json:"last_delivery_ms,omitempty"` // per broadcast round
+	// Per round of broadcast and topic: when the publisher had its 201 (the commit, and the
+	// hand-over to the hub, are done), and when the first stream received the event.
+	AckMs             []float64 `json:"ack_ms,omitempty"`
+	FirstDeliveryMs   []float64 `json:"first_delivery_ms,omitempty"`
 	CPUMicrosPerEvent float64   `json:"server_cpu_us_per_event"`
 
 	Missing    int `json:"missing"`
@@ -61,6 +65,14 @@ func (r *result) add(rep *report) {
 	r.Delivered = len(rep.Latencies)
 	r.Latency = distOf(rep.Latencies)
 	r.Missing, r.Duplicate, r.Unexpected, r.Closed = rep.Missing, rep.Duplicate, rep.Unexpect, rep.Closed
+}
+
+// rounds records the first and last delivery of each round, from when it was sent (unix ns).
+func (r *result) rounds(rep *report, rounds []int, sent map[int]int64) {
+	for _, n := range rounds {
+		r.LastDeliveryMs = append(r.LastDeliveryMs, float64(rep.LastRecv[n]-sent[n])/1e6)
+		r.FirstDeliveryMs = append(r.FirstDeliveryMs, float64(rep.FirstRecv[n]-sent[n])/1e6)
+	}
 }
 
 func (r *result) lastDeliveryMedian() float64 {
@@ -96,6 +108,19 @@ func (r *result) print(w io.Writer) {
 			parts[i] = fmt.Sprintf("%.0f", v)
 		}
 		fmt.Fprintf(w, "  last delivery per round (ms): %s; median %.0f\n", strings.Join(parts, " "), r.lastDeliveryMedian())
+	}
+	for _, x := range []struct {
+		what string
+		ms   []float64
+	}{{"201 to the publisher", r.AckMs}, {"first delivery", r.FirstDeliveryMs}} {
+		if len(x.ms) == 0 {
+			continue
+		}
+		parts := make([]string, len(x.ms))
+		for i, v := range x.ms {
+			parts[i] = fmt.Sprintf("%.0f", v)
+		}
+		fmt.Fprintf(w, "  %s per round (ms): %s; median %.0f\n", x.what, strings.Join(parts, " "), median(x.ms))
 	}
 	if r.CPUMicrosPerEvent > 0 {
 		what := "delivered event"

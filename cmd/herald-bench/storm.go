@@ -47,8 +47,8 @@ func (s *stormOptions) register(fs *flag.FlagSet) {
 	fs.BoolVar(&s.quiet, "quiet", false, "storm: publish nothing while the streams are away: the time to reconnect only, for reference")
 	fs.StringVar(&s.serve, "serve", "", "storm: shell command starting the server; the generator starts it, uses its pid for CPU, and kills it at the end")
 	fs.StringVar(&s.serveLog, "serve-log", "", "storm: file the -serve server's output is appended to (default: discarded)")
-	fs.StringVar(&s.pprof, "pprof", "", "storm: the server's pprof base URL (its --pprof-addr), for -profile")
-	fs.StringVar(&s.profile, "profile", "", "storm: write a CPU profile of the server during the resume to this file (needs -pprof)")
+	fs.StringVar(&s.pprof, "pprof", "", "storm, broadcast, topic: the server's pprof base URL (its --pprof-addr), for -profile")
+	fs.StringVar(&s.profile, "profile", "", "storm, broadcast, topic: write a CPU profile of the server during the resume, or the rounds, to this file (needs -pprof)")
 	fs.DurationVar(&s.wait, "storm-wait", 60*time.Second, "storm: how long the resume may take before the run fails")
 }
 
@@ -330,6 +330,25 @@ func publishAway(ctx context.Context, o options, pub *publisher) (int, error) {
 		return 0, err
 	}
 	return n, nil
+}
+
+// profileRounds starts a CPU profile of the server for the rounds of broadcast or topic (their
+// intervals and a few seconds for the last deliveries), when -profile asks for one; the function
+// returned waits for it.
+func (o options) profileRounds() func() {
+	so := o.storm
+	if so.profile == "" || so.pprof == "" {
+		return func() {}
+	}
+	seconds := int((time.Duration(o.rounds) * o.interval).Seconds()) + 3
+	done := make(chan error, 1)
+	go func() { done <- fetchProfile(strings.TrimRight(so.pprof, "/"), so.profile, seconds) }()
+	time.Sleep(100 * time.Millisecond) // the profile starts before the first round
+	return func() {
+		if err := <-done; err != nil {
+			fmt.Fprintln(os.Stderr, "herald-bench: profile:", err)
+		}
+	}
 }
 
 func fetchProfile(base, path string, seconds int) error {

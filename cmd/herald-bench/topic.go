@@ -51,6 +51,7 @@ func topicRounds(ctx context.Context, o options, f *fleet, res *result) error {
 		if _, err := pub.post(ctx, "/v1/notifications", body); err != nil {
 			return fmt.Errorf("round %d: %w", r, err)
 		}
+		res.AckMs = append(res.AckMs, float64(time.Now().UnixNano()-t)/1e6)
 		sent[r] = t
 		rounds = append(rounds, r)
 	}
@@ -58,9 +59,7 @@ func topicRounds(ctx context.Context, o options, f *fleet, res *result) error {
 	res.CPUMicrosPerEvent = o.cpuPerEvent(cpu0, f.events()-events0)
 	rep := f.report(reportCmd{Rounds: rounds})
 	res.add(rep)
-	for _, r := range rounds {
-		res.LastDeliveryMs = append(res.LastDeliveryMs, float64(rep.LastRecv[r]-sent[r])/1e6)
-	}
+	res.rounds(rep, rounds, sent)
 	res.Published = len(rounds)
 	return nil
 }

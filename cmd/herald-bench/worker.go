@@ -85,8 +85,9 @@ type opened struct {
 }
 
 type report struct {
-	Latencies []int32       `json:"latencies"` // µs, one per delivered bench event
-	LastRecv  map[int]int64 `json:"last_recv"` // number → the latest arrival (unix ns)
+	Latencies []int32       `json:"latencies"`  // µs, one per delivered bench event
+	LastRecv  map[int]int64 `json:"last_recv"`  // number → the latest arrival (unix ns)
+	FirstRecv map[int]int64 `json:"first_recv"` // number → the earliest arrival (unix ns)
 	Missing   int           `json:"missing"`
 	Duplicate int           `json:"duplicate"`
 	Unexpect  int           `json:"unexpected"`
@@ -356,7 +357,7 @@ func field(b []byte, key string) (int64, bool) {
 }
 
 func (w *worker) report(c reportCmd) *report {
-	r := &report{LastRecv: map[int]int64{}, Closed: int(w.closed.Load())}
+	r := &report{LastRecv: map[int]int64{}, FirstRecv: map[int]int64{}, Closed: int(w.closed.Load())}
 	for _, s := range w.streams {
 		if (c.Only == "stalling" && !s.stalling) || (c.Only == "steady" && s.stalling) {
 			continue
@@ -386,6 +387,9 @@ func (w *worker) report(c reportCmd) *report {
 			r.Latencies = append(r.Latencies, int32(min((g.at-g.sent)/1000, 1<<31-1)))
 			if g.at > r.LastRecv[int(g.n)] {
 				r.LastRecv[int(g.n)] = g.at
+			}
+			if first, ok := r.FirstRecv[int(g.n)]; !ok || g.at < first {
+				r.FirstRecv[int(g.n)] = g.at
 			}
 		}
 		for _, seen := range want {

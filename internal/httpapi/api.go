@@ -153,6 +153,9 @@ type API struct {
 	afterPark func(*conn)
 	// prefs are the preferences of the users with streams open here (prefs.go).
 	prefs *prefsCache
+	// topicFrames are the shared frames of the last topic publish delivered, without and with
+	// the event field (frame.go).
+	topicFrames [2]atomic.Pointer[sharedFrame]
 }
 
 // New returns the API. Store and Hub are required.

@@ -35,6 +35,33 @@ func BenchmarkEncode(b *testing.B) {
 			_ = ev.Frame(true, encodeNotification)
 		}
 	})
+	// A recipient of a topic publish: an event of its own, whose frame is the publish's shared
+	// frame with its id (frame.go), against encoding its frame as the event's own.
+	topic := withContent
+	topic.User, topic.Topic = "u17", "post:1842"
+	for _, shared := range []bool{false, true} {
+		name := "topic-recipient-own-frame"
+		if shared {
+			name = "topic-recipient-shared-frame"
+		}
+		b.Run(name, func(b *testing.B) {
+			c := &conn{api: &API{epoch: "5a3c01d2"}, named: true, user: "u17"}
+			c.park.shard = &shard{}
+			b.ReportAllocs()
+			for b.Loop() {
+				topic.ID++
+				topic.Seq = c.pos.User + 1
+				ev := &hub.Event{Notification: topic}
+				c.buf, c.live = c.buf[:0], c.live[:0]
+				if shared {
+					_, _ = c.deliver([]*hub.Event{ev})
+				} else {
+					c.pos.User = topic.Seq
+					c.buf = c.appendEvent(c.buf, ev.Frame(c.named, encodeNotification))
+				}
+			}
+		})
+	}
 	b.Run("per-recipient", func(b *testing.B) {
 		ev := &hub.Event{Notification: n}
 		events := []*hub.Event{ev}

@@ -220,6 +220,7 @@ type shard struct {
 	wake  chan struct{}
 
 	// The writer's scratch, reused for every stream it services.
+	raw    *rawWriter
 	buf    []byte
 	events []*hub.Event
 	live   []time.Time
@@ -231,7 +232,7 @@ func newShard(p *parker) (*shard, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &shard{p: p, poller: pl, byFD: map[int]*conn{}, wake: make(chan struct{}, 1), input: make([]byte, 512)}, nil
+	return &shard{p: p, poller: pl, byFD: map[int]*conn{}, wake: make(chan struct{}, 1), input: make([]byte, 512), raw: newRawWriter()}, nil
 }
 
 func (s *shard) add(c *conn) bool {
@@ -398,7 +399,7 @@ func (s *shard) send(c *conn, b []byte) bool {
 	s.mu.Lock()
 	st.writable = false
 	s.mu.Unlock()
-	n, err := rawWrite(st.raw, b)
+	n, err := s.raw.rawWrite(st.raw, b)
 	if err != nil {
 		s.close(c, hub.ClientGone, err)
 		return false
@@ -481,7 +482,7 @@ func (s *shard) sweep(now time.Time) {
 		case skip:
 		case !st.expires.IsZero() && now.After(st.expires):
 			if len(st.pending) == 0 {
-				_, _ = rawWrite(st.raw, expiredFrame)
+				_, _ = s.raw.rawWrite(st.raw, expiredFrame)
 			}
 			s.close(c, hub.CredentialsExpired, nil)
 		case len(st.pending) > 0:

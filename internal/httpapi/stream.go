@@ -378,7 +378,14 @@ func (c *conn) deliver(events []*hub.Event) (gap bool, err error) {
 		}
 		c.pos = c.pos.With(ev.User, ev.Seq)
 		if c.wanted(ev.Type) && !c.muted(&ev.Notification) {
-			c.buf = c.appendEvent(c.buf, ev.Frame(c.named, encodeNotification))
+			if ev.Topic != "" {
+				// One of a topic publish's notifications, each in its own stream: their frames
+				// differ only in the id (frame.go).
+				c.buf = c.appendID(c.buf)
+				c.buf = c.api.appendTopicFrame(c.buf, &ev.Notification, c.named)
+			} else {
+				c.buf = c.appendEvent(c.buf, ev.Frame(c.named, encodeNotification))
+			}
 			c.live = append(c.live, ev.CreatedAt)
 			if c.park.shard != nil {
 				continue // parked: the shard writes what deliver buffers, without blocking
@@ -405,11 +412,16 @@ func (c *conn) flushAt(n int) error {
 func (c *conn) wanted(typ string) bool { return c.filter == nil || c.filter[typ] }
 
 func (c *conn) appendEvent(dst, frame []byte) []byte {
+	return append(c.appendID(dst), frame...)
+}
+
+// appendID appends the id line of the stream's position, the cursor of the event that follows.
+func (c *conn) appendID(dst []byte) []byte {
 	dst = append(dst, "id: "...)
 	dst = c.pos.AppendIn(dst, c.api.epoch)
 	dst = append(dst, '\n')
 	c.sent = c.pos
-	return append(dst, frame...)
+	return dst
 }
 
 // catchUpInSlot is catchUp on the stream's own goroutine, within the server's bound on
