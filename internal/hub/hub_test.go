@@ -826,7 +826,9 @@ func TestDrain(t *testing.T) {
 	st := openStore(t)
 	h := newHub(t, Options{Source: st})
 	const n = 200
-	window := 400 * time.Millisecond
+	// Long enough that a busy machine's stalls (a few hundred ms under -race and load) do not
+	// bunch the closes or push the last one far past it: the bounds below are a fraction of it.
+	window := 2 * time.Second
 	subs := make([]*Subscription, n)
 	for i := range subs {
 		subs[i] = subscribe(t, h, fmt.Sprintf("u%d", i))
@@ -870,12 +872,12 @@ func TestDrain(t *testing.T) {
 	if spread := ends[3*n/4] - ends[n/4]; spread < window/3 {
 		t.Errorf("the middle half of the closes spans %s of a %s window", spread, window)
 	}
-	if last := ends[n-1]; last > window+200*time.Millisecond {
+	if last := ends[n-1]; last > 2*window {
 		t.Errorf("the last close came %s after Drain, window %s", last, window)
 	}
 	select {
 	case <-done:
-	case <-time.After(time.Second):
+	case <-time.After(5 * time.Second):
 		t.Fatal("Drain did not report done after every subscription closed")
 	}
 	if again := h.Drain(window); again == nil {

@@ -45,6 +45,9 @@ func (s *Store) commitGroup(group []*store.Request) (later []*store.Request) {
 		return nil
 	}
 	w.noPush = s.opts.NoPush
+	// Read in the transaction: a change of preferences sets it before its own transaction,
+	// which the writer lock puts wholly before or after this one (Store.mayMute).
+	w.noMutes = !s.mayMute.Load()
 	defer w.close()
 	for _, req := range group {
 		// Each request is checked before anything of it is written, so a request refused for an
@@ -147,6 +150,8 @@ type txWriter struct {
 	// pushes are the ranges of ids whose notifications are queued for Web Push (push.go).
 	pushes []pushRange
 	noPush bool
+	// noMutes: no user of the file has a mute rule, so none is read or joined.
+	noMutes bool
 }
 
 func newTxWriter(ctx context.Context, tx *sql.Tx, stmts *writerStmts, now time.Time, group []*store.Request) (*txWriter, error) {
@@ -343,12 +348,13 @@ func topicAudience(d *herald.Draft) (cond string, args []any) {
 // topicRecipients is the one place that says whom a topic draft reaches: its audience at this
 // point of the transaction (the writer connection, where subscriptions and preferences are
 // written too, so a bulk subscribe or a change of preferences is wholly before or after), less
-// those who muted it, unless it is critical. It returns a condition on topic_subscribers s,
-// whose user_id is the recipient, and its arguments. Both statements of writeTopic select
-// through it, so they agree on the set.
-func topicRecipients(d *herald.Draft) (cond string, args []any) {
+// those who muted it, unless it is critical or nobody has a rule (noMutes: the mute subquery
+// ran for every subscriber of every topic publish, in both statements). It returns a condition
+// on topic_subscribers s, whose user_id is the recipient, and its arguments. Both statements
+// of writeTopic select through it, so they agree on the set.
+func topicRecipients(d *herald.Draft, noMutes bool) (cond string, args []any) {
 	cond, args = topicAudience(d)
-	if d.Critical {
+	if d.Critical || noMutes {
 		return cond, args
 	}
 	typ, topic, prefixes := store.MuteArgs(d)
@@ -372,7 +378,7 @@ func (w *txWriter) writeTopic(d *herald.Draft, audience int, content *herald.Con
 	if err := w.flushSeqs(); err != nil {
 		return nil, err
 	}
-	cond, args := topicRecipients(d)
+	cond, args := topicRecipients(d, w.noMutes)
 	// The upsert's SELECT has a WHERE, as SQLite requires to tell its ON CONFLICT from a join's.
 	if _, err := w.tx.ExecContext(w.ctx, `INSERT INTO streams (stream, seq) SELECT s.user_id, 1 FROM topic_subscribers s WHERE `+cond+`
 		ON CONFLICT (stream) DO UPDATE SET seq = seq + 1`, args...); err != nil {
