@@ -482,7 +482,7 @@ func (s *shard) sweep(now time.Time) {
 		case skip:
 		case !st.expires.IsZero() && now.After(st.expires):
 			if len(st.pending) == 0 {
-				_, _ = s.raw.rawWrite(st.raw, expiredFrame)
+				_, _ = s.raw.rawWrite(st.raw, c.appendControl(nil, expiredFrame))
 			}
 			s.close(c, hub.CredentialsExpired, nil)
 		case len(st.pending) > 0:

@@ -351,9 +351,9 @@ func (c *prefsCache) reloader() {
 }
 
 // reload reads u's rules again and reports whether they changed. After a bus loss every user's
-// rules are read again, nearly always unchanged: their streams hear of a change only. (Telling
-// every stream of a node at once, in the middle of the resync that follows the loss, showed up
-// as lost notifications in the chaos test on RabbitMQ: issue 19's note.)
+// rules are read again, nearly always unchanged: their streams hear of a change only, rather
+// than every stream of the node getting an event (and its client a reason to reload its list)
+// for nothing.
 func (c *prefsCache) reload(u *userPrefs) bool {
 	u.load.Lock()
 	defer u.load.Unlock()

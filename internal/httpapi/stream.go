@@ -334,7 +334,7 @@ func (c *conn) run(ctx context.Context, catchUp bool, expires time.Time) (hub.Di
 		case <-expired:
 			// The credential is no longer accepted; the client reconnects with a fresh one and
 			// resumes from its last id.
-			c.buf = append(c.buf, expiredFrame...)
+			c.buf = c.appendControl(c.buf, expiredFrame)
 			return hub.CredentialsExpired, c.flush()
 		case <-heartbeat.C:
 			c.buf = sse.AppendComment(c.buf, "")
@@ -366,7 +366,7 @@ func (c *conn) deliver(events []*hub.Event) (gap bool, err error) {
 	for _, ev := range events {
 		c.owed -= ev.Size()
 		if f := ev.Control(); f != nil {
-			c.buf = append(c.buf, f...)
+			c.buf = c.appendControl(c.buf, f)
 			continue
 		}
 		have := c.pos.Of(ev.User)
@@ -422,6 +422,19 @@ func (c *conn) appendID(dst []byte) []byte {
 	dst = append(dst, '\n')
 	c.sent = c.pos
 	return dst
+}
+
+// appendControl appends a control event's frame with the id the client last received: the
+// event does not move the cursor, and it must not leave the client without one either. A client
+// that keeps the id of the last event of each response (not EventSource, which keeps the last id
+// it saw on any response; but go-sse's Read and many hand-written readers do) would otherwise,
+// when a control event is the first thing a resumed stream sends, resume from no id at all: from
+// the present, skipping everything published meanwhile, with no herald.missed to say so.
+func (c *conn) appendControl(dst, frame []byte) []byte {
+	dst = append(dst, "id: "...)
+	dst = c.sent.AppendIn(dst, c.api.epoch)
+	dst = append(dst, '\n')
+	return append(dst, frame...)
 }
 
 // catchUpInSlot is catchUp on the stream's own goroutine, within the server's bound on

@@ -49,7 +49,10 @@ func startStreamServer(t *testing.T, hopts hub.Options, opts Options) *streamSer
 	}
 	hopts.Source = st
 	h = hub.New(hopts)
-	opts.Store, opts.Hub, opts.Auth = st, h, devAuth{}
+	opts.Store, opts.Hub = st, h
+	if opts.Auth == nil {
+		opts.Auth = devAuth{}
+	}
 	a := New(opts)
 	handler, err := a.Handler()
 	if err != nil {
