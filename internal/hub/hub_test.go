@@ -1133,3 +1133,47 @@ func TestRepairLongerThanOneRead(t *testing.T) {
 		}
 	}
 }
+
+// TestNotifyAmidHeldEvents: control events told while a subscription's events wait (for a gap
+// in the other stream, or behind the barrier until a resync) go at once, and cost the
+// notifications nothing: every one is delivered, once, in publish (id) order.
+func TestNotifyAmidHeldEvents(t *testing.T) {
+	store := openStore(t)
+	h := newHub(t, Options{Source: store, GapTimeout: never})
+	alice := subscribe(t, h, "alice")
+	a := appendTo(t, store, "alice", 4)
+	b := appendTo(t, store, herald.BroadcastStream, 3) // all after alice's first four
+	c := appendTo(t, store, "alice", 1)                // alice #5, after the broadcasts
+	control := NewControl([]byte("event: herald.preferences\ndata: {}\n\n"))
+
+	h.Publish(a[0:1]) // alice #1
+	h.Publish(a[2:3]) // alice #3 before #2: a gap
+	h.Notify("alice", control)
+	h.Publish(b[0:1]) // broadcast #1: held for alice behind her gap
+	h.Notify("alice", control)
+	h.Publish(a[1:2]) // the gap closes: alice #2, #3, then broadcast #1
+
+	h.Hold()          // the bus lost messages: alice #4 is only in the store
+	h.Publish(b[1:3]) // broadcasts #2 and #3 wait behind the barrier
+	h.Notify("alice", control)
+	h.Publish(c) // alice #5 too
+	h.Notify("alice", control)
+	if err := h.Resync(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+
+	want := []int64{a[0].ID, a[1].ID, a[2].ID, b[0].ID, a[3].ID, b[1].ID, b[2].ID, c[0].ID}
+	evs := collect(t, alice, len(want)+4)
+	var got []int64
+	controls := 0
+	for _, ev := range evs {
+		if ev.Control() != nil {
+			controls++
+			continue
+		}
+		got = append(got, ev.ID)
+	}
+	if !slices.Equal(got, want) || controls != 4 {
+		t.Fatalf("alice got notifications %v and %d control events; want %v and 4", got, controls, want)
+	}
+}
