@@ -68,9 +68,19 @@ type cluster struct {
 	stopOnce sync.Once
 }
 
-// publishTimeout bounds the wait for the bus on the commit path. A publish that fails is not an
-// error for the publisher (its notification is committed): the nodes get it by resync.
+// publishTimeout bounds the wait for the bus of a state change or a change of preferences: a
+// display hint, which a bus that does not answer loses.
 const publishTimeout = 250 * time.Millisecond
+
+// publishWait bounds the wait for the bus on the commit path: a publish that fails is tried
+// again until then. Only then is the node's bus taken as down, and its commits answered without
+// being on it (each is committed: the other nodes read it by resync). A confirmation that is
+// late, or a broker connection cut and dialled again at once, is not an outage: a commit
+// answered before it is on the bus could be overtaken, on the other nodes, by its publisher's
+// next notification, published on another node whose bus is fine. Once the bus is taken as
+// down, commits do not wait for it (until a ping or a subscription says it is back): waiting
+// for a bus that does not answer would hold every group commit.
+const publishWait = time.Second
 
 // maxUnannounced and maxUnannouncedBytes (of data) bound the commits a node keeps while its
 // bus is down to publish them when it is back. Beyond, they are dropped: the other nodes read
@@ -114,34 +124,46 @@ func (c *cluster) committed(ns []herald.Notification) {
 		c.deliverDown(ns)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-	defer cancel()
+	deadline := time.Now().Add(publishWait)
 	// What this node committed while its bus was down goes first: the other nodes may have
 	// read it by resync already, or not yet, and what this node commits now must not reach
 	// them before it.
 	if len(c.unannounced) > 0 {
-		if !c.publish(ctx, c.unannounced) {
+		if !c.publish(deadline, c.unannounced) {
 			c.deliverDown(ns)
 			return
 		}
 		c.unannounced, c.unannouncedBytes = nil, 0
 	}
-	if !c.publish(ctx, ns) {
+	if !c.publish(deadline, ns) {
 		c.deliverDown(ns)
 	}
 }
 
-// publish puts ns on the bus, and reports whether the bus took all of it. c.pubMu is held.
-func (c *cluster) publish(ctx context.Context, ns []herald.Notification) bool {
+// publish puts ns on the bus, trying again until deadline, and reports whether the bus took all
+// of it. A message tried again after a late confirmation may reach the nodes twice; their hubs
+// drop what they already have. c.pubMu is held.
+func (c *cluster) publish(deadline time.Time, ns []herald.Notification) bool {
+	backoff := 10 * time.Millisecond
 	for _, msg := range bus.EncodeNotifications(c.origin, ns) {
-		if err := c.bus.Publish(ctx, msg); err != nil {
-			c.busDown.Store(true)
-			c.m.BusPublishErrors.Inc()
-			c.log.Warn("bus: publish failed; delivering by resync until the bus answers", "notifications", len(ns), "err", err)
-			// Messages already published come back through the bus too; the hub drops what
-			// it already has.
-			c.want()
-			return false
+		for {
+			ctx, cancel := context.WithDeadline(context.Background(), deadline)
+			err := c.bus.Publish(ctx, msg)
+			cancel()
+			if err == nil {
+				break
+			}
+			if time.Until(deadline) <= backoff {
+				c.busDown.Store(true)
+				c.m.BusPublishErrors.Inc()
+				c.log.Warn("bus: publish failed; delivering by resync until the bus answers", "notifications", len(ns), "err", err)
+				// Messages already published come back through the bus too; the hub drops
+				// what it already has.
+				c.want()
+				return false
+			}
+			time.Sleep(backoff)
+			backoff = min(2*backoff, 100*time.Millisecond)
 		}
 	}
 	c.m.BusPublished.Add(float64(len(ns)))
@@ -176,7 +198,8 @@ func (c *cluster) stateChanged(sc herald.StateChange) {
 	err := c.bus.Publish(ctx, bus.EncodeState(c.origin, sc))
 	cancel()
 	if err != nil {
-		c.busDown.Store(true)
+		// Not taken as the bus being down: that would send the node's next commits past the
+		// bus at once, while a late answer (this wait is short) is no outage (publishWait).
 		c.m.BusPublishErrors.Inc()
 		c.notifyState(sc)
 		c.want()
@@ -200,7 +223,7 @@ func (c *cluster) preferencesChanged(user string) {
 	err := c.bus.Publish(ctx, bus.EncodePreferences(c.origin, user))
 	cancel()
 	if err != nil {
-		c.busDown.Store(true)
+		// Not taken as the bus being down, as in stateChanged.
 		c.m.BusPublishErrors.Inc()
 		c.prefs.PreferencesChanged(user)
 		c.want()
