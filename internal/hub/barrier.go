@@ -50,10 +50,15 @@ func (h *Hub) bar(ns []herald.Notification) {
 }
 
 // catchUp reads, for each stream in heads, what the hub has not emitted up to its head, and
-// emits it merged in id order with what waited behind the barrier: all of it if no Hold came
-// meanwhile (the barrier is lifted then), else what arrived before the heads were read
-// (barred of them: what came later may follow a commit the heads do not show yet).
-func (h *Hub) catchUp(ctx context.Context, heads map[string]uint64, gen uint64, barred int) error {
+// emits it merged in id order.
+//
+// With held (the barrier was on when the heads were read), what waited behind the barrier is
+// merged in too: all of it if no Hold came meanwhile (the barrier is lifted then), else what
+// arrived before the heads were read (barred of them: what came later may follow a commit the
+// heads do not show yet). Without, the barrier is left alone; if a Hold came meanwhile, what
+// was read is dropped: the resync that Hold asks for reads it again, to merge it with what the
+// barrier holds.
+func (h *Hub) catchUp(ctx context.Context, heads map[string]uint64, held bool, gen uint64, barred int) error {
 	type read struct {
 		key  string
 		upto uint64
@@ -124,15 +129,20 @@ func (h *Hub) catchUp(ctx context.Context, heads map[string]uint64, gen uint64, 
 			}
 		}
 	}
-	lift := h.barrier.gen == gen
-	if lift {
-		barred = len(h.barrier.events)
+	switch {
+	case held:
+		lift := h.barrier.gen == gen
+		if lift {
+			barred = len(h.barrier.events)
+		}
+		evs = append(evs, h.barrier.events[:barred]...)
+		rest := slices.Clone(h.barrier.events[barred:])
+		clear(h.barrier.events)
+		h.barrier.events = rest
+		h.barrier.on = !lift
+	case h.barrier.on:
+		return nil // read again by the resync the Hold asks for
 	}
-	evs = append(evs, h.barrier.events[:barred]...)
-	rest := slices.Clone(h.barrier.events[barred:])
-	clear(h.barrier.events)
-	h.barrier.events = rest
-	h.barrier.on = !lift
 	slices.SortStableFunc(evs, func(a, b *Event) int { return cmpSeq(uint64(a.ID), uint64(b.ID)) })
 	for _, ev := range evs {
 		if st := h.streams[ev.User]; st != nil {

@@ -9,11 +9,14 @@ import (
 
 // Gap repair: reading from the store what the bus lost or reordered too far.
 //
-// Repairs wait in one queue, served by at most repairReads goroutines: a resync after a bus
-// outage may find every stream behind, and thousands of streams must not become thousands of
-// goroutines (each blocked on a semaphore) nor crowd publishes out of the store's connections.
-// A goroutine is started only when a repair is queued and fewer than repairReads are running
-// (the bound is taken before the go statement); it serves the queue until it is empty.
+// Repairs of a gap wait in one queue, served by at most repairReads goroutines: thousands of
+// streams must not become thousands of goroutines (each blocked on a semaphore) nor crowd
+// publishes out of the store's connections. A goroutine is started only when a repair is
+// queued and fewer than repairReads are running (the bound is taken before the go statement);
+// it serves the queue until it is empty. A resync, which may find every stream behind after a
+// bus outage, reads with at most repairReads goroutines of its own, all ended before it
+// delivers (catchUp): what it read of every stream, merged in id order; a stream further behind
+// than one read goes on in the repair queue.
 
 // repairReads bounds the store reads repairs make at once, and the goroutines making them.
 const repairReads = 4
@@ -171,10 +174,14 @@ const resyncChunk = 1000
 // between its commit and its publish). Subscriptions still catching up at subscription time
 // (the hub knows no position for their stream yet) are left to that catch-up.
 //
-// With lost set (the bus reported a loss, or is down), it repairs up to the heads it reads.
+// With lost set (the bus reported a loss, or is down), it reads up to the heads it reads.
 // Otherwise (the periodic check) only up to the heads the previous periodic check read: what
-// was committed since may still be on the bus, and repairing it ahead of the bus could deliver
+// was committed since may still be on the bus, and reading it ahead of the bus could deliver
 // a user's two streams out of their publish order.
+//
+// What it reads of all the streams is delivered merged in id order (catchUp), never stream by
+// stream: a stream repaired before the other would let a user's notification overtake the
+// broadcast its publisher sent before it, both lost by the bus.
 func (h *Hub) Resync(ctx context.Context, lost bool) error {
 	if h.opts.Source == nil {
 		h.mu.Lock()
@@ -192,46 +199,31 @@ func (h *Hub) Resync(ctx context.Context, lost bool) error {
 	held, gen, barred := h.barrier.on, h.barrier.gen, len(h.barrier.events)
 	h.mu.Unlock()
 	seen := make(map[string]uint64, len(keys))
-	if held {
-		// The bus lost messages: read what every stream missed, and deliver it merged with
-		// what waited behind the barrier (barrier.go).
-		for len(keys) > 0 {
-			n := min(len(keys), resyncChunk)
-			heads, err := h.opts.Source.StreamHeads(ctx, keys[:n])
-			if err != nil {
-				return err
-			}
-			for key, head := range heads {
-				seen[key] = head
-			}
-			keys = keys[n:]
-		}
-		return h.catchUp(ctx, seen, gen, barred)
-	}
 	for len(keys) > 0 {
 		n := min(len(keys), resyncChunk)
 		heads, err := h.opts.Source.StreamHeads(ctx, keys[:n])
 		if err != nil {
 			return err
 		}
-		h.mu.Lock()
 		for key, head := range heads {
-			upto := head
-			if !lost {
-				upto = min(head, h.seenHeads[key])
-			}
 			seen[key] = head
-			if st := h.streams[key]; st != nil && st.next > 0 && upto >= st.next {
-				h.repair(st, upto)
-			}
 		}
-		h.mu.Unlock()
 		keys = keys[n:]
 	}
+	if held {
+		// The bus lost messages: read what every stream missed, and deliver it merged with
+		// what waited behind the barrier (barrier.go).
+		return h.catchUp(ctx, seen, true, gen, barred)
+	}
+	upto := seen
 	if !lost {
 		h.mu.Lock()
+		upto = make(map[string]uint64, len(seen))
+		for key, head := range seen {
+			upto[key] = min(head, h.seenHeads[key])
+		}
 		h.seenHeads = seen
 		h.mu.Unlock()
 	}
-	return nil
+	return h.catchUp(ctx, upto, false, gen, barred)
 }

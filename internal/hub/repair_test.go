@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"slices"
 	"strconv"
@@ -153,22 +154,71 @@ func TestRepairsStartWithinTheirBound(t *testing.T) {
 		src.heads[user] = behind
 	}
 	before := runtime.NumGoroutine()
-	if err := h.Resync(context.Background(), true); err != nil {
-		t.Fatal(err)
-	}
-	if started := runtime.NumGoroutine() - before; started > repairReads {
-		t.Fatalf("a resync of %d streams started %d goroutines, want at most %d", users, started, repairReads)
-	}
-	for range users {
+	// The resync reads what every stream missed before it delivers any of it, merged in id
+	// order: it returns once the reads are answered.
+	resynced := make(chan error, 1)
+	go func() { resynced <- h.Resync(context.Background(), true) }()
+	for i := range users {
 		r := src.next(t, waitFor)
+		if i == 0 {
+			// The reads started so far are blocked on their answers: the resync's own goroutine
+			// and its readers are all there are.
+			if started := runtime.NumGoroutine() - before - 1; started > repairReads {
+				t.Fatalf("a resync of %d streams started %d goroutines, want at most %d", users, started, repairReads)
+			}
+		}
 		if r.after != 0 || r.limit != behind {
 			t.Fatalf("read %q after %d (limit %d), want after 0, limit %d", r.stream, r.after, r.limit, behind)
 		}
 		r.answer <- fakes(r.stream, 1, behind)
 	}
+	if err := <-resynced; err != nil {
+		t.Fatal(err)
+	}
 	for user, s := range subs {
 		if got := seqs(collect(t, s, behind), user); !slices.Equal(got, seqRange(1, behind)) {
 			t.Fatalf("%s got %v, want %v", user, got, seqRange(1, behind))
 		}
+	}
+}
+
+// TestResyncMergesTheStreams: a resync without the barrier (the periodic one, or one after a
+// failed publish) that finds both of a user's streams behind delivers what it read merged in id
+// order, whichever read is answered first. Repaired stream by stream, the broadcast read first
+// overtook the user's notification its publisher had sent before it.
+func TestResyncMergesTheStreams(t *testing.T) {
+	for _, lost := range []bool{true, false} {
+		t.Run(fmt.Sprintf("lost=%v", lost), func(t *testing.T) {
+			src := headsSource{newGatedSource(), map[string]uint64{"alice": 1, herald.BroadcastStream: 1}}
+			h := newHub(t, Options{Source: src, GapTimeout: never})
+			alice := subscribe(t, h, "alice")
+			alice.Caught(herald.Cursor{})
+			if !lost {
+				// The periodic resync reads up to the heads the previous one saw.
+				if err := h.Resync(context.Background(), false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			resynced := make(chan error, 1)
+			go func() { resynced <- h.Resync(context.Background(), lost) }()
+			reads := map[string]gatedRead{}
+			for range 2 {
+				r := src.next(t, waitFor)
+				reads[r.stream] = r
+			}
+			// alice's notification (id 1) was published before the broadcast (id 2).
+			b := fake(herald.BroadcastStream, 1)
+			b.ID = 2
+			reads[herald.BroadcastStream].answer <- []herald.Notification{b}
+			a := fake("alice", 1)
+			a.ID = 1
+			reads["alice"].answer <- []herald.Notification{a}
+			if err := <-resynced; err != nil {
+				t.Fatal(err)
+			}
+			if got := describe(collect(t, alice, 2)); !slices.Equal(got, []string{`"alice"#1`, `""#1`}) {
+				t.Fatalf("alice got %v, want her notification, then the broadcast", got)
+			}
+		})
 	}
 }
