@@ -37,7 +37,7 @@ type cluster struct {
 	}
 
 	resync  chan struct{} // has a value when a resync is wanted now
-	busDown atomic.Bool   // the last ping or publish failed
+	busDown atomic.Bool   // a commit's publish failed for publishWait; until a ping or a subscription
 
 	// settle is how long a node holds after it subscribes again before it resyncs
 	// (--bus-settle): the nodes of a cluster come back on the bus one after another (each
@@ -324,7 +324,9 @@ func (c *cluster) watchBus(ctx context.Context) {
 			return
 		case err != nil:
 			// Live delivery rests on resyncs, each merging both streams in publish order.
-			c.busDown.Store(true)
+			// Commits still try the bus (publishWait): a broker connection cut is often
+			// dialled again at once, and a commit answered without the bus meanwhile could
+			// be overtaken on the other nodes by its publisher's next notification.
 			c.hub.Hold()
 			c.want()
 		default:
