@@ -127,10 +127,21 @@ func CloseRabbitMQConnections(t testing.TB, name string) {
 	t.Helper()
 	_, err := exec.LookPath("rabbitmqctl")
 	Need(t, err == nil, "rabbitmqctl is not installed (the outage test closes connections with it)")
-	out, err := exec.Command("rabbitmqctl", "-q", "list_connections", "pid", "client_properties").Output()
-	if err != nil {
-		t.Errorf("rabbitmqctl list_connections: %v", err)
-		return
+	// The CLI reaches the broker through Erlang distribution, which on a busy machine now and
+	// then gives up at once (exit status 69, "unavailable") while the broker serves everyone
+	// else: asked again it answers. A few tries, each a full CLI run of about a second.
+	var out []byte
+	for try := 1; ; try++ {
+		var stderr strings.Builder
+		cmd := exec.Command("rabbitmqctl", "-q", "list_connections", "pid", "client_properties")
+		cmd.Stderr = &stderr
+		if out, err = cmd.Output(); err == nil {
+			break
+		}
+		if try == 5 {
+			t.Errorf("rabbitmqctl list_connections, %d tries: %v: %s", try, err, strings.TrimSpace(stderr.String()))
+			return
+		}
 	}
 	closed := 0
 	for _, line := range strings.Split(string(out), "\n") {
