@@ -427,6 +427,9 @@ type Store interface {
 	// LastPresent returns when user last had an open stream on any node, as MarkPresent
 	// recorded it; zero if never.
 	LastPresent(ctx context.Context, user string) (time.Time, error)
+	// PrunePresence removes at most limit presence records older than before (LastPresent
+	// then returns zero for their users), and returns how many it removed.
+	PrunePresence(ctx context.Context, before time.Time, limit int) (int64, error)
 }
 
 // TopicLimits bound subscriptions, checked by Store.Subscribe in the transaction that adds

@@ -204,14 +204,27 @@ func (s *Sender) Close() {
 	}
 }
 
+// presencePruneEvery is how often the loop removes presence older than the TTL (PrunePresence).
+const presencePruneEvery = 10 * time.Minute
+
+// presencePruneBatch bounds one prune statement, so that it holds SQLite's writer briefly.
+const presencePruneBatch = 1000
+
 func (s *Sender) run(ctx context.Context) {
 	t := time.NewTimer(0)
 	defer t.Stop()
+	var pruned time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if time.Since(pruned) >= presencePruneEvery {
+			pruned = time.Now()
+			if _, err := s.PrunePresence(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("push: pruning presence failed", "err", err)
+			}
 		}
 		n, err := s.Round(ctx)
 		wait := s.opts.Poll
@@ -226,6 +239,22 @@ func (s *Sender) run(ctx context.Context) {
 }
 
 func (s *Sender) batch() int { return 4 * s.opts.Workers }
+
+// PrunePresence removes the presence recorded before the TTL, and returns how many users' it
+// removed. Presence only holds back a push committed before it, and a push older than the TTL
+// is dropped: older presence decides nothing, and without this the store keeps a row for every
+// user who ever had a stream open. The loop of Start calls it every ten minutes.
+func (s *Sender) PrunePresence(ctx context.Context) (int64, error) {
+	before := time.Now().Add(-s.opts.TTL)
+	var total int64
+	for {
+		n, err := s.opts.Store.PrunePresence(ctx, before, presencePruneBatch)
+		total += n
+		if err != nil || n < presencePruneBatch {
+			return total, err
+		}
+	}
+}
 
 // Round claims the pushes due now (at most a batch), sends them with up to Workers at once,
 // and returns how many it claimed.

@@ -3,6 +3,7 @@ package push_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -245,6 +246,33 @@ func TestPresenceHere(t *testing.T) {
 	r.round(t)
 	if n := len(r.service.Delivered(sub)); n != 1 {
 		t.Fatalf("after the stream closed: %d pushes, want 1", n)
+	}
+}
+
+// TestPrunePresence: presence from before the TTL goes (it can hold back no push still to be
+// sent), newer presence stays, however many users there are.
+func TestPrunePresence(t *testing.T) {
+	store := openSQLite(t)
+	r := newRig(t, store, func(o *push.Options) { o.TTL = time.Hour })
+	now := time.Now()
+	old := map[string]time.Time{}
+	for i := range 2500 { // more than one prune statement removes
+		old[fmt.Sprintf("old-%d", i)] = now.Add(-2 * time.Hour)
+	}
+	if err := store.MarkPresent(t.Context(), old); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.MarkPresent(t.Context(), map[string]time.Time{"recent": now.Add(-30 * time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.sender.PrunePresence(t.Context()); err != nil || n != 2500 {
+		t.Fatalf("PrunePresence: %d, %v; want the 2500 older than the TTL", n, err)
+	}
+	if at, err := store.LastPresent(t.Context(), "old-7"); err != nil || !at.IsZero() {
+		t.Fatalf("old-7: %v, %v; want pruned", at, err)
+	}
+	if at, err := store.LastPresent(t.Context(), "recent"); err != nil || at.IsZero() {
+		t.Fatalf("recent: %v, %v; want kept", at, err)
 	}
 }
 

@@ -226,6 +226,20 @@ func (s *Store) MarkPresent(ctx context.Context, present map[string]time.Time) e
 	return nil
 }
 
+// PrunePresence removes at most limit presence rows older than before, in one statement (the
+// table has no index on the time: it is scanned, which the sender does a few times an hour).
+func (s *Store) PrunePresence(ctx context.Context, before time.Time, limit int) (int64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM herald_push_presence WHERE user_id IN
+		(SELECT user_id FROM herald_push_presence WHERE seen_at < $1 LIMIT $2)`, before, limit)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 // LastPresent reads user's presence time.
 func (s *Store) LastPresent(ctx context.Context, user string) (time.Time, error) {
 	var at time.Time

@@ -282,6 +282,21 @@ func (s *Store) MarkPresent(ctx context.Context, present map[string]time.Time) e
 	return commit(tx)
 }
 
+// PrunePresence removes at most limit presence rows older than before, in one short write
+// (the table has no index on the time: it is scanned, which the sender does a few times an hour).
+func (s *Store) PrunePresence(ctx context.Context, before time.Time, limit int) (int64, error) {
+	res, err := s.writer.ExecContext(ctx, `DELETE FROM push_presence WHERE user_id IN
+		(SELECT user_id FROM push_presence WHERE seen_at < ? LIMIT ?)`, micros(before), limit)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	return n, nil
+}
+
 // LastPresent reads user's presence time.
 func (s *Store) LastPresent(ctx context.Context, user string) (time.Time, error) {
 	var at int64

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -396,4 +397,33 @@ func testPushPresence(t *testing.T, s herald.Store) {
 	if err := s.MarkPresent(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
+	t.Run("pruned before a time, at most limit at once", func(t *testing.T) {
+		old := map[string]time.Time{}
+		for i := range 5 {
+			old[fmt.Sprintf("gone-%d", i)] = t0.Add(-3 * time.Hour)
+		}
+		if err := s.MarkPresent(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+		before := t0.Add(-2 * time.Hour)
+		if n, err := s.PrunePresence(ctx, before, 3); err != nil || n != 3 {
+			t.Fatalf("PrunePresence, limit 3: %d, %v", n, err)
+		}
+		if n, err := s.PrunePresence(ctx, before, 3); err != nil || n != 2 {
+			t.Fatalf("PrunePresence again: %d, %v; want the 2 left", n, err)
+		}
+		if n, err := s.PrunePresence(ctx, before, 3); err != nil || n != 0 {
+			t.Fatalf("PrunePresence a third time: %d, %v", n, err)
+		}
+		for u := range old {
+			if at, err := s.LastPresent(ctx, u); err != nil || !at.IsZero() {
+				t.Fatalf("%s after the prune: %v, %v", u, at, err)
+			}
+		}
+		for _, u := range []string{"alice", "bob"} {
+			if at, err := s.LastPresent(ctx, u); err != nil || !at.Equal(t0) {
+				t.Fatalf("%s, newer than the time: %v, %v; want %v kept", u, at, err, t0)
+			}
+		}
+	})
 }
