@@ -250,6 +250,13 @@ func sleep(ctx context.Context, d time.Duration) error {
 // broadcast publishes rounds of one broadcast each and measures how long each takes to reach
 // every stream.
 func broadcast(ctx context.Context, o options, f *fleet, res *result) error {
+	return publishRounds(ctx, o, f, res, `"broadcast":true`, 30*time.Second)
+}
+
+// publishRounds publishes -rounds notifications addressed by address (the JSON members that
+// say to whom, reaching every stream), -interval apart, and measures how long each takes to
+// reach every stream; it waits at most wait for the last.
+func publishRounds(ctx context.Context, o options, f *fleet, res *result, address string, wait time.Duration) error {
 	pub := newPublisher(o)
 	cpu0 := o.cpu()
 	events0 := f.events()
@@ -262,7 +269,7 @@ func broadcast(ctx context.Context, o options, f *fleet, res *result) error {
 			}
 		}
 		t := time.Now().UnixNano()
-		body := fmt.Sprintf(`{"broadcast":true,"type":"bench","data":{"bn":%d,"bt":%d}}`, r, t)
+		body := fmt.Sprintf(`{%s,"type":"bench","data":{"bn":%d,"bt":%d}}`, address, r, t)
 		if _, err := pub.post(ctx, "/v1/notifications", body); err != nil {
 			return fmt.Errorf("round %d: %w", r, err)
 		}
@@ -270,7 +277,7 @@ func broadcast(ctx context.Context, o options, f *fleet, res *result) error {
 		sent[r] = t
 		rounds = append(rounds, r)
 	}
-	f.await(ctx, events0+int64(o.rounds*res.Open), 30*time.Second)
+	f.await(ctx, events0+int64(o.rounds*res.Open), wait)
 	res.CPUMicrosPerEvent = o.cpuPerEvent(cpu0, f.events()-events0)
 	rep := f.report(reportCmd{Rounds: rounds})
 	res.add(rep)
