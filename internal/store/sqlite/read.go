@@ -113,22 +113,7 @@ func (r *readerStmts) close() error {
 
 func streamAfter(ctx context.Context, stmt *sql.Stmt, stream string, after uint64, limit int) ([]herald.Notification, error) {
 	rows, err := stmt.QueryContext(ctx, stream, after, limit)
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	defer rows.Close()
-	var ns []herald.Notification
-	for rows.Next() {
-		n, err := scanNotification(rows)
-		if err != nil {
-			return nil, unavailable(err)
-		}
-		ns = append(ns, n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, unavailable(err)
-	}
-	return ns, nil
+	return appendRows(nil, rows, err)
 }
 
 func heads(ctx context.Context, stmt *sql.Stmt, user string) (herald.Cursor, error) {
